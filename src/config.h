@@ -1,0 +1,82 @@
+/*
+ * config.h — the program's configuration: an INI file (inih) whose layout is
+ * LLMProxy's YAML layout flattened (see DESIGN.md, "Configuration").
+ *
+ * A loaded config is immutable.  A reload builds a new one and swaps a
+ * pointer; nothing here is shared mutable state.
+ */
+#ifndef LLMPROXY_CONFIG_H
+#define LLMPROXY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "caps.h"
+
+enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+
+struct backend_conf {
+	char name[64];          /* [backends.X] name; default: host:port of url */
+	char url[1024];         /* as written */
+	char host[256];         /* without brackets for IPv6 literals */
+	char port[6];           /* decimal; default 80 */
+	char path_prefix[512];  /* url path without trailing '/', "" for none:
+	                           prepended to every request path */
+	int weight;             /* 1..1000, default 1 */
+	int line;               /* line of the section header, for messages */
+};
+
+struct config {
+	char path[1024];        /* the file it came from */
+
+	/* [server] (and a top-level `listen` from LLMProxy v0.1 configs) */
+	char listen_host[256];  /* "" = every address */
+	char listen_port[6];    /* "0" = any free port (tests) */
+	int threads;            /* requests served at once */
+	int read_timeout_ms;    /* whole request head + body */
+	int write_timeout_ms;   /* a write to the client making no progress */
+	int idle_timeout_ms;    /* client keep-alive idle */
+	size_t max_header_bytes;
+	uint64_t max_body_size;
+
+	/* [routing] */
+	int connect_timeout_ms;
+	int first_token_timeout_ms;  /* request sent -> first event / body byte */
+	int stream_idle_timeout_ms;  /* [routing] idle_timeout: between events */
+	int request_timeout_ms;      /* [routing] timeout: whole request, 0 none */
+
+	/* [log] */
+	enum log_level log_level;
+
+	size_t nbackends;
+	struct backend_conf *backends;
+
+	/* Things the user should hear about once at start, as complete lines
+	 * ("config.ini:12: [storage] is an LLMProxy section llmproxy does not
+	 * use; ignored").  main logs them. */
+	size_t nnotices;
+	char **notices;
+};
+
+/*
+ * Loads and validates an INI file.  Returns a new config, or NULL with the
+ * first error in err as "FILE:LINE: message" (or "FILE: message" when no line
+ * is to blame, e.g. a missing file or no backend at all).
+ */
+struct config *config_load(const char *path, char *err, size_t errlen);
+
+/* The same from a string; `name` stands for the file name in messages. */
+struct config *config_load_string(const char *text, const char *name,
+    char *err, size_t errlen);
+
+void config_free(struct config *cfg);
+
+/* Parses "500ms", "30s", "2m", "1h", "1m30s" or "0" into milliseconds.
+ * Returns 0, or -1 when malformed or larger than INT_MAX ms. */
+int config_parse_duration(const char *s, int *ms);
+
+/* Parses "16k", "16KB", "16KiB", "1MB", "10485760" (bytes; k/m/g are powers of
+ * 1024) into bytes.  Returns 0 or -1. */
+int config_parse_size(const char *s, uint64_t *bytes);
+
+#endif
