@@ -20,7 +20,9 @@ struct json_request {
 enum {
 	JSON_OK = 0,
 	JSON_INVALID = -1,       /* not one well-formed JSON object */
-	JSON_TOO_BIG = -2,       /* more than CAP_JSON_TOKENS tokens */
+	JSON_TOO_BIG = -2,       /* more than CAP_JSON_TOKENS tokens, or
+	                            containers nested deeper than
+	                            CAP_JSON_DEPTH (json.c) */
 	JSON_NOMEM = -3,         /* scratch could not be grown */
 };
 
@@ -39,8 +41,8 @@ int json_inspect_request(const char *body, size_t len, struct json_request *out,
  * Writes s[0..n) as the contents of a JSON string (without the quotes) into
  * out[0..cap), escaping '"', '\\' and control bytes; bytes >= 0x80 are copied
  * (the caller's text is UTF-8).  Returns the length written (<= cap).  When
- * the text does not fit it is cut before the first escape sequence or byte
- * that would not fit, never in the middle of an escape sequence.
+ * the text does not fit it is cut before the first escape sequence or UTF-8
+ * character that would not fit, never in the middle of either.
  */
 size_t json_escape(char *out, size_t cap, const char *s, size_t n);
 

@@ -1,0 +1,554 @@
+/*
+ * check_json.c — request inspection and string escaping (src/json.c).
+ *
+ * What a user sees depends on json_inspect_request reading a body the way the
+ * backend does: a stream the proxy does not recognise is neither metered nor
+ * given usage, and a body the backend would refuse should get the proxy's own
+ * 400.  So the tables below hold what real clients send, what only the
+ * backend's parser would make of an odd body (nested or repeated members,
+ * escaped member names), and invalid JSON that jsmn alone lets through.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "caps.h"
+#include "json.h"
+
+/* Mirrors json.c until CAP_JSON_DEPTH moves to caps.h. */
+#ifndef CAP_JSON_DEPTH
+#define CAP_JSON_DEPTH 128
+#endif
+
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* One inspection with a scratch of its own. */
+static int
+inspect(const char *body, size_t len, struct json_request *out)
+{
+	void *scratch = NULL;
+	size_t scratch_bytes = 0;
+	int r = json_inspect_request(body, len, out, &scratch, &scratch_bytes);
+
+	free(scratch);
+	return r;
+}
+
+/* ---- valid requests -------------------------------------------------------- */
+
+static const struct valid_case {
+	const char *name;
+	const char *body;
+	int stream;
+	const char *model;	/* NULL: no model string */
+	int has_stream_options;
+	int include_usage;
+} valid_cases[] = {
+	{ "chat request",
+	  "{\"model\":\"Qwen/Qwen2.5-7B-Instruct\",\"messages\":[{\"role\":"
+	  "\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":"
+	  "\"Hi\"}],\"temperature\":0.7,\"max_tokens\":64,\"stream\":true,"
+	  "\"stream_options\":{\"include_usage\":true}}",
+	  1, "Qwen/Qwen2.5-7B-Instruct", 1, 1 },
+	{ "stream true", "{\"stream\":true}", 1, NULL, 0, 0 },
+	{ "stream false", "{\"stream\":false}", 0, NULL, 0, 0 },
+	{ "stream absent", "{\"model\":\"m\"}", 0, "m", 0, 0 },
+	{ "stream as a string", "{\"stream\":\"true\"}", 0, NULL, 0, 0 },
+	{ "stream as a number", "{\"stream\":1}", 0, NULL, 0, 0 },
+	{ "stream null", "{\"stream\":null}", 0, NULL, 0, 0 },
+	{ "empty object", "{}", 0, NULL, 0, 0 },
+	{ "model a number", "{\"model\":5}", 0, NULL, 0, 0 },
+	{ "model null", "{\"model\":null}", 0, NULL, 0, 0 },
+	{ "model an object", "{\"model\":{\"model\":\"x\"}}", 0, NULL, 0, 0 },
+	{ "model empty", "{\"model\":\"\"}", 0, "", 0, 0 },
+	{ "model with escapes, not decoded",
+	  "{\"model\":\"a\\\"b\\\\c\\u00e9\\/\"}", 0,
+	  "a\\\"b\\\\c\\u00e9\\/", 0, 0 },
+	{ "model UTF-8", "{\"model\":\"\xe6\xa8\xa1\xe5\x9e\x8b\"}", 0,
+	  "\xe6\xa8\xa1\xe5\x9e\x8b", 0, 0 },
+	{ "nested model and stream ignored",
+	  "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\",\"model\":"
+	  "\"evil\",\"stream\":true}],\"metadata\":{\"model\":\"x\","
+	  "\"stream\":true,\"stream_options\":{\"include_usage\":true}}}",
+	  0, NULL, 0, 0 },
+	{ "nested after the top-level ones",
+	  "{\"model\":\"m\",\"stream\":false,\"messages\":[{\"model\":\"evil\","
+	  "\"stream\":true}],\"x\":{\"y\":{\"model\":\"deep\"}}}",
+	  0, "m", 0, 0 },
+	{ "names as values do not count",
+	  "{\"user\":\"model\",\"stop\":[\"stream\",\"model\"],\"x\":\"stream\","
+	  "\"y\":true}", 0, NULL, 0, 0 },
+	{ "stream_options empty", "{\"stream\":true,\"stream_options\":{}}",
+	  1, NULL, 1, 0 },
+	{ "include_usage true", "{\"stream_options\":{\"include_usage\":true}}",
+	  0, NULL, 1, 1 },
+	{ "include_usage false",
+	  "{\"stream_options\":{\"include_usage\":false}}", 0, NULL, 1, 0 },
+	{ "include_usage a string",
+	  "{\"stream_options\":{\"include_usage\":\"true\"}}", 0, NULL, 1, 0 },
+	{ "include_usage with other options",
+	  "{\"stream_options\":{\"continuous_usage_stats\":true,"
+	  "\"include_usage\":true}}", 0, NULL, 1, 1 },
+	{ "include_usage nested deeper",
+	  "{\"stream_options\":{\"x\":{\"include_usage\":true}}}",
+	  0, NULL, 1, 0 },
+	{ "include_usage at the top level", "{\"include_usage\":true}",
+	  0, NULL, 0, 0 },
+	{ "stream_options null", "{\"stream_options\":null}", 0, NULL, 0, 0 },
+	{ "stream_options an array",
+	  "{\"stream_options\":[{\"include_usage\":true}]}", 0, NULL, 0, 0 },
+	{ "duplicate stream, last true", "{\"stream\":false,\"stream\":true}",
+	  1, NULL, 0, 0 },
+	{ "duplicate stream, last false", "{\"stream\":true,\"stream\":false}",
+	  0, NULL, 0, 0 },
+	{ "duplicate model", "{\"model\":\"a\",\"model\":\"b\"}", 0, "b", 0, 0 },
+	{ "duplicate model, last not a string",
+	  "{\"model\":\"a\",\"model\":null}", 0, NULL, 0, 0 },
+	{ "duplicate stream_options, last null",
+	  "{\"stream_options\":{\"include_usage\":true},"
+	  "\"stream_options\":null}", 0, NULL, 0, 0 },
+	{ "duplicate stream_options, last without include_usage",
+	  "{\"stream_options\":{\"include_usage\":true},\"stream_options\":{}}",
+	  0, NULL, 1, 0 },
+	{ "duplicate stream_options, last with include_usage",
+	  "{\"stream_options\":null,\"stream_options\":{\"include_usage\":"
+	  "true}}", 0, NULL, 1, 1 },
+	{ "duplicate include_usage",
+	  "{\"stream_options\":{\"include_usage\":true,\"include_usage\":"
+	  "false}}", 0, NULL, 1, 0 },
+	{ "escaped member names",
+	  "{\"str\\u0065am\":true,\"\\u006dodel\":\"m\",\"stream_\\u006Fptions\""
+	  ":{\"include\\u005fusage\":true}}", 1, "m", 1, 1 },
+	{ "escaped name repeated, last wins",
+	  "{\"stream\":true,\"str\\u0065am\":false}", 0, NULL, 0, 0 },
+	{ "names that only start the same",
+	  "{\"streaming\":true,\"strea\":true,\"modelx\":\"m\","
+	  "\"stream_options_\":{\"include_usage\":true},\"str\\u00e9am\":true}",
+	  0, NULL, 0, 0 },
+	{ "whitespace everywhere",
+	  " \t\r\n{ \"stream\" : true ,\n\t\"model\" :\"m\" , \"stream_options\""
+	  " : { \"include_usage\" : true } } \r\n\t ", 1, "m", 1, 1 },
+	{ "unicode in the body",
+	  "{\"messages\":[{\"content\":\"h\xc3\xa9llo \\ud83d\\ude00 "
+	  "\xf0\x9f\x98\x80\"}],\"stream\":true}", 1, NULL, 0, 0 },
+	{ "every kind of value",
+	  "{\"a\":[0,-0,1.5,-1e10,2E+3,1e-2,0.0,10,true,false,null,\"\","
+	  "{},[],[[]],{\"b\":{}}],\"stream\":true}", 1, NULL, 0, 0 },
+};
+
+static void
+assert_request(const struct valid_case *c, const struct json_request *rq)
+{
+	size_t len = strlen(c->body);
+
+	ck_assert_msg(rq->stream == c->stream, "%s: stream %d", c->name,
+	    rq->stream);
+	ck_assert_msg(rq->has_stream_options == c->has_stream_options,
+	    "%s: has_stream_options %d", c->name, rq->has_stream_options);
+	ck_assert_msg(rq->include_usage == c->include_usage,
+	    "%s: include_usage %d", c->name, rq->include_usage);
+	if (c->model == NULL) {
+		ck_assert_msg(rq->model == NULL, "%s: model %.*s", c->name,
+		    (int)rq->model_len, rq->model);
+		ck_assert_uint_eq(rq->model_len, 0);
+		return;
+	}
+	ck_assert_msg(rq->model != NULL, "%s: no model", c->name);
+	/* Not a copy: it points into the body. */
+	ck_assert(rq->model >= c->body && rq->model + rq->model_len <=
+	    c->body + len);
+	ck_assert_msg(rq->model_len == strlen(c->model) &&
+	    memcmp(rq->model, c->model, rq->model_len) == 0,
+	    "%s: model %.*s", c->name, (int)rq->model_len, rq->model);
+}
+
+START_TEST(test_valid)
+{
+	const struct valid_case *c = &valid_cases[_i];
+	struct json_request rq;
+
+	memset(&rq, 0x55, sizeof rq);	/* every field must be written */
+	ck_assert_msg(inspect(c->body, strlen(c->body), &rq) == JSON_OK,
+	    "%s: not accepted", c->name);
+	assert_request(c, &rq);
+}
+END_TEST
+
+/* Every body cut short is truncated JSON. */
+START_TEST(test_valid_truncated)
+{
+	const struct valid_case *c = &valid_cases[_i];
+	size_t len = strlen(c->body), cut;
+	struct json_request rq;
+
+	while (len > 0 && strchr(" \t\r\n", c->body[len - 1]) != NULL)
+		len--;
+	for (cut = 0; cut < len; cut++)
+		ck_assert_msg(inspect(c->body, cut, &rq) == JSON_INVALID,
+		    "%s: accepted cut at %zu", c->name, cut);
+}
+END_TEST
+
+/* ---- invalid bodies -------------------------------------------------------- */
+
+static const struct invalid_case {
+	const char *body;
+	size_t len;		/* 0: strlen(body) */
+} invalid_cases[] = {
+#define B(s) { s, sizeof(s) - 1 }
+	/* Not one object. */
+	B(""), B(" \r\n"), B("[]"), B("[{\"stream\":true}]"), B("\"x\""),
+	B("1"), B("1 "), B("true"), B("null"), B("{}{}"), B("{} {}"),
+	B("{\"a\":1}x"), B("{\"a\":1} 1"), B("{\"a\":1}}"), B("\xef\xbb\xbf{}"),
+	B(",{}"), B("{}:"), B("{}\x0b"),
+	/* Truncated or unbalanced. */
+	B("{"), B("}"), B("{\"a\":1"), B("{\"a\":\"x}"), B("{\"a\":[}"),
+	B("{\"a\":1]}"), B("{{}}"), B("{\"a\":\"\\"), B("{\"a\":\"\\u12"),
+	/* Member syntax. */
+	B("{\"a\" 1}"), B("{a:1}"), B("{'a':1}"), B("{\"a\",1}"), B("{:1}"),
+	B("{1:2}"), B("{\"a\":1,\"b\"}"),
+	/* Bad strings and primitives. */
+	B("{\"a\":\"\\x\"}"), B("{\"a\":\"\\u12g4\"}"), B("{\"a\":+1}"),
+	B("{\"a\":.5}"), B("{\"a\":NaN}"), B("{\"a\":Infinity}"),
+	B("{\"a\":'x'}"), B("{\"a\":True}"),
+	/* NUL bytes: jsmn stops at a NUL as if the body ended there. */
+	B("{\"a\":1}\0"), B("{\"a\":1\0}"), B("{\"a\":\"x\0y\"}"),
+	B("{}\0{}"), B("\0{}"),
+	/* jsmn's strict mode accepts all of these. */
+	B("{\"a\":}"), B("{\"a\":1,}"), B("{\"a\":1 , }"), B("{\"a\":[1,]}"),
+	B("{\"a\":[1,,2]}"), B("{\"a\":1,,\"b\":2}"), B("{,}"), B("{,\"a\":1}"),
+	B("{\"a\":[,]}"), B("{\"a\":[,1]}"), B("{\"a\":{,}}"), B("{\"a\"::1}"),
+	B("{\"a\":1 \"b\":2}"), B("{\"a\":[1 2]}"), B("{\"a\":[\"x\" \"y\"]}"),
+	B("{\"a\":{}\"b\":1}"), B("{\"a\":\"b\":\"c\"}"), B("{\"a\":[\"x\":1]}"),
+	B("{\"a\":[1:2]}"), B("{\"a\":1:2}"), B("{\"a\":1,:2}"),
+	B("{\"a\":{\"b\"}}"), B("{\"a\":{\"x\":{\"b\"}:1}}"),
+	B("{\"a\":tru}"), B("{\"a\":truee}"), B("{\"a\":nul}"),
+	B("{\"a\":fals}"), B("{\"a\":t\"x}"), B("{\"a\":01}"),
+	B("{\"a\":-01}"), B("{\"a\":1.}"), B("{\"a\":-}"), B("{\"a\":1e}"),
+	B("{\"a\":1e+}"), B("{\"a\":1a}"), B("{\"a\":1.2.3}"), B("{\"a\":--1}"),
+	B("{\"a\":\"x\ny\"}"), B("{\"a\":\"\x01\"}"), B("{\"a\x1f\":1}"),
+#undef B
+};
+
+START_TEST(test_invalid)
+{
+	const struct invalid_case *c = &invalid_cases[_i];
+	struct json_request rq;
+	int r = inspect(c->body, c->len, &rq);
+
+	ck_assert_msg(r == JSON_INVALID, "case %d \"%.*s\": %d", _i,
+	    (int)c->len, c->body, r);
+	/* Nothing half-filled is left behind. */
+	ck_assert(rq.stream == 0 && rq.model == NULL && rq.model_len == 0 &&
+	    rq.has_stream_options == 0 && rq.include_usage == 0);
+}
+END_TEST
+
+/* ---- token space ------------------------------------------------------------- */
+
+/* {"model":"m","messages":[n small messages],"stream":true}: 5 tokens per
+ * message, the members that matter after the big array. */
+static char *
+many_messages(size_t n, size_t *len)
+{
+	static const char head[] = "{\"model\":\"m\",\"messages\":[";
+	static const char msg[] = "{\"role\":\"user\",\"content\":\"hi\"},";
+	static const char tail[] = "],\"stream\":true,"
+	    "\"stream_options\":{\"include_usage\":true}}";
+	size_t i, at;
+	char *b = malloc(sizeof head + n * (sizeof msg - 1) + sizeof tail);
+
+	ck_assert_ptr_nonnull(b);
+	memcpy(b, head, sizeof head - 1);
+	at = sizeof head - 1;
+	for (i = 0; i < n; i++, at += sizeof msg - 1)
+		memcpy(b + at, msg, sizeof msg - 1);
+	if (n > 0)
+		at--;		/* no comma after the last message */
+	memcpy(b + at, tail, sizeof tail);
+	*len = at + sizeof tail - 1;
+	return b;
+}
+
+START_TEST(test_scratch_growth_and_reuse)
+{
+	static const char small[] = "{\"model\":\"s\",\"stream\":false}";
+	void *scratch = NULL, *grown;
+	size_t scratch_bytes = 0, first_bytes, grown_bytes, len;
+	struct json_request rq;
+	char *big = many_messages(5000, &len);
+
+	/* A small body gets the initial allocation. */
+	ck_assert_int_eq(json_inspect_request(small, sizeof small - 1, &rq,
+	    &scratch, &scratch_bytes), JSON_OK);
+	ck_assert_ptr_nonnull(scratch);
+	ck_assert_uint_gt(scratch_bytes, 0);
+	ck_assert(rq.model_len == 1 && rq.model[0] == 's' && !rq.stream);
+	first_bytes = scratch_bytes;
+
+	/* 25 000 tokens do not fit: counted, grown, parsed again. */
+	ck_assert_int_eq(json_inspect_request(big, len, &rq, &scratch,
+	    &scratch_bytes), JSON_OK);
+	ck_assert(rq.stream && rq.has_stream_options && rq.include_usage);
+	ck_assert(rq.model_len == 1 && rq.model == big + 10);
+	ck_assert_uint_ge(scratch_bytes, first_bytes * (5000 * 5 / 128));
+	grown = scratch;
+	grown_bytes = scratch_bytes;
+
+	/* The same body again, then small ones, an invalid one, the big one
+	 * again: the scratch is reused as it is, and no result leaks into the
+	 * next. */
+	ck_assert_int_eq(json_inspect_request(big, len, &rq, &scratch,
+	    &scratch_bytes), JSON_OK);
+	ck_assert(rq.stream && rq.include_usage);
+	ck_assert_int_eq(json_inspect_request(small, sizeof small - 1, &rq,
+	    &scratch, &scratch_bytes), JSON_OK);
+	ck_assert(!rq.stream && !rq.include_usage && rq.model[0] == 's');
+	ck_assert_int_eq(json_inspect_request("{\"stream\":true,}", 16, &rq,
+	    &scratch, &scratch_bytes), JSON_INVALID);
+	ck_assert(!rq.stream);
+	ck_assert_int_eq(json_inspect_request(big, len, &rq, &scratch,
+	    &scratch_bytes), JSON_OK);
+	ck_assert(rq.stream && rq.include_usage);
+	ck_assert_ptr_eq(scratch, grown);
+	ck_assert_uint_eq(scratch_bytes, grown_bytes);
+
+	free(scratch);
+	free(big);
+}
+END_TEST
+
+/* {"a":[0,0,...]} with exactly `tokens` tokens (the object, "a", the array
+ * and its elements). */
+static char *
+flat_body(size_t tokens, size_t *len)
+{
+	size_t k = tokens - 3, i, at = 6;
+	char *b = malloc(6 + 2 * k + 2);
+
+	ck_assert_ptr_nonnull(b);
+	memcpy(b, "{\"a\":[", 6);
+	for (i = 0; i < k; i++, at += 2)
+		memcpy(b + at, "0,", 2);
+	if (k > 0)
+		at--;
+	memcpy(b + at, "]}", 2);
+	*len = at + 2;
+	return b;
+}
+
+START_TEST(test_token_cap)
+{
+	void *scratch = NULL;
+	size_t scratch_bytes = 0, len;
+	struct json_request rq;
+	char *at_cap = flat_body(CAP_JSON_TOKENS, &len);
+	char *over;
+
+	/* The cap itself is allowed... */
+	ck_assert_int_eq(json_inspect_request(at_cap, len, &rq, &scratch,
+	    &scratch_bytes), JSON_OK);
+	free(at_cap);
+
+	/* ...one more token is not: with a scratch already at the cap, and
+	 * with a fresh one (refused after counting, before allocating). */
+	over = flat_body(CAP_JSON_TOKENS + 1, &len);
+	ck_assert_int_eq(json_inspect_request(over, len, &rq, &scratch,
+	    &scratch_bytes), JSON_TOO_BIG);
+	free(scratch);
+	scratch = NULL;
+	scratch_bytes = 0;
+	ck_assert_int_eq(json_inspect_request(over, len, &rq, &scratch,
+	    &scratch_bytes), JSON_TOO_BIG);
+	ck_assert_uint_le(scratch_bytes, 128 * 64);
+	free(scratch);
+	free(over);
+}
+END_TEST
+
+/* {"a":[[[...0...]]]} with containers nested `depth` deep, the root included. */
+static char *
+nested_body(size_t depth, size_t *len)
+{
+	size_t k = depth - 1;
+	char *b = malloc(5 + 2 * k + 2);
+
+	ck_assert_ptr_nonnull(b);
+	memcpy(b, "{\"a\":", 5);
+	memset(b + 5, '[', k);
+	b[5 + k] = '0';
+	memset(b + 6 + k, ']', k);
+	b[6 + 2 * k] = '}';
+	*len = 7 + 2 * k;
+	return b;
+}
+
+START_TEST(test_depth_cap)
+{
+	size_t len;
+	struct json_request rq;
+	char *b = nested_body(CAP_JSON_DEPTH, &len);
+
+	ck_assert_int_eq(inspect(b, len, &rq), JSON_OK);
+	free(b);
+	b = nested_body(CAP_JSON_DEPTH + 1, &len);
+	ck_assert_int_eq(inspect(b, len, &rq), JSON_TOO_BIG);
+	free(b);
+
+	/* Brackets inside strings are text, not nesting, and an escaped
+	 * quote does not end the string. */
+	b = malloc(CAP_JSON_DEPTH * 2 + 16);
+	ck_assert_ptr_nonnull(b);
+	memcpy(b, "{\"a\":\"\\\"", 8);
+	memset(b + 8, '[', CAP_JSON_DEPTH * 2);
+	memcpy(b + 8 + CAP_JSON_DEPTH * 2, "\"}", 2);
+	ck_assert_int_eq(inspect(b, 10 + CAP_JSON_DEPTH * 2, &rq), JSON_OK);
+	free(b);
+}
+END_TEST
+
+/*
+ * jsmn's work is quadratic in the nesting depth: 200 000 nested arrays (a
+ * 400 KB body, well under the token cap) take jsmn about 45 s.  The depth cap
+ * must refuse it at once; without it this test hits Check's timeout.
+ */
+START_TEST(test_deep_body_refused_fast)
+{
+	size_t len;
+	struct json_request rq;
+	char *b = nested_body(200000, &len);
+
+	ck_assert_int_eq(inspect(b, len, &rq), JSON_TOO_BIG);
+	free(b);
+}
+END_TEST
+
+/* ---- json_escape ---------------------------------------------------------------- */
+
+static const struct escape_case {
+	const char *name;
+	const char *in;
+	size_t n;
+	size_t cap;
+	const char *out;
+} escape_cases[] = {
+#define IN(s) s, sizeof(s) - 1
+	{ "plain", IN("hello"), 16, "hello" },
+	{ "empty", IN(""), 16, "" },
+	{ "quote and backslash", IN("a\"b\\c"), 16, "a\\\"b\\\\c" },
+	{ "short escapes", IN("\b\f\n\r\t"), 16, "\\b\\f\\n\\r\\t" },
+	{ "other control bytes", IN("\x01\x1f"), 16, "\\u0001\\u001f" },
+	{ "NUL", IN("\0"), 16, "\\u0000" },
+	{ "DEL", IN("\x7f"), 16, "\\u007f" },
+	{ "slash not escaped", IN("a/b"), 16, "a/b" },
+	{ "UTF-8 copied", IN("h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), 32,
+	  "h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80" },
+	{ "malformed UTF-8 copied", IN("\xff\x80\xc3(\xe2\x82"), 16,
+	  "\xff\x80\xc3(\xe2\x82" },
+	{ "cap 0", IN("abc"), 0, "" },
+	{ "cut plain text", IN("abcdef"), 3, "abc" },
+	{ "cut before a 2-byte escape", IN("ab\""), 3, "ab" },
+	{ "2-byte escape fits exactly", IN("ab\""), 4, "ab\\\"" },
+	{ "cut before a \\u escape", IN("a\x01"), 6, "a" },
+	{ "\\u escape fits exactly", IN("a\x01"), 7, "a\\u0001" },
+	{ "no skipping ahead past a cut", IN("\"a"), 1, "" },
+	{ "cut before a 2-byte character", IN("a\xc3\xa9"), 2, "a" },
+	{ "cut before a 3-byte character", IN("a\xe2\x82\xac"), 3, "a" },
+	{ "cut before a 4-byte character", IN("a\xf0\x9f\x98\x80"), 4, "a" },
+	{ "4-byte character fits exactly", IN("a\xf0\x9f\x98\x80"), 5,
+	  "a\xf0\x9f\x98\x80" },
+	{ "ASCII after a lead byte is its own", IN("\xc3" "a"), 1, "\xc3" },
+#undef IN
+};
+
+START_TEST(test_escape)
+{
+	const struct escape_case *c = &escape_cases[_i];
+	char out[64];
+	size_t r, want = strlen(c->out);
+
+	ck_assert_uint_lt(c->cap + 8, sizeof out);
+	memset(out, '#', sizeof out);
+	r = json_escape(out, c->cap, c->in, c->n);
+	ck_assert_msg(r == want && memcmp(out, c->out, want) == 0,
+	    "%s: got \"%.*s\"", c->name, (int)r, out);
+	for (r = c->cap; r < sizeof out; r++)
+		ck_assert_msg(out[r] == '#', "%s: wrote past cap", c->name);
+}
+END_TEST
+
+/*
+ * Every cap from 0 past the full length: the result is the longest run of
+ * whole output units (a byte, an escape, a UTF-8 character) that fits, and
+ * nothing is written past the cap.
+ */
+START_TEST(test_escape_every_cap)
+{
+	static const char in[] = "a\"\xc3\xa9\x01" "b\xe2\x82\xac\n\\\x7f"
+	    "\xf0\x9f\x98\x80z";
+	static const char full[] = "a\\\"\xc3\xa9\\u0001b\xe2\x82\xac\\n\\\\"
+	    "\\u007f\xf0\x9f\x98\x80z";
+	static const size_t unit[] = { 1, 2, 2, 6, 1, 3, 2, 2, 6, 4, 1 };
+	char out[sizeof full + 8];
+	size_t cap, i, fits = 0, r;
+
+	for (cap = 0; cap <= sizeof full + 1; cap++) {
+		for (i = 0, fits = 0; i < sizeof unit / sizeof unit[0] &&
+		    fits + unit[i] <= cap; i++)
+			fits += unit[i];
+		memset(out, '#', sizeof out);
+		r = json_escape(out, cap, in, sizeof in - 1);
+		ck_assert_msg(r == fits, "cap %zu: %zu bytes, want %zu", cap, r,
+		    fits);
+		ck_assert_mem_eq(out, full, r);
+		for (i = cap; i < sizeof out; i++)
+			ck_assert_msg(out[i] == '#', "cap %zu: wrote at %zu",
+			    cap, i);
+	}
+	ck_assert_uint_eq(fits, sizeof full - 1);
+}
+END_TEST
+
+static Suite *
+json_suite(void)
+{
+	Suite *s = suite_create("json");
+	TCase *tc;
+
+	tc = tcase_create("inspect");
+	tcase_add_loop_test(tc, test_valid, 0, N(valid_cases));
+	tcase_add_loop_test(tc, test_valid_truncated, 0, N(valid_cases));
+	tcase_add_loop_test(tc, test_invalid, 0, N(invalid_cases));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("limits");
+	/* The token cap test parses a million tokens (slower under ASan). */
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_scratch_growth_and_reuse);
+	tcase_add_test(tc, test_token_cap);
+	tcase_add_test(tc, test_depth_cap);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("depth attack");
+	tcase_set_timeout(tc, 4);
+	tcase_add_test(tc, test_deep_body_refused_fast);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("escape");
+	tcase_add_loop_test(tc, test_escape, 0, N(escape_cases));
+	tcase_add_test(tc, test_escape_every_cap);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(json_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
