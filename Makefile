@@ -23,7 +23,7 @@ ALL_CFLAGS   = -std=c11 $(WARN) -pthread $(CFLAGS)
 LIBS         = -linih -pthread
 
 # The program, module by module (DESIGN.md has the map).
-SRC = main config log pool conn http io upstream relay sse json balancer
+SRC = main config log pool conn http io upstream relay sse json balancer reply
 OBJ = $(SRC:%=$(B)/src/%.o)
 
 # Check suites, one per pure module, and what each links.
@@ -35,7 +35,7 @@ UNIT_config   = config
 CHECK_LIBS    = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
 
 # End-to-end suites: the real binary over loopback against the mock backend.
-E2E       = e2e_stream e2e_http e2e_errors
+E2E       = e2e_stream e2e_http e2e_cli
 E2E_COMMON = tests/e2e/harness.o
 
 .PHONY: all check unit e2e demo deps clean install node-deps
@@ -80,7 +80,7 @@ $(B)/tests/%.o: tests/%.c $(wildcard src/*.h tests/*.h tests/e2e/*.h) | $(B)/.de
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) -Itests $(ALL_CFLAGS) -c -o $@ $<
 
-$(B)/tests/check_%: $(B)/tests/check_%.o $$(UNIT_$$*:%=$(B)/src/%.o)
+$(B)/tests/check_%: $(B)/tests/check_%.o $$(addprefix $(B)/src/,$$(addsuffix .o,$$(UNIT_$$*)))
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LIBS)
 
 $(B)/tests/mock_upstream: $(B)/tests/mock_upstream.o

@@ -1,0 +1,800 @@
+/*
+ * conn.c — one client connection: routing, the request body, the proxy's own
+ * endpoints and error replies, and handing the request to a backend.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "json.h"
+#include "log.h"
+#include "relay.h"
+#include "reply.h"
+#include "upstream.h"
+
+/* What one request is, as far as the proxy is concerned. */
+struct request {
+	int64_t t0_us;              /* head complete */
+	int64_t deadline_ms;        /* [routing] timeout, -1 for none */
+	struct http_framing framing;
+	const char *path;           /* origin-form target, query included */
+	size_t path_len;
+	size_t route_len;           /* path_len up to '?' */
+	int keep;                   /* the client wants the connection kept */
+	size_t consumed;            /* bytes of c->in this request used */
+
+	/* For the access line. */
+	int status;
+	const char *backend;
+	int stream;
+	uint64_t bytes;
+	int64_t ttft_us;
+	const char *finish;
+};
+
+static int64_t
+earliest_deadline(int64_t a, int64_t b)
+{
+	if (a < 0)
+		return b;
+	if (b < 0)
+		return a;
+	return a < b ? a : b;
+}
+
+/* ---- life cycle --------------------------------------------------------------- */
+
+struct conn *
+conn_new(int fd, const struct sockaddr *peer, struct server *srv)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	size_t cap = CAP_HEAD_BUF_INIT;
+	if (cap > srv->cfg->max_header_bytes)
+		cap = srv->cfg->max_header_bytes;
+	c->in = malloc(cap);
+	if (c->in == NULL) {
+		free(c);
+		return NULL;
+	}
+	c->in_cap = cap;
+	c->srv = srv;
+	io_init_plain(&c->io, fd);
+	if (peer->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)peer;
+		inet_ntop(AF_INET, &s4->sin_addr, c->peer, sizeof(c->peer));
+	} else if (peer->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)peer;
+		inet_ntop(AF_INET6, &s6->sin6_addr, c->peer, sizeof(c->peer));
+	} else {
+		strcpy(c->peer, "unknown");
+	}
+	return c;
+}
+
+/* Per-request buffers are dropped while a connection waits idle, so that
+ * thousands of idle keep-alive clients cost little memory. */
+static void
+release_request_buffers(struct conn *c)
+{
+	free(c->body);
+	c->body = NULL;
+	c->body_cap = c->body_len = c->carry_len = 0;
+	free(c->json_scratch);
+	c->json_scratch = NULL;
+	c->json_scratch_bytes = 0;
+	free(c->out);
+	c->out = NULL;
+	c->out_cap = 0;
+	free(c->relay);
+	c->relay = NULL;
+	c->relay_cap = 0;
+}
+
+void
+conn_free(struct conn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->io.fd >= 0)
+		close(c->io.fd);
+	release_request_buffers(c);
+	free(c->in);
+	free(c);
+}
+
+/* ---- the waiting room's side ------------------------------------------------ */
+
+int
+conn_parse_head(struct conn *c)
+{
+	if (c->in_len == 0)
+		return 0;
+	int r = http_parse_request(c->in, c->in_len, &c->req);
+	if (r > 0) {
+		c->head_len = (size_t)r;
+		return 1;
+	}
+	if (r < 0)
+		return -r;
+	if (c->in_len >= c->srv->cfg->max_header_bytes)
+		return 431;
+	return 0;
+}
+
+int
+conn_read_head(struct conn *c)
+{
+	size_t max = c->srv->cfg->max_header_bytes;
+
+	for (;;) {
+		if (c->in_len == c->in_cap) {
+			if (c->in_cap >= max)
+				break;
+			size_t cap = c->in_cap * 2 < max ? c->in_cap * 2 : max;
+			char *p = realloc(c->in, cap);
+			if (p == NULL)
+				break;
+			c->in = p;
+			c->in_cap = cap;
+		}
+		ssize_t n = recv(c->io.fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+		if (n > 0) {
+			if (c->in_len == 0)
+				c->started_ms = io_now_ms();
+			c->in_len += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return -1;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			break;
+		return -1;
+	}
+	return conn_parse_head(c);
+}
+
+static const char *
+head_error_message(int status)
+{
+	switch (status) {
+	case 408: return "the request was not received in time (read_timeout)";
+	case 414: return "the request-target is too long";
+	case 431: return "the request head is too large (max_header_bytes)";
+	case 503: return "the proxy is serving as many requests as it may; retry";
+	case 505: return "only HTTP/1.0 and HTTP/1.1 are supported";
+	default:  return "malformed HTTP request";
+	}
+}
+
+void
+conn_reply_now(struct conn *c, int status, const char *message,
+    int retry_after_s)
+{
+	char buf[REPLY_MAX];
+
+	if (message == NULL)
+		message = head_error_message(status);
+	size_t n = reply_error(buf, sizeof(buf), status, message, NULL, NULL,
+	    retry_after_s, REPLY_CLOSE);
+	(void)send(c->io.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* ---- request ids -------------------------------------------------------------- */
+
+static uint64_t id_prefix;
+static _Atomic uint64_t id_counter;
+static pthread_once_t id_once = PTHREAD_ONCE_INIT;
+
+/* A random prefix per process and a counter: unique across restarts without
+ * a syscall per request. */
+static void
+id_init(void)
+{
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, &id_prefix, sizeof(id_prefix)) != sizeof(id_prefix)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		id_prefix = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
+		    (uint64_t)getpid();
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/* A client's X-Request-Id is kept when it is a sane token, so that one id
+ * follows the request through every hop. */
+static int
+client_id_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 64)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+		    ch == '.' || ch == ':'))
+			return 0;
+	}
+	return 1;
+}
+
+static void
+set_request_id(struct conn *c)
+{
+	const struct http_header *h = http_header_find(c->req.headers,
+	    c->req.num_headers, "X-Request-Id", NULL);
+
+	if (h != NULL && client_id_ok(h->value, h->value_len)) {
+		memcpy(c->request_id, h->value, h->value_len);
+		c->request_id[h->value_len] = '\0';
+		return;
+	}
+	pthread_once(&id_once, id_init);
+	snprintf(c->request_id, sizeof(c->request_id), "%016llx%016llx",
+	    (unsigned long long)id_prefix, (unsigned long long)++id_counter);
+}
+
+/* ---- replies from the worker ---------------------------------------------------- */
+
+static int
+reply_flags(const struct conn *c, const struct request *rq)
+{
+	if (!rq->keep)
+		return REPLY_CLOSE;
+	return c->req.minor_version == 0 ? REPLY_KEEP_ALIVE : 0;
+}
+
+/* Answers with the error JSON.  `fatal`: the connection cannot carry another
+ * request (framing broken, body not read): close after the reply. */
+static enum conn_next
+fail(struct conn *c, struct request *rq, int status, const char *message,
+    int fatal)
+{
+	char buf[REPLY_MAX];
+
+	if (fatal)
+		rq->keep = 0;
+	size_t n = reply_error(buf, sizeof(buf), status, message, NULL,
+	    c->request_id, 0, reply_flags(c, rq));
+	rq->finish = "local";
+	if (io_write_all(&c->io, buf, n, c->srv->cfg->write_timeout_ms) < 0)
+		return CONN_CLOSE;
+	rq->status = status;
+	if (fatal)
+		return CONN_LINGER;
+	return rq->keep ? CONN_PARK : CONN_CLOSE;
+}
+
+static enum conn_next
+reply_ok_json(struct conn *c, struct request *rq, const char *json)
+{
+	char buf[REPLY_MAX];
+	size_t n = reply_json(buf, sizeof(buf), 200, json, c->request_id,
+	    reply_flags(c, rq));
+
+	rq->finish = "local";
+	if (c->req.method_len == 4 && memcmp(c->req.method, "HEAD", 4) == 0)
+		n -= strlen(json);
+	if (io_write_all(&c->io, buf, n, c->srv->cfg->write_timeout_ms) < 0)
+		return CONN_CLOSE;
+	rq->status = 200;
+	return rq->keep ? CONN_PARK : CONN_CLOSE;
+}
+
+/* ---- the request target ------------------------------------------------------- */
+
+/*
+ * Reduces the request-target to origin-form (RFC 9112 §3.2): absolute-form
+ * "http://host/path" is accepted as a server must; asterisk- and
+ * authority-form are not for us.  Dot segments, their percent-encoded form and
+ * backslashes are refused: a backend that normalises them could be reached
+ * outside /v1/ through us.
+ */
+static int
+parse_target(struct conn *c, struct request *rq)
+{
+	const char *t = c->req.target;
+	size_t n = c->req.target_len;
+
+	if (n > 7 && (http_token_eq(t, 7, "http://") ||
+	    (n > 8 && http_token_eq(t, 8, "https://")))) {
+		size_t skip = t[4] == ':' ? 7 : 8;
+		const char *slash = memchr(t + skip, '/', n - skip);
+		if (slash == NULL)
+			return -1;
+		n -= (size_t)(slash - t);
+		t = slash;
+	}
+	if (n == 0 || t[0] != '/')
+		return -1;
+	rq->path = t;
+	rq->path_len = n;
+	const char *q = memchr(t, '?', n);
+	rq->route_len = q != NULL ? (size_t)(q - t) : n;
+
+	for (size_t i = 0; i < rq->route_len; i++) {
+		if (t[i] == '\\')
+			return -1;
+		if (t[i] == '%' && i + 2 < rq->route_len && t[i + 1] == '2' &&
+		    (t[i + 2] == 'e' || t[i + 2] == 'E'))
+			return -1;
+		if (t[i] == '/' && i + 1 < rq->route_len + 1) {
+			size_t rest = rq->route_len - i - 1;
+			const char *s = t + i + 1;
+			if ((rest >= 1 && s[0] == '.' && (rest == 1 || s[1] == '/')) ||
+			    (rest >= 2 && s[0] == '.' && s[1] == '.' &&
+			     (rest == 2 || s[2] == '/')))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+route_is(const struct request *rq, const char *path)
+{
+	size_t n = strlen(path);
+	return rq->route_len == n && memcmp(rq->path, path, n) == 0;
+}
+
+static int
+method_is(const struct conn *c, const char *m)
+{
+	size_t n = strlen(m);
+	return c->req.method_len == n && memcmp(c->req.method, m, n) == 0;
+}
+
+/* ---- request body ----------------------------------------------------------------- */
+
+static int
+ensure_body(struct conn *c, size_t want)
+{
+	if (c->body_cap >= want)
+		return 0;
+	size_t cap = c->body_cap ? c->body_cap : 4096;
+	while (cap < want)
+		cap *= 2;
+	char *p = realloc(c->body, cap);
+	if (p == NULL)
+		return -1;
+	c->body = p;
+	c->body_cap = cap;
+	return 0;
+}
+
+/*
+ * An "Expect: 100-continue" client waits for our go-ahead before sending the
+ * body (curl does for bodies over 1 KiB).  RFC 9110 §10.1.1.
+ */
+static int
+handle_expect(struct conn *c, struct request *rq)
+{
+	const struct http_header *h = http_header_find(c->req.headers,
+	    c->req.num_headers, "Expect", NULL);
+
+	if (h == NULL)
+		return 0;
+	if (!http_token_eq(h->value, h->value_len, "100-continue"))
+		return 417;
+	if (c->req.minor_version >= 1 && rq->framing.kind != HTTP_BODY_NONE &&
+	    c->in_len == c->head_len) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		if (io_write_all(&c->io, cont, sizeof(cont) - 1,
+		    c->srv->cfg->write_timeout_ms) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Reads a Content-Length body.  Returns 0, -1 (client gone) or a status. */
+static int
+read_length_body(struct conn *c, struct request *rq, int64_t deadline)
+{
+	size_t need = (size_t)rq->framing.length;
+	size_t have = c->in_len - c->head_len;
+
+	if (ensure_body(c, need) < 0)
+		return 413;
+	if (have > need)
+		have = need;
+	memcpy(c->body, c->in + c->head_len, have);
+	rq->consumed = c->head_len + have;
+	c->body_len = have;
+	while (c->body_len < need) {
+		ssize_t n = io_read(&c->io, c->body + c->body_len,
+		    need - c->body_len, deadline);
+		if (n <= 0)
+			return n < 0 && errno == ETIMEDOUT ? 408 : -1;
+		c->body_len += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Reads a chunked body, de-chunked, into c->body.  Bytes already in c->in are
+ * decoded in place there; later reads land in c->body's spare room and are
+ * decoded where they are.  Whatever follows the body in the last read (a
+ * pipelined request) is kept after the body as the carry.
+ */
+static int
+read_chunked_body(struct conn *c, struct request *rq, int64_t deadline)
+{
+	struct http_chunked d = { 0 };
+	uint64_t max = c->srv->cfg->max_body_size;
+	size_t have = c->in_len - c->head_len, out;
+
+	ssize_t used = http_chunked_decode(&d, c->in + c->head_len, have, &out);
+	if (used < 0)
+		return 400;
+	if (out > max)
+		return 413;
+	if (ensure_body(c, out) < 0)
+		return 413;
+	memcpy(c->body, c->in + c->head_len, out);
+	c->body_len = out;
+	rq->consumed = c->head_len + (size_t)used;
+
+	while (!http_chunked_done(&d)) {
+		if (ensure_body(c, c->body_len + 16384) < 0)
+			return 413;
+		char *p = c->body + c->body_len;
+		ssize_t n = io_read(&c->io, p, c->body_cap - c->body_len, deadline);
+		if (n <= 0)
+			return n < 0 && errno == ETIMEDOUT ? 408 : -1;
+		used = http_chunked_decode(&d, p, (size_t)n, &out);
+		if (used < 0)
+			return 400;
+		if (c->body_len + out > max)
+			return 413;
+		/* The carry sits right after the payload: out <= used. */
+		c->carry_len = (size_t)n - (size_t)used;
+		memmove(p + out, p + used, c->carry_len);
+		c->body_len += out;
+	}
+	return 0;
+}
+
+static int
+read_body(struct conn *c, struct request *rq)
+{
+	int64_t deadline = c->started_ms + c->srv->cfg->read_timeout_ms;
+
+	c->body_len = 0;
+	c->carry_len = 0;
+	rq->consumed = c->head_len;
+	switch (rq->framing.kind) {
+	case HTTP_BODY_LENGTH:
+		return read_length_body(c, rq, deadline);
+	case HTTP_BODY_CHUNKED:
+		return read_chunked_body(c, rq, deadline);
+	default:
+		return 0;
+	}
+}
+
+/* ---- to the backend ----------------------------------------------------------------- */
+
+/* Client fields that the upstream request does not carry as they are. */
+static int
+forward_request_header(const struct conn *c, const struct http_header *h)
+{
+	static const char *const replaced[] = {
+		"Host", "Content-Length", "Expect", "X-Forwarded-For",
+		"X-Forwarded-Proto", "X-Request-Id",
+	};
+
+	if (http_is_hop_by_hop(h, c->req.headers, c->req.num_headers))
+		return 0;
+	for (size_t i = 0; i < sizeof(replaced) / sizeof(replaced[0]); i++)
+		if (http_token_eq(h->name, h->name_len, replaced[i]))
+			return 0;
+	return 1;
+}
+
+static size_t
+append(char *o, size_t n, const char *s, size_t len)
+{
+	memcpy(o + n, s, len);
+	return n + len;
+}
+
+/*
+ * Builds the upstream request head in c->out: the client's method and target
+ * (after the backend's path prefix), its end-to-end fields, and Host,
+ * X-Forwarded-For, X-Forwarded-Proto, X-Request-Id and Content-Length set by
+ * us.  Returns its length, or 0 when out of memory.
+ */
+static size_t
+build_upstream_head(struct conn *c, const struct request *rq,
+    const struct backend_conf *bc)
+{
+	const struct http_request *req = &c->req;
+	size_t need = c->head_len + strlen(bc->path_prefix) + strlen(bc->host) +
+	    sizeof(c->peer) + sizeof(c->request_id) + 256;
+
+	if (c->out_cap < need) {
+		char *p = realloc(c->out, need);
+		if (p == NULL)
+			return 0;
+		c->out = p;
+		c->out_cap = need;
+	}
+	char *o = c->out;
+	size_t n = 0;
+	n = append(o, n, req->method, req->method_len);
+	n = append(o, n, " ", 1);
+	n = append(o, n, bc->path_prefix, strlen(bc->path_prefix));
+	n = append(o, n, rq->path, rq->path_len);
+	n = append(o, n, " HTTP/1.1\r\nHost: ", 17);
+	int v6 = strchr(bc->host, ':') != NULL;
+	if (v6)
+		n = append(o, n, "[", 1);
+	n = append(o, n, bc->host, strlen(bc->host));
+	if (v6)
+		n = append(o, n, "]", 1);
+	if (strcmp(bc->port, "80") != 0) {
+		n = append(o, n, ":", 1);
+		n = append(o, n, bc->port, strlen(bc->port));
+	}
+	n = append(o, n, "\r\n", 2);
+
+	/* X-Forwarded-For: the client's list, if any, then the client. */
+	n = append(o, n, "X-Forwarded-For: ", 17);
+	for (size_t i = 0; i < req->num_headers; i++) {
+		const struct http_header *h = &req->headers[i];
+		if (h->value_len > 0 &&
+		    http_token_eq(h->name, h->name_len, "X-Forwarded-For")) {
+			n = append(o, n, h->value, h->value_len);
+			n = append(o, n, ", ", 2);
+		}
+	}
+	n = append(o, n, c->peer, strlen(c->peer));
+	n += (size_t)sprintf(o + n, "\r\nX-Forwarded-Proto: http\r\n"
+	    "X-Request-Id: %s\r\n", c->request_id);
+
+	for (size_t i = 0; i < req->num_headers; i++) {
+		const struct http_header *h = &req->headers[i];
+		if (!forward_request_header(c, h))
+			continue;
+		n = append(o, n, h->name, h->name_len);
+		n = append(o, n, ": ", 2);
+		n = append(o, n, h->value, h->value_len);
+		n = append(o, n, "\r\n", 2);
+	}
+	/* The body goes with a length we counted ourselves, whatever framing
+	 * the client used: the backend can read it only one way. */
+	if (rq->framing.kind != HTTP_BODY_NONE || method_is(c, "POST") ||
+	    method_is(c, "PUT") || method_is(c, "PATCH"))
+		n += (size_t)sprintf(o + n, "Content-Length: %zu\r\n", c->body_len);
+	n = append(o, n, "\r\n", 2);
+	return n;
+}
+
+static enum conn_next
+proxy(struct conn *c, struct request *rq)
+{
+	const struct config *cfg = c->srv->cfg;
+	int chat = method_is(c, "POST") && (route_is(rq, "/v1/chat/completions") ||
+	    route_is(rq, "/v1/completions"));
+
+	if (chat) {
+		struct json_request jr;
+		int j = json_inspect_request(c->body, c->body_len, &jr,
+		    &c->json_scratch, &c->json_scratch_bytes);
+		if (j == JSON_TOO_BIG)
+			return fail(c, rq, 413, "the request body has too many JSON tokens", 0);
+		if (j != JSON_OK)
+			return fail(c, rq, 400, "the request body must be a JSON object", 0);
+	}
+
+	struct backend *b = bal_pick(&c->srv->backends, NULL);
+	rq->backend = b->conf->name;
+	size_t head = build_upstream_head(c, rq, b->conf);
+	if (head == 0)
+		return fail(c, rq, 503, "out of memory", 0);
+
+	struct relay_request rrq = {
+		.head_request = method_is(c, "HEAD"),
+		.client_minor = c->req.minor_version,
+		.client_keep = rq->keep,
+		.deadline_ms = rq->deadline_ms,
+	};
+	struct relay_result res = { .ttft_us = -1 };
+
+	b->in_flight++;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct upstream u;
+		int64_t deadline = earliest_deadline(io_now_ms() +
+		    cfg->connect_timeout_ms, rq->deadline_ms);
+		if (upstream_connect(&u, b, deadline, attempt > 0) < 0) {
+			char msg[256];
+			int timed_out = errno == ETIMEDOUT;
+			snprintf(msg, sizeof(msg), "cannot connect to backend %s: %s",
+			    b->conf->name, strerror(errno));
+			b->in_flight--;
+			rq->finish = "upstream_error";
+			enum conn_next next = fail(c, rq, timed_out ? 504 : 502, msg, 0);
+			rq->finish = "upstream_error";
+			return next;
+		}
+		struct iovec iov[2] = {
+			{ c->out, head },
+			{ c->body, c->body_len },
+		};
+		if (io_writev_all(&u.io, iov, c->body_len ? 2 : 1,
+		    cfg->write_timeout_ms) < 0) {
+			int reused = u.reused;
+			upstream_release(&u, 0);
+			if (reused)
+				continue;   /* a stale keep-alive connection */
+			b->in_flight--;
+			enum conn_next next = fail(c, rq, 502,
+			    "sending the request to the backend failed", 0);
+			rq->finish = "upstream_error";
+			return next;
+		}
+		rrq.sent_us = io_now_us();
+		relay_response(c, &u, &rrq, &res);
+		if (!res.retry_fresh)
+			break;
+	}
+	b->in_flight--;
+	rq->status = res.status;
+	rq->stream = res.stream;
+	rq->bytes = res.bytes;
+	rq->ttft_us = res.ttft_us;
+	rq->finish = res.finish;
+	if (res.status == 0)
+		return CONN_CLOSE;
+	return res.client_keep ? CONN_PARK : CONN_CLOSE;
+}
+
+/* ---- one request ------------------------------------------------------------------- */
+
+static enum conn_next
+route(struct conn *c, struct request *rq)
+{
+	if (route_is(rq, "/health")) {
+		if (!method_is(c, "GET") && !method_is(c, "HEAD"))
+			return fail(c, rq, 405, "use GET for /health", 0);
+		return reply_ok_json(c, rq, "{\"status\":\"ok\"}");
+	}
+	if (rq->route_len >= 4 && memcmp(rq->path, "/v1/", 4) == 0) {
+		if (method_is(c, "CONNECT") || method_is(c, "TRACE"))
+			return fail(c, rq, 405, "method not allowed", 0);
+		return proxy(c, rq);
+	}
+	return fail(c, rq, 404, "no such endpoint; the API is under /v1/", 0);
+}
+
+static enum conn_next
+serve_one(struct conn *c, struct request *rq)
+{
+	const struct config *cfg = c->srv->cfg;
+
+	rq->t0_us = io_now_us();
+	rq->deadline_ms = cfg->request_timeout_ms > 0 ?
+	    rq->t0_us / 1000 + cfg->request_timeout_ms : -1;
+	rq->backend = "-";
+	rq->ttft_us = -1;
+	rq->finish = "local";
+	rq->consumed = c->head_len;
+	set_request_id(c);
+	rq->keep = http_keep_alive(c->req.minor_version, c->req.headers,
+	    c->req.num_headers);
+
+	int status = http_request_check(&c->req, &rq->framing);
+	if (status != 0)
+		return fail(c, rq, status, status == 501 ?
+		    "unsupported transfer coding" :
+		    "ambiguous or malformed request framing", 1);
+	if (parse_target(c, rq) < 0) {
+		rq->path = c->req.target;
+		rq->path_len = rq->route_len = c->req.target_len;
+		return fail(c, rq, 400, "unsupported request-target", 1);
+	}
+	if (rq->framing.kind == HTTP_BODY_LENGTH &&
+	    rq->framing.length > cfg->max_body_size)
+		return fail(c, rq, 413, "the request body is larger than max_body_size", 1);
+
+	status = handle_expect(c, rq);
+	if (status < 0)
+		return CONN_CLOSE;
+	if (status > 0)
+		return fail(c, rq, status, "unsupported Expect", 1);
+	status = read_body(c, rq);
+	if (status < 0) {
+		rq->finish = "client_abort";
+		return CONN_CLOSE;
+	}
+	if (status > 0)
+		return fail(c, rq, status, status == 408 ?
+		    "the request body was not received in time (read_timeout)" :
+		    status == 413 ? "the request body is larger than max_body_size" :
+		    "malformed chunked request body", 1);
+	return route(c, rq);
+}
+
+static void
+log_request(const struct conn *c, const struct request *rq)
+{
+	struct access_entry e = {
+		.request_id = c->request_id,
+		.client = c->peer,
+		.method = c->req.method,
+		.method_len = c->req.method_len,
+		.target = c->req.target,
+		.target_len = c->req.target_len,
+		.status = rq->status,
+		.backend = rq->backend,
+		.stream = rq->stream,
+		.bytes_out = rq->bytes,
+		.ttft_us = rq->ttft_us,
+		.duration_us = io_now_us() - rq->t0_us,
+		.finish = rq->finish,
+	};
+	log_access(&e);
+}
+
+/* Drops the bytes of the request just served; what the client sent after it
+ * (a pipelined request) moves to the front, the chunked-body carry first. */
+static int
+consume_request(struct conn *c, size_t consumed)
+{
+	memmove(c->in, c->in + consumed, c->in_len - consumed);
+	c->in_len -= consumed;
+	c->head_len = 0;
+	if (c->carry_len > 0) {
+		size_t want = c->in_len + c->carry_len;
+		if (want > c->in_cap) {
+			char *p = realloc(c->in, want);
+			if (p == NULL)
+				return -1;
+			c->in = p;
+			c->in_cap = want;
+		}
+		memmove(c->in + c->carry_len, c->in, c->in_len);
+		memcpy(c->in, c->body + c->body_len, c->carry_len);
+		c->in_len += c->carry_len;
+		c->carry_len = 0;
+	}
+	return 0;
+}
+
+enum conn_next
+conn_serve(struct conn *c)
+{
+	for (;;) {
+		struct request rq = { 0 };
+		enum conn_next next = serve_one(c, &rq);
+		log_request(c, &rq);
+		if (next != CONN_PARK || consume_request(c, rq.consumed) < 0) {
+			release_request_buffers(c);
+			return next == CONN_PARK ? CONN_CLOSE : next;
+		}
+		/* A pipelined request already here is served now, in order. */
+		c->started_ms = io_now_ms();
+		int h = conn_parse_head(c);
+		if (h == 1)
+			continue;
+		release_request_buffers(c);
+		if (h > 1) {
+			conn_reply_now(c, h, NULL, 0);
+			return CONN_LINGER;
+		}
+		return CONN_PARK;
+	}
+}

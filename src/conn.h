@@ -1,0 +1,88 @@
+/*
+ * conn.h — one client connection: its buffers, and serving its requests.
+ *
+ * A connection alternates between the waiting room (pool.c), which collects
+ * a complete request head without holding a thread, and a worker, which
+ * serves the request with blocking, deadline-bounded I/O.  It is owned by
+ * exactly one of them at a time.
+ */
+#ifndef LLMPROXY_CONN_H
+#define LLMPROXY_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "http.h"
+#include "io.h"
+#include "llmproxy.h"
+
+/* What the owner does with the connection after a worker is done with it. */
+enum conn_next {
+	CONN_PARK,      /* keep-alive: wait in the waiting room for the next head */
+	CONN_CLOSE,     /* close now */
+	CONN_LINGER,    /* an error reply was sent: half-close, drain, close */
+};
+
+struct conn {
+	struct conn *next;          /* pool queues */
+	struct server *srv;
+	struct io io;
+	char peer[64];              /* client address, for logs and XFF */
+
+	/* Client input: the current request head, then whatever the client
+	 * sent after it (body bytes, pipelined requests). */
+	char *in;
+	size_t in_len, in_cap;
+	size_t head_len;            /* > 0 once a complete head is parsed */
+	int64_t deadline_ms;        /* waiting room: give up at this time */
+	int64_t started_ms;         /* first byte of the current request */
+	int waiting_state;          /* pool.c's */
+	size_t drained;             /* bytes dropped while lingering */
+	struct http_request req;
+
+	/* Per request, reused across requests on the connection. */
+	char request_id[72];
+	char *body;                 /* the request body, read whole (bounded) */
+	size_t body_len, body_cap;
+	size_t carry_len;           /* bytes after a chunked body, kept at
+	                               body[body_len..body_len + carry_len) */
+	void *json_scratch;
+	size_t json_scratch_bytes;
+	char *out;                  /* heads we build: upstream request, client
+	                               response */
+	size_t out_cap;
+	char *relay;                /* upstream response bytes */
+	size_t relay_cap;
+	struct http_response resp;
+};
+
+/* A connection for an accepted socket (already set up non-blocking). */
+struct conn *conn_new(int fd, const struct sockaddr *peer, struct server *srv);
+
+/* Closes the socket and frees everything. */
+void conn_free(struct conn *c);
+
+/*
+ * Waiting room: reads what the client has sent without blocking and tries
+ * to parse a head.  Returns 1 when a complete head is ready (c->head_len),
+ * 0 when more is needed, -1 when the client closed or the socket failed,
+ * or an HTTP status (> 1) to answer because the head is bad or too large.
+ */
+int conn_read_head(struct conn *c);
+
+/* Parses whatever is already buffered; same returns as conn_read_head. */
+int conn_parse_head(struct conn *c);
+
+/* Worker: serves the parsed request and any complete pipelined ones. */
+enum conn_next conn_serve(struct conn *c);
+
+/*
+ * Answers with the OpenAI error JSON without waiting (the waiting room must
+ * never block): best effort, a reply that does not fit the socket buffer is
+ * cut.  Used for 408, 431, 503 and malformed heads.
+ */
+void conn_reply_now(struct conn *c, int status, const char *message,
+    int retry_after_s);
+
+#endif

@@ -1,0 +1,432 @@
+/*
+ * pool.c — the waiting room and the workers.
+ */
+#define _GNU_SOURCE     /* accept4, pipe2 */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "caps.h"
+#include "conn.h"
+#include "log.h"
+#include "pool.h"
+
+/* Where a connection is in the waiting room. */
+enum waiting {
+	WAIT_REQUEST,   /* for (the rest of) a request head */
+	WAIT_LINGER,    /* error reply sent and write side shut: draining */
+};
+
+static struct {
+	struct server *srv;
+	int listen_fd;
+	int wake[2];                /* workers hand connections back */
+	int64_t accept_paused_until;
+
+	/* Owned by the waiting room thread alone. */
+	struct conn **parked;
+	size_t nparked, cap;
+	struct pollfd *pfd;
+
+	_Atomic int nconns;         /* open client connections, anywhere */
+
+	/* Shared with workers, under lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t work;
+	struct conn *jobs_head, *jobs_tail;
+	struct conn *returned;      /* back from workers; next state in
+	                               c->waiting_state */
+	int busy;                   /* requests queued or being served */
+	int nworkers;
+	int max_workers;
+} pool = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.work = PTHREAD_COND_INITIALIZER,
+};
+
+/* ---- workers ------------------------------------------------------------------ */
+
+static void
+hand_back(struct conn *c, enum conn_next next)
+{
+	c->waiting_state = next == CONN_LINGER ? WAIT_LINGER : WAIT_REQUEST;
+	pthread_mutex_lock(&pool.lock);
+	c->next = pool.returned;
+	pool.returned = c;
+	pthread_mutex_unlock(&pool.lock);
+	/* A full pipe already means a wake-up is pending. */
+	(void)!write(pool.wake[1], "", 1);
+}
+
+static void *
+worker_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&pool.lock);
+	for (;;) {
+		while (pool.jobs_head == NULL)
+			pthread_cond_wait(&pool.work, &pool.lock);
+		struct conn *c = pool.jobs_head;
+		pool.jobs_head = c->next;
+		if (pool.jobs_head == NULL)
+			pool.jobs_tail = NULL;
+		pthread_mutex_unlock(&pool.lock);
+
+		enum conn_next next = conn_serve(c);
+		if (next == CONN_CLOSE) {
+			conn_free(c);
+			pool.nconns--;
+		} else {
+			hand_back(c, next);
+		}
+
+		pthread_mutex_lock(&pool.lock);
+		pool.busy--;
+	}
+	return NULL;
+}
+
+static int
+start_worker(void)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, CAP_THREAD_STACK);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int err = pthread_create(&t, &attr, worker_main, NULL);
+	pthread_attr_destroy(&attr);
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Gives a connection with a complete head to a worker, starting one if every
+ * started worker is spoken for.  Returns 0, or -1 when all [server] threads
+ * are busy (the caller answers 503).
+ */
+static int
+dispatch(struct conn *c)
+{
+	int spawn = 0;
+
+	pthread_mutex_lock(&pool.lock);
+	if (pool.busy >= pool.max_workers) {
+		pthread_mutex_unlock(&pool.lock);
+		return -1;
+	}
+	pool.busy++;
+	if (pool.nworkers < pool.busy) {
+		pool.nworkers++;
+		spawn = 1;
+	}
+	c->next = NULL;
+	if (pool.jobs_tail != NULL)
+		pool.jobs_tail->next = c;
+	else
+		pool.jobs_head = c;
+	pool.jobs_tail = c;
+	pthread_cond_signal(&pool.work);
+	pthread_mutex_unlock(&pool.lock);
+
+	if (spawn && start_worker() < 0) {
+		log_warn("cannot start a worker thread");
+		/* The job stays queued for a running worker, if there is one;
+		 * with none it would wait forever, so take it back. */
+		pthread_mutex_lock(&pool.lock);
+		pool.nworkers--;
+		int orphan = pool.nworkers == 0;
+		if (orphan) {
+			pool.jobs_head = pool.jobs_tail = NULL;
+			pool.busy--;
+		}
+		pthread_mutex_unlock(&pool.lock);
+		if (orphan)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- the waiting room --------------------------------------------------------- */
+
+static int
+park(struct conn *c)
+{
+	if (pool.nparked == pool.cap) {
+		size_t cap = pool.cap ? pool.cap * 2 : 64;
+		struct conn **p = realloc(pool.parked, cap * sizeof(*p));
+		struct pollfd *f = realloc(pool.pfd, (cap + 2) * sizeof(*f));
+		if (p != NULL)
+			pool.parked = p;
+		if (f != NULL)
+			pool.pfd = f;
+		if (p == NULL || f == NULL)
+			return -1;
+		pool.cap = cap;
+	}
+	pool.parked[pool.nparked++] = c;
+	return 0;
+}
+
+static void
+close_conn(struct conn *c)
+{
+	conn_free(c);
+	pool.nconns--;
+}
+
+/* Waits for the next request on c: idle keep-alive, or a head in progress. */
+static void
+wait_for_request(struct conn *c, int64_t now)
+{
+	const struct config *cfg = pool.srv->cfg;
+
+	c->waiting_state = WAIT_REQUEST;
+	c->deadline_ms = c->in_len > 0 ? c->started_ms + cfg->read_timeout_ms :
+	    now + cfg->idle_timeout_ms;
+	if (park(c) < 0)
+		close_conn(c);
+}
+
+/*
+ * After an error reply: shut our side, then read and drop what the client
+ * still sends for a while, so that the reply is not destroyed by the reset a
+ * close with unread data would send (nginx's lingering close).
+ */
+static void
+linger(struct conn *c, int64_t now)
+{
+	shutdown(c->io.fd, SHUT_WR);
+	c->waiting_state = WAIT_LINGER;
+	c->deadline_ms = now + CAP_LINGER_MS;
+	c->drained = 0;
+	if (park(c) < 0)
+		close_conn(c);
+}
+
+static void
+refuse(struct conn *c, int status, int64_t now)
+{
+	conn_reply_now(c, status, NULL, status == 503 ? 1 : 0);
+	linger(c, now);
+}
+
+/* A head is complete: to a worker, or 503 when every thread is busy. */
+static void
+ready(struct conn *c, int64_t now)
+{
+	if (dispatch(c) < 0)
+		refuse(c, 503, now);
+}
+
+/* The connection came back from a worker. */
+static void
+returned(struct conn *c, int64_t now)
+{
+	if (c->waiting_state == WAIT_LINGER)
+		linger(c, now);
+	else
+		wait_for_request(c, now);
+}
+
+/* Something happened on a parked connection.  Returns 1 to keep it parked. */
+static int
+on_parked_event(struct conn *c, int64_t now)
+{
+	if (c->waiting_state == WAIT_LINGER) {
+		char sink[4096];
+		ssize_t n = recv(c->io.fd, sink, sizeof(sink), 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return 1;
+		if (n <= 0 || (c->drained += (size_t)n) > CAP_LINGER_BYTES) {
+			close_conn(c);
+			return 0;
+		}
+		return 1;
+	}
+
+	int was_idle = c->in_len == 0;
+	int r = conn_read_head(c);
+	if (r == 0) {
+		if (was_idle && c->in_len > 0)
+			c->deadline_ms = c->started_ms + pool.srv->cfg->read_timeout_ms;
+		return 1;
+	}
+	if (r < 0)
+		close_conn(c);
+	else if (r == 1)
+		ready(c, now);
+	else
+		refuse(c, r, now);
+	return 0;
+}
+
+/* A parked connection's time is up.  Returns 1 to keep it parked. */
+static int
+on_parked_deadline(struct conn *c, int64_t now)
+{
+	if (c->waiting_state == WAIT_REQUEST && c->in_len > 0) {
+		refuse(c, 408, now);     /* a head that never completed */
+		return 0;
+	}
+	close_conn(c);                   /* idle keep-alive, or done lingering */
+	return 0;
+}
+
+static void
+accept_new(int64_t now)
+{
+	const struct config *cfg = pool.srv->cfg;
+
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(pool.listen_fd, (struct sockaddr *)&ss, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* Out of descriptors: stop accepting for a moment
+				 * instead of spinning on a listener that stays
+				 * readable. */
+				log_warn("accept");
+				pool.accept_paused_until = now + 100;
+			}
+			return;
+		}
+		io_socket_setup(fd);
+		struct conn *c = NULL;
+		if (pool.nconns < CAP_CONNECTIONS)
+			c = conn_new(fd, (struct sockaddr *)&ss, pool.srv);
+		if (c == NULL) {
+			static const char full[] =
+			    "HTTP/1.1 503 Service Unavailable\r\n"
+			    "Content-Type: application/json\r\nRetry-After: 1\r\n"
+			    "Connection: close\r\nContent-Length: 99\r\n\r\n"
+			    "{\"error\":{\"message\":\"too many connections\","
+			    "\"type\":\"service_unavailable_error\",\"code\":503}}";
+			(void)send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(fd);
+			continue;
+		}
+		pool.nconns++;
+		c->deadline_ms = now + cfg->read_timeout_ms;
+		c->waiting_state = WAIT_REQUEST;
+		if (park(c) < 0)
+			close_conn(c);
+	}
+}
+
+static void
+take_returned(int64_t now)
+{
+	char sink[256];
+
+	while (read(pool.wake[0], sink, sizeof(sink)) > 0)
+		;
+	pthread_mutex_lock(&pool.lock);
+	struct conn *list = pool.returned;
+	pool.returned = NULL;
+	pthread_mutex_unlock(&pool.lock);
+	while (list != NULL) {
+		struct conn *c = list;
+		list = c->next;
+		returned(c, now);
+	}
+}
+
+static void *
+waiting_room_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		int64_t now = io_now_ms();
+		int64_t next_deadline = -1;
+		int listening = now >= pool.accept_paused_until;
+
+		pool.pfd[0] = (struct pollfd){ .fd = listening ? pool.listen_fd : -1,
+		    .events = POLLIN };
+		pool.pfd[1] = (struct pollfd){ .fd = pool.wake[0], .events = POLLIN };
+		for (size_t i = 0; i < pool.nparked; i++) {
+			struct conn *c = pool.parked[i];
+			pool.pfd[i + 2] = (struct pollfd){ .fd = c->io.fd, .events = POLLIN };
+			if (next_deadline < 0 || c->deadline_ms < next_deadline)
+				next_deadline = c->deadline_ms;
+		}
+		if (!listening && (next_deadline < 0 ||
+		    pool.accept_paused_until < next_deadline))
+			next_deadline = pool.accept_paused_until;
+
+		size_t n = pool.nparked;
+		if (poll(pool.pfd, n + 2, io_poll_timeout(next_deadline)) < 0 &&
+		    errno != EINTR) {
+			log_warn("poll");
+			continue;
+		}
+		now = io_now_ms();
+
+		/* Parked connections first: their slots are compacted in place,
+		 * and new arrivals are appended after them. */
+		size_t kept = 0;
+		for (size_t i = 0; i < n; i++) {
+			struct conn *c = pool.parked[i];
+			int stay;
+			if (pool.pfd[i + 2].revents)
+				stay = on_parked_event(c, now);
+			else if (now >= c->deadline_ms)
+				stay = on_parked_deadline(c, now);
+			else
+				stay = 1;
+			if (stay)
+				pool.parked[kept++] = c;
+		}
+		/* Anything parked during the loop (lingering refusals) sits at
+		 * [n, nparked): keep it after the survivors. */
+		memmove(pool.parked + kept, pool.parked + n,
+		    (pool.nparked - n) * sizeof(*pool.parked));
+		pool.nparked = kept + (pool.nparked - n);
+
+		if (pool.pfd[1].revents)
+			take_returned(now);
+		if (pool.pfd[0].revents)
+			accept_new(now);
+	}
+	return NULL;
+}
+
+int
+pool_start(struct server *srv, int listen_fd)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+
+	pool.srv = srv;
+	pool.listen_fd = listen_fd;
+	pool.max_workers = srv->cfg->threads;
+	if (pipe2(pool.wake, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -1;
+	pool.pfd = calloc(2, sizeof(*pool.pfd));
+	if (pool.pfd == NULL)
+		return -1;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, CAP_THREAD_STACK);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int err = pthread_create(&t, &attr, waiting_room_main, NULL);
+	pthread_attr_destroy(&attr);
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}

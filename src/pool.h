@@ -1,0 +1,21 @@
+/*
+ * pool.h — accepting connections, the waiting room, and the worker threads.
+ *
+ * One thread (the waiting room) accepts connections and watches, with a
+ * single poll(), every connection that is not being served: new ones whose
+ * request head is still arriving, idle keep-alive ones, and ones lingering
+ * after an error reply.  Only a connection with a complete request head is
+ * handed to a worker, so slow or idle clients never pin a thread.  Workers
+ * are started on demand up to [server] threads; when all are busy a new
+ * request is answered 503 at once.
+ */
+#ifndef LLMPROXY_POOL_H
+#define LLMPROXY_POOL_H
+
+#include "llmproxy.h"
+
+/* Starts serving connections accepted on listen_fd (non-blocking).
+ * Returns 0, or -1 when the waiting room thread cannot start. */
+int pool_start(struct server *srv, int listen_fd);
+
+#endif

@@ -1,0 +1,646 @@
+/*
+ * relay.c — backend response -> client, with no added delay.
+ *
+ * The upstream body is read into one buffer per connection, de-framed in
+ * place, and (for text/event-stream) cut into events by the SSE scanner.
+ * Every complete event is written to the client in the same loop iteration
+ * in which its last byte arrived; only the current incomplete event is ever
+ * held, so memory per stream does not grow with the length of the answer.
+ *
+ * The response head is held back until the first body byte is ready: until
+ * then a failure can still be answered with a clean 502/504, and holding it
+ * costs nothing, because the head and the first event leave in one write.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "log.h"
+#include "relay.h"
+#include "reply.h"
+#include "sse.h"
+
+#ifndef POLLRDHUP
+#define POLLRDHUP 0     /* not Linux: a client half-close shows as EOF on read */
+#endif
+
+/* How the body goes to the client. */
+enum out_framing {
+	OUT_AS_IS,      /* same framing as upstream: Content-Length or no body */
+	OUT_CHUNKED,    /* HTTP/1.1 client, length unknown or events re-framed */
+	OUT_CLOSE,      /* HTTP/1.0 client: the body ends when we close */
+};
+
+/* Why the loop stopped. */
+enum outcome {
+	MORE,           /* go on reading */
+	DONE,           /* the body ended as framed and is all at the client */
+	CLIENT_GONE,
+	UPSTREAM_CUT,   /* closed, reset or malformed before the end */
+	TIMED_OUT,
+};
+
+struct relay {
+	struct conn *c;
+	struct upstream *u;
+	const struct config *cfg;
+	const struct relay_request *rq;
+	struct relay_result *res;
+
+	struct http_framing up;         /* upstream body framing */
+	struct http_chunked dechunk;
+	uint64_t remaining;             /* for HTTP_BODY_LENGTH */
+	int upstream_reusable;          /* nothing odd seen on the connection */
+	enum out_framing out;
+
+	size_t head_len;                /* held client head in c->out */
+	int head_sent;
+
+	/* c->relay[0..pending) is the incomplete event (already scanned). */
+	size_t pending;
+	int spill;                      /* passing an oversized event through */
+	struct sse_scanner scan;
+
+	int64_t first_deadline_ms;      /* until the first body byte is out */
+	int64_t idle_ms;                /* between body reads after that */
+	const char *why;                /* what went wrong, for the client */
+};
+
+static int64_t
+earliest(int64_t a, int64_t b)
+{
+	if (a < 0)
+		return b;
+	if (b < 0)
+		return a;
+	return a < b ? a : b;
+}
+
+/* ---- watching the client ----------------------------------------------------- */
+
+/* What to poll the client for: a hang-up always; readable bytes only while
+ * there is room to keep them (they are the next pipelined request). */
+static short
+client_events(const struct conn *c)
+{
+	return (short)(POLLRDHUP | (c->in_len < c->in_cap ? POLLIN : 0));
+}
+
+/* The client socket reported something: is the client gone?  Bytes it sent
+ * are kept for the next request. */
+static int
+client_gone(struct conn *c, short revents)
+{
+	if (revents & (POLLERR | POLLHUP | POLLRDHUP))
+		return 1;
+	if (!(revents & POLLIN) || c->in_len >= c->in_cap)
+		return 0;
+	ssize_t n = recv(c->io.fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+	if (n > 0) {
+		c->in_len += (size_t)n;
+		return 0;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	return 1;
+}
+
+/*
+ * Waits until the upstream has something to read, watching the client.
+ * Returns 1 (upstream readable), 0 (deadline passed) or -1 (client gone).
+ */
+static int
+wait_upstream(struct conn *c, struct upstream *u, int64_t deadline_ms)
+{
+	if (u->io.ops->pending(&u->io) > 0)
+		return 1;
+	struct pollfd p[2] = {
+		{ .fd = u->io.fd, .events = u->io.want ? u->io.want : POLLIN },
+		{ .fd = c->io.fd, .events = client_events(c) },
+	};
+	for (;;) {
+		int n = poll(p, 2, io_poll_timeout(deadline_ms));
+		if (n == 0)
+			return 0;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return 0;
+		}
+		if (p[1].revents) {
+			if (client_gone(c, p[1].revents))
+				return -1;
+			p[1].events = client_events(c);
+		}
+		if (p[0].revents)
+			return 1;
+	}
+}
+
+/* ---- writing to the client --------------------------------------------------- */
+
+/*
+ * Sends data[0..len) as body bytes, preceded by the held head the first time
+ * and followed by the end of the body when `last`.  One write for all of it.
+ * Returns 0, or -1 when the client is gone or stalled past write_timeout.
+ */
+static int
+send_client(struct relay *r, const char *data, size_t len, int last)
+{
+	struct iovec iov[5];
+	int n = 0;
+	char size_line[24];
+
+	if (!r->head_sent)
+		iov[n++] = (struct iovec){ r->c->out, r->head_len };
+	if (len > 0) {
+		if (r->out == OUT_CHUNKED) {
+			size_t sl = http_chunk_size_line(size_line, len);
+			iov[n++] = (struct iovec){ size_line, sl };
+		}
+		iov[n++] = (struct iovec){ (void *)(uintptr_t)data, len };
+		if (r->out == OUT_CHUNKED)
+			iov[n++] = (struct iovec){ (void *)(uintptr_t)"\r\n", 2 };
+	}
+	if (last && r->out == OUT_CHUNKED)
+		iov[n++] = (struct iovec){ (void *)(uintptr_t)"0\r\n\r\n", 5 };
+	if (n == 0)
+		return 0;
+	if (io_writev_all(&r->c->io, iov, n, r->cfg->write_timeout_ms) < 0)
+		return -1;
+	if (!r->head_sent) {
+		r->head_sent = 1;
+		r->res->status = r->c->resp.status;
+	}
+	if (len > 0 && r->res->ttft_us < 0)
+		r->res->ttft_us = io_now_us() - r->rq->sent_us;
+	r->res->bytes += len;
+	return 0;
+}
+
+/* An error the client must see after the stream started: an SSE event in the
+ * OpenAI error shape, never followed by [DONE] or by the end of the chunked
+ * body, so neither an SSE client nor an HTTP client can take it for success. */
+static void
+send_stream_error(struct relay *r, int status, const char *message)
+{
+	char ev[REPLY_MAX];
+
+	if (!r->res->stream || r->spill)
+		return;     /* mid-event: any bytes now would corrupt that event */
+	memcpy(ev, "data: ", 6);
+	size_t n = 6 + reply_error_body(ev + 6, sizeof(ev) - 8, status, message,
+	    NULL);
+	ev[n++] = '\n';
+	ev[n++] = '\n';
+	(void)send_client(r, ev, n, 0);
+}
+
+/* A failure before any byte went to the client: a plain error reply. */
+static void
+send_error_reply(struct relay *r, int status, const char *message)
+{
+	char buf[REPLY_MAX];
+	int flags = 0;
+
+	if (!r->rq->client_keep)
+		flags |= REPLY_CLOSE;
+	else if (r->rq->client_minor == 0)
+		flags |= REPLY_KEEP_ALIVE;
+	size_t n = reply_error(buf, sizeof(buf), status, message, NULL,
+	    r->c->request_id, 0, flags);
+	if (io_write_all(&r->c->io, buf, n, r->cfg->write_timeout_ms) == 0) {
+		r->res->status = status;
+		r->res->client_keep = r->rq->client_keep;
+	}
+}
+
+/* ---- response head ----------------------------------------------------------- */
+
+static int
+grow_relay_buffer(struct conn *c, size_t want)
+{
+	if (c->relay_cap >= want)
+		return 0;
+	char *p = realloc(c->relay, want);
+	if (p == NULL)
+		return -1;
+	c->relay = p;
+	c->relay_cap = want;
+	return 0;
+}
+
+/*
+ * Reads the response head into c->relay and parses it into c->resp, skipping
+ * interim 1xx responses.  Returns the head length, with any body bytes that
+ * came with it after it in c->relay[head..*have); or 0 after setting
+ * r->res->finish / retry_fresh and answering the client if it is still there.
+ */
+static size_t
+read_response_head(struct relay *r, size_t *have)
+{
+	struct conn *c = r->c;
+	size_t len = 0;
+
+	for (;;) {
+		int w = wait_upstream(c, r->u, earliest(r->first_deadline_ms,
+		    r->rq->deadline_ms));
+		if (w < 0) {
+			r->res->finish = "client_abort";
+			return 0;
+		}
+		if (w == 0) {
+			r->res->finish = "timeout";
+			send_error_reply(r, 504,
+			    "the backend did not answer in time (first_token_timeout)");
+			return 0;
+		}
+		if (len == c->relay_cap) {
+			if (len >= CAP_RESPONSE_HEAD_BYTES ||
+			    grow_relay_buffer(c, c->relay_cap * 2) < 0) {
+				r->res->finish = "upstream_error";
+				send_error_reply(r, 502,
+				    "the backend's response head is too large");
+				return 0;
+			}
+		}
+		ssize_t n = r->u->io.ops->read(&r->u->io, c->relay + len,
+		    c->relay_cap - len);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == EINTR))
+			continue;
+		if (n <= 0) {
+			/* A kept-alive connection the backend closed just as we
+			 * reused it: the request was not processed, so it may go
+			 * again on a new connection. */
+			if (r->u->reused && len == 0) {
+				r->res->retry_fresh = 1;
+				return 0;
+			}
+			r->res->finish = "upstream_error";
+			send_error_reply(r, 502, n == 0 ?
+			    "the backend closed the connection without a response" :
+			    "the backend connection failed before a response");
+			return 0;
+		}
+		len += (size_t)n;
+
+		int h = http_parse_response(c->relay, len, &c->resp);
+		if (h == 0)
+			continue;
+		if (h < 0 || c->resp.status == 101) {
+			r->res->finish = "upstream_error";
+			send_error_reply(r, 502, "the backend sent a malformed response");
+			return 0;
+		}
+		if (c->resp.status >= 100 && c->resp.status < 200) {
+			/* 100 Continue, 103 Early Hints: not for our client. */
+			memmove(c->relay, c->relay + h, len - (size_t)h);
+			len -= (size_t)h;
+			continue;
+		}
+		*have = len;
+		return (size_t)h;
+	}
+}
+
+static int
+is_event_stream(const struct http_response *resp)
+{
+	const struct http_header *ct = http_header_find(resp->headers,
+	    resp->num_headers, "Content-Type", NULL);
+	static const char sse[] = "text/event-stream";
+
+	return ct != NULL && ct->value_len >= sizeof(sse) - 1 &&
+	    http_token_eq(ct->value, sizeof(sse) - 1, sse) &&
+	    (ct->value_len == sizeof(sse) - 1 ||
+	     ct->value[sizeof(sse) - 1] == ';' ||
+	     ct->value[sizeof(sse) - 1] == ' ');
+}
+
+/* Headers the client gets from the backend: all but hop-by-hop ones, and
+ * those we set ourselves. */
+static int
+forward_response_header(const struct relay *r, const struct http_header *h)
+{
+	const struct http_response *resp = &r->c->resp;
+
+	if (http_is_hop_by_hop(h, resp->headers, resp->num_headers))
+		return 0;
+	if (http_token_eq(h->name, h->name_len, "X-Request-Id"))
+		return 0;
+	if (r->out != OUT_AS_IS &&
+	    http_token_eq(h->name, h->name_len, "Content-Length"))
+		return 0;
+	if (r->res->stream &&
+	    (http_token_eq(h->name, h->name_len, "Cache-Control") ||
+	     http_token_eq(h->name, h->name_len, "X-Accel-Buffering")))
+		return 0;
+	return 1;
+}
+
+/* Builds the client's response head in c->out.  Returns 0 or -1 (memory). */
+static int
+build_client_head(struct relay *r, size_t upstream_head_len)
+{
+	struct conn *c = r->c;
+	const struct http_response *resp = &c->resp;
+	size_t need = upstream_head_len + 256 + sizeof(c->request_id);
+
+	if (c->out_cap < need) {
+		char *p = realloc(c->out, need);
+		if (p == NULL)
+			return -1;
+		c->out = p;
+		c->out_cap = need;
+	}
+	char *o = c->out;
+	size_t n = 0;
+	n += (size_t)sprintf(o + n, "HTTP/1.1 %d ", resp->status);
+	if (resp->reason_len > 0) {
+		memcpy(o + n, resp->reason, resp->reason_len);
+		n += resp->reason_len;
+	} else {
+		n += (size_t)sprintf(o + n, "%s", http_reason(resp->status));
+	}
+	memcpy(o + n, "\r\n", 2);
+	n += 2;
+	for (size_t i = 0; i < resp->num_headers; i++) {
+		const struct http_header *h = &resp->headers[i];
+		if (!forward_response_header(r, h))
+			continue;
+		memcpy(o + n, h->name, h->name_len);
+		n += h->name_len;
+		memcpy(o + n, ": ", 2);
+		n += 2;
+		memcpy(o + n, h->value, h->value_len);
+		n += h->value_len;
+		memcpy(o + n, "\r\n", 2);
+		n += 2;
+	}
+	n += (size_t)sprintf(o + n, "X-Request-Id: %s\r\n", c->request_id);
+	if (r->res->stream)
+		n += (size_t)sprintf(o + n,
+		    "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+	if (r->out == OUT_CHUNKED)
+		n += (size_t)sprintf(o + n, "Transfer-Encoding: chunked\r\n");
+	if (r->out == OUT_CLOSE || !r->rq->client_keep)
+		n += (size_t)sprintf(o + n, "Connection: close\r\n");
+	else if (r->rq->client_minor == 0)
+		n += (size_t)sprintf(o + n, "Connection: keep-alive\r\n");
+	memcpy(o + n, "\r\n", 2);
+	r->head_len = n + 2;
+	return 0;
+}
+
+/* ---- body -------------------------------------------------------------------- */
+
+/*
+ * Forwards the complete events in c->relay[0..avail) — the scanner has already
+ * seen [0..r->pending) — and keeps the incomplete rest at the front.
+ */
+static int
+forward_events(struct relay *r, size_t avail)
+{
+	char *buf = r->c->relay;
+	size_t pos = r->pending, complete = 0;
+
+	if (r->spill) {
+		/* The oversized event's bytes go out as they come; once it ends
+		 * the rest is scanned normally. */
+		size_t k = sse_scan(&r->scan, buf, avail);
+		size_t through = k > 0 ? k : avail;
+		if (send_client(r, buf, through, 0) < 0)
+			return -1;
+		if (k > 0)
+			r->spill = 0;
+		memmove(buf, buf + through, avail - through);
+		avail -= through;
+		pos = 0;
+	}
+	while (pos < avail) {
+		size_t k = sse_scan(&r->scan, buf + pos, avail - pos);
+		if (k == 0)
+			break;
+		pos += k;
+		complete = pos;
+	}
+	if (complete > 0 && send_client(r, buf, complete, 0) < 0)
+		return -1;
+	memmove(buf, buf + complete, avail - complete);
+	r->pending = avail - complete;
+	return 0;
+}
+
+/*
+ * Makes room for more bytes of an incomplete event: the buffer doubles up to
+ * CAP_SSE_EVENT_BYTES; an event larger than that is sent on unexamined as its
+ * bytes arrive (the client still gets every byte; only we do not look at it).
+ */
+static int
+make_room(struct relay *r)
+{
+	struct conn *c = r->c;
+
+	if (r->pending < c->relay_cap)
+		return 0;
+	if (c->relay_cap < CAP_SSE_EVENT_BYTES &&
+	    grow_relay_buffer(c, c->relay_cap * 2 > CAP_SSE_EVENT_BYTES ?
+	    CAP_SSE_EVENT_BYTES : c->relay_cap * 2) == 0)
+		return 0;
+	log_debug("%s: event larger than %d bytes passed through unexamined",
+	    c->request_id, CAP_SSE_EVENT_BYTES);
+	if (send_client(r, c->relay, r->pending, 0) < 0)
+		return -1;
+	r->pending = 0;
+	r->spill = 1;
+	return 0;
+}
+
+/*
+ * Takes `fresh` new raw bytes at c->relay[pending..), removes the transfer
+ * framing, and sends on what is complete.  `eof`: the upstream closed.
+ */
+static enum outcome
+consume(struct relay *r, size_t fresh, int eof)
+{
+	char *p = r->c->relay + r->pending;
+	size_t n = fresh;
+	int done = 0;
+
+	switch (r->up.kind) {
+	case HTTP_BODY_CHUNKED:
+		if (n > 0) {
+			size_t out;
+			ssize_t used = http_chunked_decode(&r->dechunk, p, n, &out);
+			if (used < 0) {
+				r->why = "the backend sent malformed chunked framing";
+				return UPSTREAM_CUT;
+			}
+			if ((size_t)used < n)
+				r->upstream_reusable = 0;   /* bytes after the end */
+			n = out;
+		}
+		done = http_chunked_done(&r->dechunk);
+		break;
+	case HTTP_BODY_LENGTH:
+		if (n > r->remaining) {
+			n = (size_t)r->remaining;
+			r->upstream_reusable = 0;
+		}
+		r->remaining -= n;
+		done = r->remaining == 0;
+		break;
+	case HTTP_BODY_UNTIL_CLOSE:
+		done = eof;
+		r->upstream_reusable = 0;
+		break;
+	case HTTP_BODY_NONE:
+		done = 1;
+		break;
+	}
+
+	if (r->res->stream) {
+		if (forward_events(r, r->pending + n) < 0)
+			return CLIENT_GONE;
+		/* A last event without its blank line still goes out, byte for
+		 * byte as the backend sent it. */
+		if (done && send_client(r, r->c->relay, r->pending, 1) < 0)
+			return CLIENT_GONE;
+	} else if ((n > 0 || done) && send_client(r, p, n, done) < 0) {
+		return CLIENT_GONE;
+	}
+	if (done)
+		return DONE;
+	if (eof) {
+		r->why = "the backend closed the stream before it ended";
+		return UPSTREAM_CUT;
+	}
+	return make_room(r) < 0 ? CLIENT_GONE : MORE;
+}
+
+/* Reads and relays the body until it ends, the client leaves, the backend
+ * fails, or a deadline passes.  c->relay[0..have) holds body bytes that came
+ * with the head. */
+static enum outcome
+relay_body(struct relay *r, size_t have)
+{
+	struct conn *c = r->c;
+	size_t fresh = have;
+	int eof = 0;
+	int64_t idle_deadline = -1;
+
+	for (;;) {
+		enum outcome o = consume(r, fresh, eof);
+		if (o != MORE)
+			return o;
+
+		/* Before the first byte reaches the client the first-token
+		 * deadline applies; after it, the idle one, restarted by every
+		 * read that brings body bytes. */
+		if (fresh > 0 && r->idle_ms > 0)
+			idle_deadline = io_now_ms() + r->idle_ms;
+		int64_t deadline = r->res->bytes > 0 ? idle_deadline :
+		    r->first_deadline_ms;
+		int w = wait_upstream(c, r->u, earliest(deadline, r->rq->deadline_ms));
+		if (w < 0)
+			return CLIENT_GONE;
+		if (w == 0) {
+			r->why = r->res->bytes > 0 ?
+			    "the backend sent nothing within idle_timeout" :
+			    "the backend did not answer in time (first_token_timeout)";
+			return TIMED_OUT;
+		}
+		ssize_t n = r->u->io.ops->read(&r->u->io, c->relay + r->pending,
+		    c->relay_cap - r->pending);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+				fresh = 0;
+				continue;
+			}
+			r->why = "the backend connection failed mid-response";
+			return UPSTREAM_CUT;
+		}
+		fresh = (size_t)n;
+		eof = n == 0;
+	}
+}
+
+void
+relay_response(struct conn *c, struct upstream *u,
+    const struct relay_request *rq, struct relay_result *res)
+{
+	const struct config *cfg = c->srv->cfg;
+	struct relay r = {
+		.c = c, .u = u, .cfg = cfg, .rq = rq, .res = res,
+		.upstream_reusable = 1,
+		.idle_ms = cfg->stream_idle_timeout_ms,
+		.first_deadline_ms = cfg->first_token_timeout_ms > 0 ?
+		    rq->sent_us / 1000 + cfg->first_token_timeout_ms : -1,
+	};
+	size_t have = 0;
+
+	*res = (struct relay_result){ .ttft_us = -1, .finish = "stop" };
+	if (grow_relay_buffer(c, CAP_RELAY_BUF_INIT) < 0) {
+		res->finish = "error";
+		send_error_reply(&r, 502, "out of memory");
+		upstream_release(u, 0);
+		return;
+	}
+	size_t head = read_response_head(&r, &have);
+	if (head == 0) {
+		upstream_release(u, 0);
+		return;
+	}
+	if (http_response_framing(&c->resp, rq->head_request, &r.up) < 0) {
+		res->finish = "upstream_error";
+		send_error_reply(&r, 502, "the backend's response framing is ambiguous");
+		upstream_release(u, 0);
+		return;
+	}
+	r.remaining = r.up.length;
+	res->stream = r.up.kind != HTTP_BODY_NONE && is_event_stream(&c->resp);
+	if (r.up.kind == HTTP_BODY_NONE ||
+	    (r.up.kind == HTTP_BODY_LENGTH && !res->stream))
+		r.out = OUT_AS_IS;
+	else
+		r.out = rq->client_minor >= 1 ? OUT_CHUNKED : OUT_CLOSE;
+	if (build_client_head(&r, head) < 0) {
+		res->finish = "error";
+		send_error_reply(&r, 502, "out of memory");
+		upstream_release(u, 0);
+		return;
+	}
+	memmove(c->relay, c->relay + head, have - head);
+
+	enum outcome o = relay_body(&r, have - head);
+	switch (o) {
+	case DONE:
+		res->client_keep = rq->client_keep && r.out != OUT_CLOSE;
+		break;
+	case CLIENT_GONE:
+		res->finish = "client_abort";
+		break;
+	case UPSTREAM_CUT:
+	case TIMED_OUT:
+		res->finish = o == TIMED_OUT ? "timeout" : "upstream_error";
+		if (!r.head_sent)
+			send_error_reply(&r, o == TIMED_OUT ? 504 : 502, r.why);
+		else
+			send_stream_error(&r, o == TIMED_OUT ? 504 : 502, r.why);
+		if (r.head_sent)
+			res->client_keep = 0;   /* the body was cut short */
+		break;
+	case MORE:
+		break;
+	}
+	/* A backend connection is reused only after a response that ended
+	 * exactly as framed; anything else and it is closed now, which is
+	 * also what tells the backend to stop generating. */
+	upstream_release(u, o == DONE && r.upstream_reusable &&
+	    http_keep_alive(c->resp.minor_version, c->resp.headers,
+	    c->resp.num_headers));
+}

@@ -1,0 +1,30 @@
+/*
+ * upstream.h — connections to backends: connect with a timeout, and a small
+ * cache of idle keep-alive connections per backend.
+ */
+#ifndef LLMPROXY_UPSTREAM_H
+#define LLMPROXY_UPSTREAM_H
+
+#include "balancer.h"
+#include "io.h"
+
+struct upstream {
+	struct io io;
+	struct backend *backend;
+	int reused;             /* taken from the idle cache */
+};
+
+/*
+ * Connects *u to backend b.  Unless fresh_only, a live idle connection from
+ * the cache is taken first (u->reused = 1); otherwise each address of the
+ * backend's host is tried until deadline_ms.  Returns 0, or -1 with errno
+ * (ETIMEDOUT when the deadline passed, the connect error otherwise).
+ */
+int upstream_connect(struct upstream *u, struct backend *b, int64_t deadline_ms,
+    int fresh_only);
+
+/* Ends the use of *u: the connection goes back to the idle cache when keep
+ * is set and there is room, else it is closed. */
+void upstream_release(struct upstream *u, int keep);
+
+#endif

@@ -1,0 +1,139 @@
+/*
+ * harness.h — what the end-to-end suites share: starting the real llmproxy
+ * binary and the mock backend on loopback ports, a raw HTTP client that
+ * records when each byte arrived, and waiting on conditions with deadlines
+ * (never a bare sleep).
+ *
+ * Binaries come from $LLMPROXY_BIN and $MOCK_BIN (the Makefile sets them).
+ * Every failure is a Check assertion.
+ */
+#ifndef E2E_HARNESS_H
+#define E2E_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- time and waiting ------------------------------------------------------ */
+
+/* CLOCK_MONOTONIC: system-wide, so the mock's timestamps compare with ours. */
+int64_t now_us(void);
+int64_t now_ms(void);
+
+/* ---- processes -------------------------------------------------------------- */
+
+struct proc {
+	pid_t pid;
+	char out_path[256];     /* its stdout */
+	char err_path[256];     /* its stderr */
+};
+
+/* The mock backend, listening on 127.0.0.1:port. */
+struct mock {
+	struct proc proc;
+	int port;
+};
+
+/* llmproxy, with its config file and stderr (the log) in a temp dir. */
+struct proxy {
+	struct proc proc;
+	int port;
+	char dir[128];
+	char config_path[256];
+};
+
+void mock_start(struct mock *m);
+void mock_stop(struct mock *m);
+
+/* Writes config_text to a file and starts `llmproxy -c FILE`, waiting for its
+ * "listening on" line.  Returns 0, or -1 if it exited instead (its stderr is
+ * then in px->proc.err_path). */
+int proxy_start(struct proxy *px, const char *config_text);
+/* proxy_start, asserting success. */
+void proxy_start_ok(struct proxy *px, const char *config_text);
+void proxy_stop(struct proxy *px);
+
+/* A minimal config: listen on 127.0.0.1:0, one backend at the mock, plus
+ * `extra` (more sections / keys, may be ""). */
+void proxy_config(char *out, size_t cap, const struct mock *m, const char *extra);
+
+/* Runs llmproxy with argv (NULL-terminated, argv[0] ignored) to completion,
+ * capturing stdout+stderr into out.  Returns the exit status. */
+int run_llmproxy(char *const argv[], char *out, size_t cap);
+
+/* Waits until the file contains needle; copies the line into line (if not
+ * NULL).  Returns 0, or -1 at the deadline. */
+int wait_file_contains(const char *path, const char *needle, int timeout_ms,
+    char *line, size_t line_cap);
+
+/* ---- client ------------------------------------------------------------------- */
+
+int tcp_connect(int port);
+void send_all(int fd, const void *buf, size_t n);
+void send_str(int fd, const char *s);
+
+#define MAX_ARRIVALS 4096
+
+struct response {
+	int status;
+	char head[16384];
+	size_t head_len;
+	char *body;             /* de-chunked */
+	size_t body_len;
+	int chunked;
+	int complete;           /* ended as framed: final chunk, or Content-Length
+	                           bytes, or (close-delimited) EOF */
+	int eof;                /* the server closed the connection */
+	int64_t head_us;        /* when the head was complete */
+	/* When each complete SSE event (ending in a blank line) arrived. */
+	size_t nevents;
+	int64_t event_us[MAX_ARRIVALS];
+	size_t event_end[MAX_ARRIVALS];   /* body offset after the event */
+	/* Raw bytes after the head as received (chunk framing included). */
+	char *raw;
+	size_t raw_len;
+};
+
+/*
+ * Reads one response from fd: head, then the body by its framing.  For a
+ * response to HEAD pass head_request.  Stops at the end of the message, at EOF
+ * or at the deadline (timeout_ms from now).  Returns 0 when a head was read,
+ * -1 when none arrived (EOF or timeout before a complete head).
+ */
+int read_response(int fd, struct response *r, int timeout_ms, int head_request);
+void response_free(struct response *r);
+
+/* The value of a response header (first match, case-insensitive) copied into
+ * out; returns 1 if present. */
+int response_header(const struct response *r, const char *name, char *out,
+    size_t cap);
+
+/* Sends a raw request on a new connection, reads one response, closes. */
+int http_exchange(int port, const char *raw, struct response *r, int timeout_ms);
+
+/* Builds a streaming chat completion request with extra header lines
+ * (each ending in \r\n, may be "") and the given JSON body. */
+void chat_request(char *out, size_t cap, const char *extra_headers,
+    const char *body);
+
+/* Waits until the peer closes fd (read returns 0 or an error).  Returns the
+ * time it happened, or -1 at the deadline. */
+int64_t wait_closed(int fd, int timeout_ms);
+
+/* ---- the mock's control endpoints ------------------------------------------- */
+
+/* GET path on the mock (direct, not through the proxy) into out; returns the
+ * status. */
+int mock_get(const struct mock *m, const char *path, char *out, size_t cap);
+/* An integer member of a flat JSON object ("connections"), or -1. */
+long json_int(const char *json, const char *key);
+/* A string member into out; returns 1 if found. */
+int json_str(const char *json, const char *key, char *out, size_t cap);
+
+/* Waits until the mock reports request `id` in `state` ("running", "done",
+ * "aborted").  Returns 0, or -1 at the deadline. */
+int mock_wait_state(const struct mock *m, const char *id, const char *state,
+    int timeout_ms);
+long mock_stat(const struct mock *m, const char *key);
+
+#endif
