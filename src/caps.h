@@ -54,6 +54,17 @@
 #ifndef CAP_TRAILER_BYTES
 #define CAP_TRAILER_BYTES (8 * 1024)
 #endif
+/* Largest [server] max_body_size a config may set. */
+#ifndef CAP_BODY_BYTES_MAX
+#define CAP_BODY_BYTES_MAX (1024 * 1024 * 1024)
+#endif
+/* JSON containers nested deeper than this are refused with 413: jsmn's work
+ * grows with the square of the depth (100,000 nested arrays, a 200 KB body,
+ * took 11 s).  serde_json's default recursion limit; real requests, JSON
+ * Schemas in tools included, stay far below it. */
+#ifndef CAP_JSON_DEPTH
+#define CAP_JSON_DEPTH 128
+#endif
 /* JSON tokens in one request body (jsmn): more is refused with 413. */
 #ifndef CAP_JSON_TOKENS
 #define CAP_JSON_TOKENS (1024 * 1024)

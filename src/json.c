@@ -31,13 +31,6 @@
 #include "caps.h"
 #include "json.h"
 
-/* Containers nested deeper than this (the root object is depth 1) are refused
- * with JSON_TOO_BIG.  serde_json's default recursion limit; real requests,
- * JSON Schemas in tools included, stay far below it.  Belongs in caps.h. */
-#ifndef CAP_JSON_DEPTH
-#define CAP_JSON_DEPTH 128
-#endif
-
 /* Tokens allocated on first use: a short chat request fits. */
 #define SCRATCH_INIT_TOKENS 128
 

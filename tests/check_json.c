@@ -15,11 +15,6 @@
 #include "caps.h"
 #include "json.h"
 
-/* Mirrors json.c until CAP_JSON_DEPTH moves to caps.h. */
-#ifndef CAP_JSON_DEPTH
-#define CAP_JSON_DEPTH 128
-#endif
-
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* One inspection with a scratch of its own. */

@@ -1,0 +1,1296 @@
+/*
+ * config.c — an INI file (inih) -> an immutable struct config.
+ *
+ * The INI layout is LLMProxy's YAML layout flattened (DESIGN.md,
+ * "Configuration"): `[server]`, `[server.tls]`, `[backends.0]`, ...  What
+ * every section and key means is data, in the two tables below: `sections`
+ * says which sections exist and whether llmproxy uses them; `keys` says which
+ * keys exist, how a value is parsed and where it is stored.  When llmproxy
+ * gains a feature, its rows move from LATER to SUPPORTED.
+ *
+ * Everything in a file ends in one of three ways:
+ *   - used: parsed and validated; a bad value is an error with its line;
+ *   - known to LLMProxy but not used here: named once, as a notice;
+ *   - unknown (a typo, say): an error with its line.
+ * A setting whose absence would weaken security (API-key auth, a TLS
+ * listener) is an error, never a notice: running open when the user asked
+ * for authentication is worse than not starting.
+ *
+ * inih runs over our own line reader (ini_parse_stream).  The reader counts
+ * lines (Debian's inih passes the handler none), refuses over-long lines
+ * (inih would split them silently), and sees every section header, so that a
+ * section with no keys is checked too, a backend's errors can cite its
+ * header, and section names are kept whole (inih cuts them at 49 bytes).
+ *
+ * Loading sets inih's global switches, so it is not thread-safe: main loads
+ * the config (and a reload builds a new one) from one thread.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+/* [backends.X] weight range. */
+#define WEIGHT_MAX 1000
+
+#if defined(__GNUC__)
+#define PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF(f, a)
+#endif
+
+struct parse;
+
+/* What llmproxy does with a section or key that LLMProxy documents. */
+enum use {
+	SUPPORTED,      /* parsed, validated and used */
+	LATER,          /* a feature llmproxy does not have yet: notice, ignored */
+	IGNORED,        /* an LLMProxy feature llmproxy leaves out: notice, ignored */
+	REFUSE_IF_TRUE, /* a security switch llmproxy cannot honour yet: true is
+	                   an error, false is ignored like its section */
+};
+
+/*
+ * A section pattern matches a section name element by element; "*" matches
+ * any one element (a list item: `backends.*` matches backends.0 and
+ * backends.gpu1).
+ *
+ * SUPPORTED: the section's keys are looked up in `keys`; an unknown key is an
+ * error.  Subsections need rows of their own.
+ * LATER / IGNORED: the section and everything below it (list items, deeper
+ * maps) is ignored, with one notice naming this row at the first header in
+ * it.  Only REFUSE_IF_TRUE keys are still looked at.
+ */
+struct section_rule {
+	const char *section;
+	enum use use;
+	int (*open)(struct parse *, const char *name);  /* at each header */
+};
+
+static int open_backend(struct parse *p, const char *name);
+
+static const struct section_rule sections[] = {
+	/* section              use        at each header */
+	{ "",                   SUPPORTED, NULL },  /* before any header: listen */
+	{ "server",             SUPPORTED, NULL },
+	{ "server.cors",        IGNORED,   NULL },
+	{ "server.tls",         IGNORED,   NULL },  /* but enabled = true: error */
+	{ "log",                SUPPORTED, NULL },
+	{ "log.file",           IGNORED,   NULL },
+	{ "backends.*",         SUPPORTED, open_backend },
+	{ "backends.*.headers", LATER,     NULL },  /* a map: any key */
+	{ "routing",            SUPPORTED, NULL },
+	{ "routing.retry",      LATER,     NULL },
+	{ "routing.script",     IGNORED,   NULL },
+	{ "routing.fallback",   IGNORED,   NULL },
+	{ "usage_hook",         LATER,     NULL },  /* LLMProxy v0.1 */
+	{ "usage",              LATER,     NULL },
+	{ "health_check",       LATER,     NULL },
+	{ "metrics",            LATER,     NULL },
+	{ "rate_limit",         LATER,     NULL },
+	{ "auth",               LATER,     NULL },  /* but enabled = true: error */
+	{ "admin",              IGNORED,   NULL },
+	{ "storage",            IGNORED,   NULL },
+	{ "discovery",          IGNORED,   NULL },
+	{ "logging",            IGNORED,   NULL },
+	{ "hooks",              IGNORED,   NULL },
+};
+#define NSECTIONS (sizeof sections / sizeof sections[0])
+
+/* What a key rule's `off` is an offset into. */
+enum where { NOWHERE, IN_CONFIG, IN_BACKEND };
+
+struct key_rule {
+	const char *section;  /* a pattern, as in `sections` */
+	const char *key;
+	enum use use;
+	/* SUPPORTED, REFUSE_IF_TRUE: parses the value (quotes removed) and
+	 * stores it; 0, or -1 with the error recorded. */
+	int (*set)(struct parse *, const struct key_rule *, const char *value);
+	enum where where;
+	size_t off;
+	long long min, max;   /* range, where the parser has one */
+	const char *why;      /* REFUSE_IF_TRUE: the reason */
+};
+
+static int set_listen(struct parse *, const struct key_rule *, const char *);
+static int set_int(struct parse *, const struct key_rule *, const char *);
+static int set_ms(struct parse *, const struct key_rule *, const char *);
+static int set_size(struct parse *, const struct key_rule *, const char *);
+static int set_size64(struct parse *, const struct key_rule *, const char *);
+static int set_log_level(struct parse *, const struct key_rule *, const char *);
+static int set_name(struct parse *, const struct key_rule *, const char *);
+static int set_url(struct parse *, const struct key_rule *, const char *);
+static int refuse_if_true(struct parse *, const struct key_rule *, const char *);
+
+#define CFG(f)  IN_CONFIG, offsetof(struct config, f)
+#define BE(f)   IN_BACKEND, offsetof(struct backend_conf, f)
+#define NOFIELD NOWHERE, 0
+
+/*
+ * Every key of a SUPPORTED section, from LLMProxy's config-reference.yaml and
+ * config.yaml.example (commented-out keys included: they are documented
+ * options too), plus llmproxy's own (threads, first_token_timeout,
+ * [routing] idle_timeout).  Keys of LATER / IGNORED sections are not listed:
+ * those sections are ignored whole.
+ */
+static const struct key_rule keys[] = {
+	/* section    key                    use        parser          field                          min   max */
+	{ "",         "listen",              SUPPORTED, set_listen,     NOFIELD,                       0, 0, NULL },
+
+	{ "server",   "listen",              SUPPORTED, set_listen,     NOFIELD,                       0, 0, NULL },
+	{ "server",   "threads",             SUPPORTED, set_int,        CFG(threads),                  1, CAP_THREADS_MAX, NULL },
+	{ "server",   "read_timeout",        SUPPORTED, set_ms,         CFG(read_timeout_ms),          1, INT_MAX, NULL },
+	{ "server",   "write_timeout",       SUPPORTED, set_ms,         CFG(write_timeout_ms),         1, INT_MAX, NULL },
+	{ "server",   "idle_timeout",        SUPPORTED, set_ms,         CFG(idle_timeout_ms),          1, INT_MAX, NULL },
+	{ "server",   "max_header_bytes",    SUPPORTED, set_size,       CFG(max_header_bytes),         1024, CAP_HEAD_BYTES_MAX, NULL },
+	{ "server",   "max_body_size",       SUPPORTED, set_size64,     CFG(max_body_size),            1, CAP_BODY_BYTES_MAX, NULL },
+
+	{ "server.tls", "enabled",           REFUSE_IF_TRUE, refuse_if_true, NOFIELD,                  0, 0,
+	  "this build has no TLS listener yet; refusing to serve plain HTTP where HTTPS was asked for" },
+
+	{ "log",      "level",               SUPPORTED, set_log_level,  CFG(log_level),                0, 0, NULL },
+	{ "log",      "format",              IGNORED,   NULL,           NOFIELD,                       0, 0, NULL },
+	{ "log",      "output",              IGNORED,   NULL,           NOFIELD,                       0, 0, NULL },
+
+	{ "backends.*", "name",              SUPPORTED, set_name,       BE(name),                      0, 0, NULL },
+	{ "backends.*", "url",               SUPPORTED, set_url,        NOFIELD,                       0, 0, NULL },
+	{ "backends.*", "weight",            SUPPORTED, set_int,        BE(weight),                    1, WEIGHT_MAX, NULL },
+	{ "backends.*", "timeout",           LATER,     NULL,           NOFIELD,                       0, 0, NULL },
+	{ "backends.*", "connect_timeout",   LATER,     NULL,           NOFIELD,                       0, 0, NULL },
+	{ "backends.*", "max_idle_conns",    IGNORED,   NULL,           NOFIELD,                       0, 0, NULL },
+
+	{ "routing",  "timeout",             SUPPORTED, set_ms,         CFG(request_timeout_ms),       0, INT_MAX, NULL },
+	{ "routing",  "connect_timeout",     SUPPORTED, set_ms,         CFG(connect_timeout_ms),       1, INT_MAX, NULL },
+	{ "routing",  "first_token_timeout", SUPPORTED, set_ms,         CFG(first_token_timeout_ms),   1, INT_MAX, NULL },
+	{ "routing",  "idle_timeout",        SUPPORTED, set_ms,         CFG(stream_idle_timeout_ms),   1, INT_MAX, NULL },
+	{ "routing",  "load_balance",        LATER,     NULL,           NOFIELD,                       0, 0, NULL },
+	{ "routing",  "enabled",             IGNORED,   NULL,           NOFIELD,                       0, 0, NULL },
+
+	{ "auth",     "enabled",             REFUSE_IF_TRUE, refuse_if_true, NOFIELD,                  0, 0,
+	  "this build has no API-key authentication yet; refusing to run open" },
+};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+/* ---- parse state ---------------------------------------------------------- */
+
+struct item {            /* a backend while its file is read */
+	char *section;       /* "backends.X", for messages */
+	int name_line;       /* 0: no name given */
+	int url_line;        /* 0: no url given */
+};
+
+struct seen_key {        /* for duplicate keys */
+	size_t section;      /* index into parse.names */
+	char *key;
+	int line;
+};
+
+struct parse {
+	struct config *cfg;
+	const char *file;              /* the name for messages */
+
+	FILE *fp;                      /* the source: a file, */
+	const char *text;              /* or a string */
+	size_t pos;
+	int read_errno;
+
+	int line;                      /* the line inih is working on */
+	char section[CAP_CONFIG_LINE]; /* the current section, whole */
+	size_t section_id;             /* its index in names */
+	bool ignoring;                 /* in a LATER / IGNORED subtree */
+	bool in_backend;               /* in [backends.X]: */
+	size_t backend;                /* its index */
+
+	char **names;                  /* every section name seen, once */
+	size_t nnames;
+	struct seen_key *seen;
+	size_t nseen, seen_cap;
+	struct item *items;            /* parallel to cfg->backends */
+	size_t backends_cap;
+
+	bool section_noticed[NSECTIONS];
+	bool key_noticed[NKEYS];
+
+	char value[CAP_CONFIG_LINE];   /* the current value, quotes removed */
+	bool failed;
+	char err[CAP_LOG_LINE];        /* the first error */
+};
+
+/* ---- messages ------------------------------------------------------------- */
+
+static int fail(struct parse *p, int line, const char *fmt, ...) PRINTF(3, 4);
+
+/* Records the first error as "FILE:LINE: message" ("FILE: message" when
+ * line is 0).  Returns -1. */
+static int fail(struct parse *p, int line, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (p->failed)
+		return -1;
+	p->failed = true;
+	if (line > 0)
+		n = snprintf(p->err, sizeof p->err, "%s:%d: ", p->file, line);
+	else
+		n = snprintf(p->err, sizeof p->err, "%s: ", p->file);
+	if (n < 0 || (size_t)n >= sizeof p->err)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(p->err + n, sizeof p->err - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int bad(struct parse *p, const struct key_rule *r, const char *v,
+    const char *fmt, ...) PRINTF(4, 5);
+
+/* A bad value: "FILE:LINE: [section] key = value: reason".  Returns -1. */
+static int bad(struct parse *p, const struct key_rule *r, const char *v,
+    const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	if (p->section[0] == '\0')
+		return fail(p, p->line, "top-level %s = %s: %s", r->key, v, why);
+	return fail(p, p->line, "[%s] %s = %s: %s", p->section, r->key, v, why);
+}
+
+static void notice(struct parse *p, const char *fmt, ...) PRINTF(2, 3);
+
+/* Adds "FILE:LINE: message" to cfg->notices. */
+static void notice(struct parse *p, const char *fmt, ...)
+{
+	struct config *cfg = p->cfg;
+	char buf[CAP_LOG_LINE];
+	char **v;
+	va_list ap;
+	int n;
+
+	n = snprintf(buf, sizeof buf, "%s:%d: ", p->file, p->line);
+	if (n < 0 || (size_t)n >= sizeof buf)
+		n = 0;
+	va_start(ap, fmt);
+	vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+	va_end(ap);
+
+	v = realloc(cfg->notices, (cfg->nnotices + 1) * sizeof *v);
+	if (v == NULL) {
+		fail(p, 0, "out of memory");
+		return;
+	}
+	cfg->notices = v;
+	if ((v[cfg->nnotices] = strdup(buf)) == NULL) {
+		fail(p, 0, "out of memory");
+		return;
+	}
+	cfg->nnotices++;
+}
+
+static const char *not_used(enum use u)
+{
+	return u == LATER ? "does not support yet" : "does not use";
+}
+
+/* ---- value parsers (pure) -------------------------------------------------- */
+
+/* Strict decimal integer, optional '-'.  0, -1 malformed, -2 out of range. */
+static int parse_ll(const char *s, long long *out)
+{
+	unsigned long long v = 0;
+	bool neg = false;
+
+	if (*s == '-') {
+		neg = true;
+		s++;
+	}
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	for (; isdigit((unsigned char)*s); s++) {
+		unsigned d = (unsigned)(*s - '0');
+		if (v > ((unsigned long long)LLONG_MAX - d) / 10)
+			return -2;
+		v = v * 10 + d;
+	}
+	if (*s != '\0')
+		return -1;
+	*out = neg ? -(long long)v : (long long)v;
+	return 0;
+}
+
+static int parse_bool(const char *s, bool *b)
+{
+	static const struct { const char *word; bool value; } words[] = {
+		{ "true", true },  { "yes", true }, { "on", true },   { "1", true },
+		{ "false", false }, { "no", false }, { "off", false }, { "0", false },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof words / sizeof words[0]; i++) {
+		if (strcasecmp(s, words[i].word) == 0) {
+			*b = words[i].value;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* The units of Go's time.ParseDuration, in nanoseconds. */
+static const struct { const char *unit; uint64_t ns; } duration_units[] = {
+	{ "ns", 1 },
+	{ "us", 1000 },
+	{ "\xc2\xb5s", 1000 },  /* µs, U+00B5 */
+	{ "\xce\xbcs", 1000 },  /* μs, U+03BC */
+	{ "ms", 1000 * 1000 },
+	{ "s",  1000 * 1000 * 1000 },
+	{ "m",  60ull * 1000 * 1000 * 1000 },
+	{ "h",  3600ull * 1000 * 1000 * 1000 },
+};
+
+/*
+ * Go's duration syntax: "0", or one or more DECIMAL UNIT ("1m30s", "1.5h",
+ * "500ms").  Returns 0, -1 malformed, -2 longer than INT_MAX ms, -3 a number
+ * without a unit.  A nonzero remainder below 1 ms rounds up, so a nonzero
+ * duration never turns into 0 (which means "none" for some timeouts).
+ */
+static int parse_duration(const char *s, int *ms)
+{
+	const uint64_t limit = (uint64_t)INT_MAX * 1000 * 1000;  /* ns */
+	uint64_t total = 0;
+
+	if (strcmp(s, "0") == 0) {
+		*ms = 0;
+		return 0;
+	}
+	if (*s == '\0')
+		return -1;
+	while (*s != '\0') {
+		uint64_t whole = 0, v, scale, unit = 0;
+		const char *frac = NULL;
+		size_t nwhole = 0, nfrac = 0, ulen, i;
+
+		for (; isdigit((unsigned char)*s); s++, nwhole++) {
+			if (whole <= limit)  /* past it: stays past it */
+				whole = whole * 10 + (uint64_t)(*s - '0');
+		}
+		if (*s == '.') {
+			frac = ++s;
+			for (; isdigit((unsigned char)*s); s++)
+				nfrac++;
+		}
+		if (nwhole == 0 && nfrac == 0)
+			return -1;
+		ulen = strcspn(s, "0123456789.");
+		if (ulen == 0)
+			return *s == '\0' ? -3 : -1;
+		for (i = 0; i < sizeof duration_units / sizeof duration_units[0]; i++) {
+			if (strlen(duration_units[i].unit) == ulen &&
+			    memcmp(duration_units[i].unit, s, ulen) == 0)
+				unit = duration_units[i].ns;
+		}
+		if (unit == 0)
+			return -1;
+		s += ulen;
+		if (whole > limit / unit)
+			return -2;
+		v = whole * unit;
+		/* Each fraction digit is worth a tenth of the one before. */
+		for (scale = unit, i = 0; i < nfrac; i++) {
+			scale /= 10;
+			v += (uint64_t)(frac[i] - '0') * scale;
+		}
+		total += v;
+		if (total > limit)
+			return -2;
+	}
+	*ms = (int)((total + 999999) / 1000000);
+	return 0;
+}
+
+/* Size suffixes, all powers of 1024, matched without regard to case. */
+static const struct { const char *suffix; uint64_t bytes; } size_units[] = {
+	{ "", 1 }, { "b", 1 },
+	{ "k", 1ull << 10 }, { "kb", 1ull << 10 }, { "kib", 1ull << 10 },
+	{ "m", 1ull << 20 }, { "mb", 1ull << 20 }, { "mib", 1ull << 20 },
+	{ "g", 1ull << 30 }, { "gb", 1ull << 30 }, { "gib", 1ull << 30 },
+};
+
+/* DIGITS[SUFFIX].  Returns 0, -1 malformed, -2 more than 2^64 - 1 bytes. */
+static int parse_size(const char *s, uint64_t *bytes)
+{
+	uint64_t v = 0, unit = 0;
+	bool over = false;
+	size_t i;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	for (; isdigit((unsigned char)*s); s++) {
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			over = true;
+		else
+			v = v * 10 + d;
+	}
+	for (i = 0; i < sizeof size_units / sizeof size_units[0]; i++) {
+		if (strcasecmp(s, size_units[i].suffix) == 0)
+			unit = size_units[i].bytes;
+	}
+	if (unit == 0)
+		return -1;
+	if (over || v > UINT64_MAX / unit)
+		return -2;
+	*bytes = v * unit;
+	return 0;
+}
+
+int config_parse_duration(const char *s, int *ms)
+{
+	int v;
+
+	if (s == NULL || parse_duration(s, &v) != 0)
+		return -1;
+	*ms = v;
+	return 0;
+}
+
+int config_parse_size(const char *s, uint64_t *bytes)
+{
+	uint64_t v;
+
+	if (s == NULL || parse_size(s, &v) != 0)
+		return -1;
+	*bytes = v;
+	return 0;
+}
+
+/* A host name (letters, digits, '.', '-', '_': Docker service names have
+ * '_') or a dotted IPv4 address. */
+static bool valid_host(const char *h)
+{
+	struct in_addr a4;
+	const char *c;
+	bool digits_dots = true;
+
+	if (*h == '\0')
+		return true;  /* no host: the caller decides */
+	for (c = h; *c != '\0'; c++) {
+		if (!isalnum((unsigned char)*c) && *c != '.' && *c != '-' && *c != '_')
+			return false;
+		if (!isdigit((unsigned char)*c) && *c != '.')
+			digits_dots = false;
+	}
+	return !digits_dots || inet_pton(AF_INET, h, &a4) == 1;
+}
+
+/*
+ * "HOST[:PORT]", "[IPV6][:PORT]" or ":PORT" in s[0..len) -> host (no
+ * brackets; "" when none) and port (-1 when none).  Returns NULL or what is
+ * wrong.
+ */
+static const char *parse_hostport(const char *s, size_t len, char *host,
+    size_t hostsz, long *port)
+{
+	const char *rest, *end = s + len;
+	size_t hlen;
+
+	*port = -1;
+	if (len > 0 && s[0] == '[') {
+		struct in6_addr a6;
+		const char *rb = memchr(s, ']', len);
+
+		if (rb == NULL)
+			return "missing ']' after an IPv6 address";
+		hlen = (size_t)(rb - s - 1);
+		if (hlen == 0 || hlen >= hostsz)
+			return "bad IPv6 address";
+		memcpy(host, s + 1, hlen);
+		host[hlen] = '\0';
+		if (inet_pton(AF_INET6, host, &a6) != 1)
+			return "bad IPv6 address";
+		rest = rb + 1;
+		if (rest < end && *rest != ':')
+			return "text after ']'";
+	} else {
+		const char *colon = memchr(s, ':', len);
+
+		rest = colon != NULL ? colon : end;
+		hlen = (size_t)(rest - s);
+		if (colon != NULL && memchr(colon + 1, ':', (size_t)(end - colon - 1)))
+			return "an IPv6 address goes in brackets, e.g. [::1]:8080";
+		if (hlen >= hostsz)
+			return "host name too long";
+		memcpy(host, s, hlen);
+		host[hlen] = '\0';
+		if (!valid_host(host))
+			return "bad host name";
+	}
+	if (rest < end) {  /* at ':' */
+		long v = 0;
+		const char *d;
+
+		if (end - rest - 1 < 1 || end - rest - 1 > 5)
+			return "bad port";
+		for (d = rest + 1; d < end; d++) {
+			if (!isdigit((unsigned char)*d))
+				return "bad port";
+			v = v * 10 + (*d - '0');
+		}
+		if (v > 65535)
+			return "bad port";
+		*port = v;
+	}
+	return NULL;
+}
+
+/* RFC 3986 §3.3: pchar / "/" (pct-encoded checked by the caller). */
+static bool path_char(unsigned char c)
+{
+	return isalnum(c) || (c != '\0' && strchr("-._~!$&'()*+,;=:@/%", c) != NULL);
+}
+
+/* ---- setters: one per kind of value ---------------------------------------- */
+
+static void *field(struct parse *p, const struct key_rule *r)
+{
+	char *base = r->where == IN_BACKEND ? (char *)&p->cfg->backends[p->backend]
+	                                    : (char *)p->cfg;
+	return base + r->off;
+}
+
+static struct backend_conf *cur_backend(struct parse *p)
+{
+	return &p->cfg->backends[p->backend];
+}
+
+static int set_listen(struct parse *p, const struct key_rule *r, const char *v)
+{
+	static const char *const usage = ":PORT or HOST:PORT (e.g. :8080, 127.0.0.1:8080, [::1]:8080)";
+	struct config *cfg = p->cfg;
+	const char *why;
+	long port;
+
+	if (strchr(v, ':') == NULL)  /* "8080": Go's net.Listen wants ":8080" */
+		return bad(p, r, v, "no port; listen is %s", usage);
+	why = parse_hostport(v, strlen(v), cfg->listen_host, sizeof cfg->listen_host, &port);
+	if (why != NULL)
+		return bad(p, r, v, "%s; listen is %s", why, usage);
+	if (port < 0)
+		return bad(p, r, v, "no port; listen is %s", usage);
+	snprintf(cfg->listen_port, sizeof cfg->listen_port, "%hu", (unsigned short)port);
+	return 0;
+}
+
+static int set_int(struct parse *p, const struct key_rule *r, const char *v)
+{
+	long long n;
+	int rc = parse_ll(v, &n);
+
+	if (rc == -1)
+		return bad(p, r, v, "not an integer");
+	if (rc == -2 || n < r->min || n > r->max)
+		return bad(p, r, v, "must be %lld..%lld", r->min, r->max);
+	*(int *)field(p, r) = (int)n;
+	return 0;
+}
+
+static int set_ms(struct parse *p, const struct key_rule *r, const char *v)
+{
+	int ms;
+
+	switch (parse_duration(v, &ms)) {
+	case 0:
+		break;
+	case -2:
+		return bad(p, r, v, "too long (at most %dh)", INT_MAX / 3600000);
+	case -3:
+		return bad(p, r, v, "a duration needs a unit (e.g. 30s, 500ms, 2m, 1h)");
+	default:
+		return bad(p, r, v, "not a duration (e.g. 500ms, 30s, 2m, 1h, 1m30s)");
+	}
+	if (ms < r->min)
+		return bad(p, r, v, "must be more than 0");
+	*(int *)field(p, r) = ms;
+	return 0;
+}
+
+/* "1GiB", "16KiB" or "1000 bytes", for messages. */
+static const char *size_text(char *buf, size_t len, unsigned long long n)
+{
+	if (n != 0 && n % (1ull << 30) == 0)
+		snprintf(buf, len, "%lluGiB", n >> 30);
+	else if (n != 0 && n % (1ull << 20) == 0)
+		snprintf(buf, len, "%lluMiB", n >> 20);
+	else if (n != 0 && n % (1ull << 10) == 0)
+		snprintf(buf, len, "%lluKiB", n >> 10);
+	else
+		snprintf(buf, len, "%llu byte%s", n, n == 1 ? "" : "s");
+	return buf;
+}
+
+static int get_size(struct parse *p, const struct key_rule *r, const char *v,
+    uint64_t *n)
+{
+	char lo[32], hi[32];
+
+	switch (parse_size(v, n)) {
+	case 0:
+		break;
+	case -2:
+		return bad(p, r, v, "too large");
+	default:
+		return bad(p, r, v, "not a size (e.g. 10485760, 16k, 16KiB, 10MB)");
+	}
+	if (*n < (uint64_t)r->min || *n > (uint64_t)r->max)
+		return bad(p, r, v, "must be %s to %s",
+		    size_text(lo, sizeof lo, (unsigned long long)r->min),
+		    size_text(hi, sizeof hi, (unsigned long long)r->max));
+	return 0;
+}
+
+static int set_size(struct parse *p, const struct key_rule *r, const char *v)
+{
+	uint64_t n;
+
+	if (get_size(p, r, v, &n) != 0)
+		return -1;
+	*(size_t *)field(p, r) = (size_t)n;
+	return 0;
+}
+
+static int set_size64(struct parse *p, const struct key_rule *r, const char *v)
+{
+	uint64_t n;
+
+	if (get_size(p, r, v, &n) != 0)
+		return -1;
+	*(uint64_t *)field(p, r) = n;
+	return 0;
+}
+
+static int set_log_level(struct parse *p, const struct key_rule *r, const char *v)
+{
+	static const struct { const char *name; enum log_level level; } levels[] = {
+		{ "debug", LOG_LEVEL_DEBUG }, { "info", LOG_LEVEL_INFO },
+		{ "warn", LOG_LEVEL_WARN },   { "error", LOG_LEVEL_ERROR },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+		if (strcasecmp(v, levels[i].name) == 0) {
+			*(enum log_level *)field(p, r) = levels[i].level;
+			return 0;
+		}
+	}
+	return bad(p, r, v, "must be debug, info, warn or error");
+}
+
+/* Backend names become metrics label values and log fields: short, and
+ * nothing that needs quoting. */
+static bool label_ok(const char *v)
+{
+	size_t len = strlen(v), i;
+
+	if (len == 0 || len >= sizeof ((struct backend_conf *)0)->name)
+		return false;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+			return false;
+	}
+	return true;
+}
+
+static int set_name(struct parse *p, const struct key_rule *r, const char *v)
+{
+	struct backend_conf *b = cur_backend(p);
+
+	if (!label_ok(v))
+		return bad(p, r, v, "a name has 1 to %zu characters of A-Z a-z 0-9 . _ -",
+		    sizeof b->name - 1);
+	strcpy(b->name, v);
+	p->items[p->backend].name_line = p->line;
+	return 0;
+}
+
+/* http://HOST[:PORT][/PATH] */
+static int set_url(struct parse *p, const struct key_rule *r, const char *v)
+{
+	struct backend_conf *b = cur_backend(p);
+	const char *auth, *path, *why, *c;
+	size_t alen, plen;
+	long port;
+
+	if (strlen(v) >= sizeof b->url)
+		return bad(p, r, v, "longer than %zu characters", sizeof b->url - 1);
+	if (strncasecmp(v, "https://", 8) == 0)
+		return bad(p, r, v, "https backends need TLS, which this build does not have yet");
+	if (strncasecmp(v, "http://", 7) != 0)
+		return bad(p, r, v, "a backend url is http://HOST[:PORT][/PATH]");
+	auth = v + 7;
+	alen = strcspn(auth, "/?#");
+	path = auth + alen;
+	if (memchr(auth, '@', alen) != NULL)
+		return bad(p, r, v, "user:password@ is not allowed in a backend url");
+	why = parse_hostport(auth, alen, b->host, sizeof b->host, &port);
+	if (why != NULL)
+		return bad(p, r, v, "%s", why);
+	if (b->host[0] == '\0')
+		return bad(p, r, v, "no host");
+	if (port == 0)
+		return bad(p, r, v, "bad port");
+	if (strchr(path, '?') != NULL)
+		return bad(p, r, v, "a query (?...) is not allowed in a backend url");
+	if (strchr(path, '#') != NULL)
+		return bad(p, r, v, "a fragment (#...) is not allowed in a backend url");
+	for (c = path; *c != '\0'; c++) {
+		if (!path_char((unsigned char)*c) ||
+		    (*c == '%' && !(isxdigit((unsigned char)c[1]) && isxdigit((unsigned char)c[2]))))
+			return bad(p, r, v, "bad character in the path");
+	}
+	plen = strlen(path);
+	while (plen > 0 && path[plen - 1] == '/')
+		plen--;
+	if (plen >= sizeof b->path_prefix)
+		return bad(p, r, v, "path longer than %zu characters", sizeof b->path_prefix - 1);
+	memcpy(b->path_prefix, path, plen);
+	b->path_prefix[plen] = '\0';
+	snprintf(b->port, sizeof b->port, "%hu", (unsigned short)(port < 0 ? 80 : port));
+	memcpy(b->url, v, strlen(v) + 1);
+	p->items[p->backend].url_line = p->line;
+	return 0;
+}
+
+static int refuse_if_true(struct parse *p, const struct key_rule *r, const char *v)
+{
+	bool on;
+
+	if (parse_bool(v, &on) != 0)
+		return bad(p, r, v, "not a boolean (true/false, yes/no, on/off, 1/0)");
+	if (on)
+		return bad(p, r, v, "%s", r->why);
+	return 0;
+}
+
+/* ---- sections ------------------------------------------------------------ */
+
+/*
+ * Does section name s match pattern pat?  With prefix, pat may also match
+ * s's first elements only (pat is an ancestor of s).  s has no empty
+ * elements; "" (the top level) matches only "".
+ */
+static bool section_match(const char *pat, const char *s, bool prefix)
+{
+	if (*pat == '\0' || *s == '\0')
+		return *pat == '\0' && *s == '\0';
+	for (;;) {
+		size_t pn = strcspn(pat, "."), sn = strcspn(s, ".");
+
+		if (!(pn == 1 && pat[0] == '*') && (pn != sn || memcmp(pat, s, sn) != 0))
+			return false;
+		pat += pn;
+		s += sn;
+		if (*pat == '\0')
+			return *s == '\0' || (prefix && *s == '.');
+		if (*s == '\0')
+			return false;
+		pat++;
+		s++;
+	}
+}
+
+static size_t depth(const char *pat)
+{
+	size_t n = 0;
+
+	for (; *pat != '\0'; pat++)
+		n += *pat == '.';
+	return n;
+}
+
+static const struct key_rule *find_key(const char *section, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (strcmp(keys[i].key, key) == 0 &&
+		    section_match(keys[i].section, section, false))
+			return &keys[i];
+	}
+	return NULL;
+}
+
+static int open_backend(struct parse *p, const char *name)
+{
+	struct config *cfg = p->cfg;
+	struct backend_conf *b;
+	size_t i;
+
+	for (i = 0; i < cfg->nbackends; i++) {
+		if (strcmp(p->items[i].section, name) == 0) {  /* reopened */
+			p->backend = i;
+			p->in_backend = true;
+			return 0;
+		}
+	}
+	if (cfg->nbackends == CAP_BACKENDS)
+		return fail(p, p->line, "more than %d backends", CAP_BACKENDS);
+	if (cfg->nbackends == p->backends_cap) {
+		size_t cap = p->backends_cap ? 2 * p->backends_cap : 4;
+		struct backend_conf *nb;
+		struct item *ni;
+
+		if (cap > CAP_BACKENDS)
+			cap = CAP_BACKENDS;
+		if ((nb = realloc(cfg->backends, cap * sizeof *nb)) == NULL)
+			return fail(p, 0, "out of memory");
+		cfg->backends = nb;
+		if ((ni = realloc(p->items, cap * sizeof *ni)) == NULL)
+			return fail(p, 0, "out of memory");
+		p->items = ni;
+		p->backends_cap = cap;
+	}
+	i = cfg->nbackends;
+	b = &cfg->backends[i];
+	memset(b, 0, sizeof *b);
+	memset(&p->items[i], 0, sizeof p->items[i]);
+	if ((p->items[i].section = strdup(name)) == NULL)
+		return fail(p, 0, "out of memory");
+	cfg->nbackends++;
+	b->weight = 1;
+	strcpy(b->port, "80");
+	b->line = p->line;
+	p->backend = i;
+	p->in_backend = true;
+	return 0;
+}
+
+/* Keeps each distinct section name once; its index identifies it. */
+static int intern(struct parse *p, const char *name, size_t *id)
+{
+	char **v;
+	size_t i;
+
+	for (i = 0; i < p->nnames; i++) {
+		if (strcmp(p->names[i], name) == 0) {
+			*id = i;
+			return 0;
+		}
+	}
+	if ((v = realloc(p->names, (p->nnames + 1) * sizeof *v)) == NULL)
+		return fail(p, 0, "out of memory");
+	p->names = v;
+	if ((v[p->nnames] = strdup(name)) == NULL)
+		return fail(p, 0, "out of memory");
+	*id = p->nnames++;
+	return 0;
+}
+
+/* A section header: name is what is between the brackets, trimmed. */
+static int on_section(struct parse *p, const char *name)
+{
+	const struct section_rule *root = NULL, *rule = NULL;
+	const char *c;
+	size_t i;
+
+	if (*name == '\0')
+		return fail(p, p->line, "empty section name");
+	for (c = name; *c != '\0'; c++) {
+		if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '[' ||
+		    (*c == '.' && (c == name || c[1] == '.' || c[1] == '\0')))
+			return fail(p, p->line, "malformed section name [%s]", name);
+	}
+	strcpy(p->section, name);  /* shorter than the line it came from */
+	if (intern(p, name, &p->section_id) != 0)
+		return -1;
+	p->in_backend = false;
+
+	/* The topmost ignored section at or above this one, if any. */
+	for (i = 0; i < NSECTIONS; i++) {
+		if (sections[i].use != SUPPORTED &&
+		    section_match(sections[i].section, name, true) &&
+		    (root == NULL || depth(sections[i].section) < depth(root->section)))
+			root = &sections[i];
+	}
+	if (root != NULL) {
+		p->ignoring = true;
+		if (!p->section_noticed[root - sections]) {
+			p->section_noticed[root - sections] = true;
+			notice(p, "[%s] is an LLMProxy section llmproxy %s; ignored",
+			    root->section, not_used(root->use));
+		}
+		return p->failed ? -1 : 0;
+	}
+	p->ignoring = false;
+	for (i = 0; i < NSECTIONS && rule == NULL; i++) {
+		if (section_match(sections[i].section, name, false))
+			rule = &sections[i];
+	}
+	if (rule == NULL)
+		return fail(p, p->line, "unknown section [%s]", name);
+	return rule->open != NULL ? rule->open(p, name) : 0;
+}
+
+/* ---- inih callbacks ------------------------------------------------------- */
+
+static int src_getc(struct parse *p)
+{
+	int c;
+
+	if (p->fp == NULL)
+		return p->text[p->pos] != '\0' ? (unsigned char)p->text[p->pos++] : EOF;
+	c = getc(p->fp);
+	if (c == EOF && ferror(p->fp))
+		p->read_errno = errno;
+	return c;
+}
+
+/* A line that is a section header goes to on_section before inih sees it.
+ * Lines inih cannot parse (no ']') are left to inih to report. */
+static int header_line(struct parse *p, char *line)
+{
+	char *s = line, *end, *t, saved;
+	int rc;
+
+	if (p->line == 1 && strncmp(s, "\xef\xbb\xbf", 3) == 0)  /* UTF-8 BOM */
+		s += 3;
+	while (isspace((unsigned char)*s))
+		s++;
+	if (*s != '[' || (end = strchr(s + 1, ']')) == NULL)
+		return 0;
+	for (t = end + 1; isspace((unsigned char)*t); t++)
+		;
+	if (*t != '\0' && *t != ';' && *t != '#')
+		return fail(p, p->line, "text after ']'");
+	for (s++; isspace((unsigned char)*s); s++)
+		;
+	while (end > s && isspace((unsigned char)end[-1]))
+		end--;
+	saved = *end;  /* inih parses this line next: leave it as it was */
+	*end = '\0';
+	rc = on_section(p, s);
+	*end = saved;
+	return rc;
+}
+
+/*
+ * inih's line reader (fgets-like).  inih calls it exactly once per line it
+ * counts, so p->line is the number of the line inih then hands the handler.
+ * Returning NULL ends the parse: at the end, and after an error.
+ */
+static char *read_line(char *buf, int num, void *user)
+{
+	struct parse *p = user;
+	size_t len = 0, room;
+	int c, last = 0;
+	bool nul = false;
+
+	if (p->failed || num < 4)
+		return NULL;
+	room = (size_t)num - 2;  /* the line, a '\r'; then '\n' and NUL */
+	while ((c = src_getc(p)) != EOF && c != '\n') {
+		if (len < room)
+			buf[len] = (char)c;
+		len++;
+		nul |= c == '\0';
+		last = c;
+	}
+	if (c == EOF && len == 0)
+		return NULL;
+	p->line++;
+	/* Longer than inih's buffer allows ('\r', '\n' and NUL need room):
+	 * inih would cut it into several lines. */
+	if (len - (last == '\r') > (size_t)num - 3) {
+		fail(p, p->line, "line too long (more than %d characters)", num - 3);
+		return NULL;
+	}
+	if (nul) {
+		fail(p, p->line, "NUL byte in the line");
+		return NULL;
+	}
+	if (c == '\n')
+		buf[len++] = '\n';
+	buf[len] = '\0';
+	return header_line(p, buf) == 0 ? buf : NULL;
+}
+
+/* A value may carry one pair of quotes, as YAML allows: "..." or '...'. */
+static const char *unquote(struct parse *p, const struct key_rule *r, const char *v)
+{
+	size_t len = strlen(v);
+
+	if (len == 0 || (v[0] != '"' && v[0] != '\''))
+		return v;
+	if (len < 2 || v[len - 1] != v[0]) {
+		bad(p, r, v, "unbalanced quotes");
+		return NULL;
+	}
+	memcpy(p->value, v + 1, len - 2);
+	p->value[len - 2] = '\0';
+	return p->value;
+}
+
+static int remember_key(struct parse *p, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < p->nseen; i++) {
+		if (p->seen[i].section != p->section_id || strcmp(p->seen[i].key, key) != 0)
+			continue;
+		if (p->section[0] == '\0')
+			return fail(p, p->line, "duplicate key '%s' at top level (first on line %d)",
+			    key, p->seen[i].line);
+		return fail(p, p->line, "duplicate key '%s' in [%s] (first on line %d)",
+		    key, p->section, p->seen[i].line);
+	}
+	if (p->nseen == p->seen_cap) {
+		size_t cap = p->seen_cap ? 2 * p->seen_cap : 32;
+		struct seen_key *v = realloc(p->seen, cap * sizeof *v);
+
+		if (v == NULL)
+			return fail(p, 0, "out of memory");
+		p->seen = v;
+		p->seen_cap = cap;
+	}
+	if ((p->seen[p->nseen].key = strdup(key)) == NULL)
+		return fail(p, 0, "out of memory");
+	p->seen[p->nseen].section = p->section_id;
+	p->seen[p->nseen].line = p->line;
+	p->nseen++;
+	return 0;
+}
+
+/* inih's handler: one key = value.  Returns 1 to go on, 0 on an error. */
+static int on_key(void *user, const char *inih_section, const char *key,
+    const char *value)
+{
+	struct parse *p = user;
+	const struct key_rule *r;
+	const char *v;
+
+	(void)inih_section;  /* cut at 49 bytes; p->section is whole */
+	if (p->failed || remember_key(p, key) != 0)
+		return 0;
+	r = find_key(p->section, key);
+	if (p->ignoring && (r == NULL || r->use != REFUSE_IF_TRUE))
+		return 1;
+	if (r == NULL) {
+		if (p->section[0] == '\0')
+			fail(p, p->line, "unknown key '%s' before any [section]", key);
+		else
+			fail(p, p->line, "unknown key '%s' in [%s]", key, p->section);
+		return 0;
+	}
+	if (r->use == LATER || r->use == IGNORED) {
+		if (!p->key_noticed[r - keys]) {
+			p->key_noticed[r - keys] = true;
+			notice(p, "[%s] %s is an LLMProxy key llmproxy %s; ignored",
+			    r->section, r->key, not_used(r->use));
+		}
+		return !p->failed;
+	}
+	if ((v = unquote(p, r, value)) == NULL)
+		return 0;
+	return r->set(p, r, v) == 0;
+}
+
+/* ---- loading --------------------------------------------------------------- */
+
+static void set_defaults(struct config *cfg)
+{
+	strcpy(cfg->listen_host, "");
+	strcpy(cfg->listen_port, "8080");
+	cfg->threads = CAP_THREADS_DEFAULT;
+	cfg->read_timeout_ms = CAP_READ_TIMEOUT_MS;
+	cfg->write_timeout_ms = CAP_WRITE_TIMEOUT_MS;
+	cfg->idle_timeout_ms = CAP_IDLE_TIMEOUT_MS;
+	cfg->max_header_bytes = CAP_HEAD_BYTES_DEFAULT;
+	cfg->max_body_size = CAP_BODY_BYTES_DEFAULT;
+	cfg->connect_timeout_ms = CAP_CONNECT_TIMEOUT_MS;
+	cfg->first_token_timeout_ms = CAP_FIRST_TOKEN_TIMEOUT_MS;
+	cfg->stream_idle_timeout_ms = CAP_STREAM_IDLE_TIMEOUT_MS;
+	cfg->request_timeout_ms = 0;
+	cfg->log_level = LOG_LEVEL_INFO;
+}
+
+/* inih's switches (Debian builds it with INI_RUNTIME_OPTIONS).  Its defaults
+ * would split lines longer than 200 bytes and take an indented line for the
+ * continuation of the previous value. */
+static void inih_setup(void)
+{
+	static char start_comment[] = ";#";
+	static char inline_comment[] = ";";  /* after whitespace only */
+
+	ini_use_stack = false;
+	ini_max_line = CAP_CONFIG_LINE;
+	ini_initial_alloc = CAP_CONFIG_LINE;
+	ini_allow_realloc = false;
+	ini_allow_multiline = false;
+	ini_allow_bom = true;
+	ini_allow_no_value = false;
+	ini_allow_inline_comments = true;
+	ini_start_comment_prefixes = start_comment;
+	ini_inline_comment_prefixes = inline_comment;
+	ini_stop_on_first_error = true;
+}
+
+/* Checks that need the whole file, and derived values. */
+static int finish(struct parse *p)
+{
+	struct config *cfg = p->cfg;
+	size_t i, j;
+
+	if (cfg->nbackends == 0)
+		return fail(p, 0, "no backend configured ([backends.NAME] with url = ...)");
+	for (i = 0; i < cfg->nbackends; i++) {
+		struct backend_conf *b = &cfg->backends[i];
+		int n;
+
+		if (p->items[i].url_line == 0)
+			return fail(p, b->line, "[%s] has no url", p->items[i].section);
+		if (p->items[i].name_line != 0)
+			continue;
+		/* [backends.gpu1] is named gpu1; [backends.0], converted from a
+		 * YAML list, gets HOST:PORT, which says more than "0". */
+		const char *suffix = strchr(p->items[i].section, '.') + 1;
+		if (label_ok(suffix) && strspn(suffix, "0123456789") != strlen(suffix)) {
+			strcpy(b->name, suffix);
+			continue;
+		}
+		n = snprintf(b->name, sizeof b->name,
+		    strchr(b->host, ':') != NULL ? "[%s]:%s" : "%s:%s", b->host, b->port);
+		if (n < 0 || (size_t)n >= sizeof b->name)
+			return fail(p, b->line, "[%s] needs a name: HOST:PORT of its url is "
+			    "longer than %zu characters", p->items[i].section, sizeof b->name - 1);
+	}
+	/* Names are metrics labels: two backends must not share one. */
+	for (i = 1; i < cfg->nbackends; i++) {
+		for (j = 0; j < i; j++) {
+			if (strcmp(cfg->backends[i].name, cfg->backends[j].name) != 0)
+				continue;
+			return fail(p, p->items[i].name_line ? p->items[i].name_line
+			                                     : cfg->backends[i].line,
+			    "backend name '%s' is used twice (first by [%s], line %d)",
+			    cfg->backends[i].name, p->items[j].section,
+			    p->items[j].name_line ? p->items[j].name_line : cfg->backends[j].line);
+		}
+	}
+	return 0;
+}
+
+static struct config *load(struct parse *p, char *err, size_t errlen)
+{
+	struct config *cfg;
+	size_t i;
+	int rc;
+
+	if ((cfg = calloc(1, sizeof *cfg)) == NULL) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s: out of memory", p->file);
+		return NULL;
+	}
+	p->cfg = cfg;
+	set_defaults(cfg);
+	snprintf(cfg->path, sizeof cfg->path, "%s", p->file);
+
+	if (intern(p, "", &p->section_id) == 0) {
+		inih_setup();
+		rc = ini_parse_stream(read_line, p, on_key, p);
+		if (p->read_errno != 0)
+			fail(p, 0, "cannot read: %s", strerror(p->read_errno));
+		else if (rc == -2)
+			fail(p, 0, "out of memory");
+		else if (rc > 0)
+			fail(p, rc, "malformed line: expected [section], key = value or a comment");
+		if (!p->failed)
+			finish(p);
+	}
+
+	for (i = 0; i < cfg->nbackends; i++)
+		free(p->items[i].section);
+	free(p->items);
+	for (i = 0; i < p->nseen; i++)
+		free(p->seen[i].key);
+	free(p->seen);
+	for (i = 0; i < p->nnames; i++)
+		free(p->names[i]);
+	free(p->names);
+
+	if (p->failed) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s", p->err);
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+struct config *config_load(const char *path, char *err, size_t errlen)
+{
+	struct config *cfg;
+	struct parse *p;
+	FILE *fp;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	if ((p = calloc(1, sizeof *p)) == NULL) {
+		fclose(fp);
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	p->file = path;
+	p->fp = fp;
+	cfg = load(p, err, errlen);
+	free(p);
+	fclose(fp);
+	return cfg;
+}
+
+struct config *config_load_string(const char *text, const char *name,
+    char *err, size_t errlen)
+{
+	struct config *cfg;
+	struct parse *p;
+
+	if ((p = calloc(1, sizeof *p)) == NULL) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s: out of memory", name);
+		return NULL;
+	}
+	p->file = name;
+	p->text = text != NULL ? text : "";
+	cfg = load(p, err, errlen);
+	free(p);
+	return cfg;
+}
+
+void config_free(struct config *cfg)
+{
+	size_t i;
+
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < cfg->nnotices; i++)
+		free(cfg->notices[i]);
+	free(cfg->notices);
+	free(cfg->backends);
+	free(cfg);
+}

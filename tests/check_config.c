@@ -1,0 +1,1163 @@
+/*
+ * check_config.c — config.c: what a user sees for good files, bad files and
+ * LLMProxy files.  Table-driven; every message is compared whole, line
+ * number included.
+ *
+ * Run from the repository root (the Makefile does): files are read from
+ * tests/data/config/ and ./config.ini.example, or from $SRCDIR if set.
+ */
+#include <check.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define ERRLEN 2048
+
+/* A valid backend, so that a case can be about something else. */
+#define BK "[backends.a]\nurl = http://127.0.0.1:9000\n"
+
+static const char *srcdir(void)
+{
+	const char *d = getenv("SRCDIR");
+	return d != NULL && *d != '\0' ? d : ".";
+}
+
+static char *path_of(const char *rel)
+{
+	static char buf[1024];
+	snprintf(buf, sizeof buf, "%s/%s", srcdir(), rel);
+	return buf;
+}
+
+/* The whole file, NUL-terminated (malloc'd). */
+static char *slurp(const char *rel)
+{
+	FILE *fp = fopen(path_of(rel), "rb");
+	char *buf;
+	long n;
+
+	ck_assert_msg(fp != NULL, "cannot open %s", path_of(rel));
+	ck_assert_int_eq(fseek(fp, 0, SEEK_END), 0);
+	n = ftell(fp);
+	ck_assert_int_ge(n, 0);
+	rewind(fp);
+	buf = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)n, fp), (size_t)n);
+	buf[n] = '\0';
+	fclose(fp);
+	return buf;
+}
+
+static struct config *load_ok(const char *text)
+{
+	char err[ERRLEN] = "";
+	struct config *cfg = config_load_string(text, "t.ini", err, sizeof err);
+
+	ck_assert_msg(cfg != NULL, "unexpected error: %s\n--- input:\n%s", err, text);
+	return cfg;
+}
+
+/* ---- config_parse_duration -------------------------------------------------- */
+
+static const struct { const char *s; int rc; int ms; } durations[] = {
+	{ "0", 0, 0 },
+	{ "0s", 0, 0 },
+	{ "0ms", 0, 0 },
+	{ "500ms", 0, 500 },
+	{ "30s", 0, 30000 },
+	{ "2m", 0, 120000 },
+	{ "1h", 0, 3600000 },
+	{ "1m30s", 0, 90000 },
+	{ "1h2m3s4ms", 0, 3723004 },
+	{ "30s1m", 0, 90000 },           /* Go takes any order */
+	{ "1s1s", 0, 2000 },
+	{ "1.5s", 0, 1500 },
+	{ "1.5h", 0, 5400000 },
+	{ ".5s", 0, 500 },
+	{ "5.s", 0, 5000 },
+	{ "0.001s", 0, 1 },
+	{ "1500us", 0, 2 },               /* below 1 ms rounds up, never to 0 */
+	{ "1us", 0, 1 },
+	{ "1\xc2\xb5s", 0, 1 },          /* µs */
+	{ "2000000ns", 0, 2 },
+	{ "1ns", 0, 1 },
+	{ "2147483647ms", 0, INT_MAX },
+	{ "596h", 0, 596 * 3600000 },
+	{ "2147483648ms", -1, 0 },        /* INT_MAX ms + 1 */
+	{ "597h", -1, 0 },
+	{ "596h31m24s", -1, 0 },
+	{ "99999999999999999999999s", -1, 0 },
+	{ "9223372036854775807h", -1, 0 },
+	{ "", -1, 0 },
+	{ "30", -1, 0 },                  /* needs a unit */
+	{ "00", -1, 0 },
+	{ "1m30", -1, 0 },
+	{ "s", -1, 0 },
+	{ ".s", -1, 0 },
+	{ ".", -1, 0 },
+	{ "-1s", -1, 0 },
+	{ "+1s", -1, 0 },
+	{ "1 s", -1, 0 },
+	{ " 1s", -1, 0 },
+	{ "1s ", -1, 0 },
+	{ "1m 30s", -1, 0 },
+	{ "1S", -1, 0 },
+	{ "1sec", -1, 0 },
+	{ "1d", -1, 0 },
+	{ "1.5.5s", -1, 0 },
+	{ "1e3ms", -1, 0 },
+	{ "0x10s", -1, 0 },
+};
+
+START_TEST(test_duration)
+{
+	int ms = -12345;
+	int rc = config_parse_duration(durations[_i].s, &ms);
+
+	ck_assert_msg(rc == durations[_i].rc, "'%s': rc %d, want %d", durations[_i].s, rc,
+	    durations[_i].rc);
+	if (rc == 0)
+		ck_assert_msg(ms == durations[_i].ms, "'%s': %d ms, want %d", durations[_i].s, ms,
+		    durations[_i].ms);
+	else
+		ck_assert_int_eq(ms, -12345);  /* untouched on error */
+}
+END_TEST
+
+/* ---- config_parse_size ------------------------------------------------------- */
+
+static const struct { const char *s; int rc; uint64_t bytes; } sizes[] = {
+	{ "0", 0, 0 },
+	{ "1", 0, 1 },
+	{ "10485760", 0, 10485760 },
+	{ "1b", 0, 1 },
+	{ "1B", 0, 1 },
+	{ "16k", 0, 16384 },
+	{ "16K", 0, 16384 },
+	{ "16KB", 0, 16384 },
+	{ "16kb", 0, 16384 },
+	{ "16KiB", 0, 16384 },
+	{ "16kib", 0, 16384 },
+	{ "1m", 0, 1048576 },
+	{ "1M", 0, 1048576 },
+	{ "1MB", 0, 1048576 },
+	{ "1MiB", 0, 1048576 },
+	{ "10MB", 0, 10485760 },
+	{ "1g", 0, 1073741824 },
+	{ "1G", 0, 1073741824 },
+	{ "1GB", 0, 1073741824 },
+	{ "1GiB", 0, 1073741824 },
+	{ "007k", 0, 7168 },
+	{ "18446744073709551615", 0, UINT64_MAX },
+	{ "17179869183g", 0, UINT64_MAX - (1ull << 30) + 1 },
+	{ "18446744073709551616", -1, 0 },  /* 2^64 */
+	{ "99999999999999999999999", -1, 0 },
+	{ "17179869184g", -1, 0 },          /* 2^34 GiB = 2^64 */
+	{ "18014398509481984k", -1, 0 },    /* 2^54 KiB = 2^64 */
+	{ "", -1, 0 },
+	{ "k", -1, 0 },
+	{ "KB", -1, 0 },
+	{ "16 k", -1, 0 },
+	{ " 16k", -1, 0 },
+	{ "16k ", -1, 0 },
+	{ "16kk", -1, 0 },
+	{ "16KiBs", -1, 0 },
+	{ "16Ki", -1, 0 },
+	{ "1.5m", -1, 0 },
+	{ "-1", -1, 0 },
+	{ "+1", -1, 0 },
+	{ "1t", -1, 0 },
+	{ "1TB", -1, 0 },
+	{ "0x10", -1, 0 },
+	{ "1e6", -1, 0 },
+};
+
+START_TEST(test_size)
+{
+	uint64_t b = 12345;
+	int rc = config_parse_size(sizes[_i].s, &b);
+
+	ck_assert_msg(rc == sizes[_i].rc, "'%s': rc %d, want %d", sizes[_i].s, rc, sizes[_i].rc);
+	if (rc == 0)
+		ck_assert_msg(b == sizes[_i].bytes, "'%s': %llu, want %llu", sizes[_i].s,
+		    (unsigned long long)b, (unsigned long long)sizes[_i].bytes);
+	else
+		ck_assert_uint_eq(b, 12345);
+}
+END_TEST
+
+/* ---- good configs: one field each ---------------------------------------------- */
+
+enum field {
+	LISTEN_HOST, LISTEN_PORT, THREADS, READ_TO, WRITE_TO, IDLE_TO, HEAD_BYTES,
+	BODY_BYTES, CONNECT_TO, FIRST_TOKEN_TO, STREAM_IDLE_TO, REQUEST_TO, LOG_LEVEL,
+	NBACKENDS, NNOTICES,
+	B_NAME, B_URL, B_HOST, B_PORT, B_PREFIX, B_WEIGHT, B_LINE,  /* backend `be` */
+};
+
+struct good {
+	const char *ini;
+	enum field f;
+	int be;                 /* backend index for B_* */
+	long long num;          /* numeric fields */
+	const char *str;        /* string fields */
+};
+
+#define NUM(ini, f, n)        { ini, f, 0, n, NULL }
+#define STR(ini, f, s)        { ini, f, 0, 0, s }
+#define BNUM(ini, be, f, n)   { ini, f, be, n, NULL }
+#define BSTR(ini, be, f, s)   { ini, f, be, 0, s }
+
+static const struct good goods[] = {
+	/* defaults, from caps.h */
+	STR(BK, LISTEN_HOST, ""),
+	STR(BK, LISTEN_PORT, "8080"),
+	NUM(BK, THREADS, CAP_THREADS_DEFAULT),
+	NUM(BK, READ_TO, CAP_READ_TIMEOUT_MS),
+	NUM(BK, WRITE_TO, CAP_WRITE_TIMEOUT_MS),
+	NUM(BK, IDLE_TO, CAP_IDLE_TIMEOUT_MS),
+	NUM(BK, HEAD_BYTES, CAP_HEAD_BYTES_DEFAULT),
+	NUM(BK, BODY_BYTES, CAP_BODY_BYTES_DEFAULT),
+	NUM(BK, CONNECT_TO, CAP_CONNECT_TIMEOUT_MS),
+	NUM(BK, FIRST_TOKEN_TO, CAP_FIRST_TOKEN_TIMEOUT_MS),
+	NUM(BK, STREAM_IDLE_TO, CAP_STREAM_IDLE_TIMEOUT_MS),
+	NUM(BK, REQUEST_TO, 0),
+	NUM(BK, LOG_LEVEL, LOG_LEVEL_INFO),
+	NUM(BK, NBACKENDS, 1),
+	NUM(BK, NNOTICES, 0),
+	BSTR("[backends.0]\nurl = http://127.0.0.1:9000\n", 0, B_NAME, "127.0.0.1:9000"),
+	BSTR(BK, 0, B_NAME, "a"),
+	BSTR(BK, 0, B_URL, "http://127.0.0.1:9000"),
+	BSTR(BK, 0, B_HOST, "127.0.0.1"),
+	BSTR(BK, 0, B_PORT, "9000"),
+	BSTR(BK, 0, B_PREFIX, ""),
+	BNUM(BK, 0, B_WEIGHT, 1),
+	BNUM(BK, 0, B_LINE, 1),
+
+	/* listen: top level (LLMProxy v0.1), [server], and which wins */
+	STR("listen = :9999\n" BK, LISTEN_PORT, "9999"),
+	STR("listen = :9999\n" BK, LISTEN_HOST, ""),
+	STR("listen = 10.1.2.3:7\n" BK, LISTEN_HOST, "10.1.2.3"),
+	STR("listen = :1\n[server]\nlisten = 127.0.0.1:2\n" BK, LISTEN_HOST, "127.0.0.1"),
+	STR("listen = :1\n[server]\nlisten = 127.0.0.1:2\n" BK, LISTEN_PORT, "2"),
+	STR("listen = :1\n[server]\nthreads = 2\n" BK, LISTEN_PORT, "1"),
+	STR("[server]\nlisten = [::1]:8080\n" BK, LISTEN_HOST, "::1"),
+	STR("[server]\nlisten = [::1]:8080\n" BK, LISTEN_PORT, "8080"),
+	STR("[server]\nlisten = [::]:80\n" BK, LISTEN_HOST, "::"),
+	STR("[server]\nlisten = localhost:0\n" BK, LISTEN_HOST, "localhost"),
+	STR("[server]\nlisten = localhost:0\n" BK, LISTEN_PORT, "0"),
+	STR("[server]\nlisten = :65535\n" BK, LISTEN_PORT, "65535"),
+	STR("[server]\nlisten = 0.0.0.0:080\n" BK, LISTEN_PORT, "80"),
+	STR("[server]\nlisten = \":8000\"\n" BK, LISTEN_PORT, "8000"),
+	STR("[server]\nlisten = ':8001'\n" BK, LISTEN_PORT, "8001"),
+
+	/* integers */
+	NUM("[server]\nthreads = 1\n" BK, THREADS, 1),
+	NUM("[server]\nthreads = 4096\n" BK, THREADS, 4096),
+	NUM("[server]\nthreads = 007\n" BK, THREADS, 7),
+	NUM("[server]\nthreads = 8 ; eight workers\n" BK, THREADS, 8),
+	NUM("[server]\nthreads = \"9\"\n" BK, THREADS, 9),
+	NUM("[server]\nthreads: 7\n" BK, THREADS, 7),  /* inih takes ':' too */
+
+	/* every duration form, in each duration key */
+	NUM("[server]\nread_timeout = 500ms\n" BK, READ_TO, 500),
+	NUM("[server]\nread_timeout = 30s\n" BK, READ_TO, 30000),
+	NUM("[server]\nread_timeout = 2m\n" BK, READ_TO, 120000),
+	NUM("[server]\nread_timeout = 1h\n" BK, READ_TO, 3600000),
+	NUM("[server]\nread_timeout = 1m30s\n" BK, READ_TO, 90000),
+	NUM("[server]\nread_timeout = 1.5s\n" BK, READ_TO, 1500),
+	NUM("[server]\nwrite_timeout = 61s\n" BK, WRITE_TO, 61000),
+	NUM("[server]\nidle_timeout = 121s\n" BK, IDLE_TO, 121000),
+	NUM("[routing]\nconnect_timeout = 250ms\n" BK, CONNECT_TO, 250),
+	NUM("[routing]\nfirst_token_timeout = 10m\n" BK, FIRST_TOKEN_TO, 600000),
+	NUM("[routing]\nidle_timeout = 45s\n" BK, STREAM_IDLE_TO, 45000),
+	NUM("[routing]\ntimeout = 60s\n" BK, REQUEST_TO, 60000),
+	NUM("[routing]\ntimeout = 0\n" BK, REQUEST_TO, 0),  /* 0 = none: allowed here */
+	NUM("[routing]\ntimeout = 0s\n" BK, REQUEST_TO, 0),
+
+	/* every size form */
+	NUM("[server]\nmax_body_size = 10485760\n" BK, BODY_BYTES, 10485760),
+	NUM("[server]\nmax_body_size = 16k\n" BK, BODY_BYTES, 16384),
+	NUM("[server]\nmax_body_size = 16K\n" BK, BODY_BYTES, 16384),
+	NUM("[server]\nmax_body_size = 16KB\n" BK, BODY_BYTES, 16384),
+	NUM("[server]\nmax_body_size = 16KiB\n" BK, BODY_BYTES, 16384),
+	NUM("[server]\nmax_body_size = 1m\n" BK, BODY_BYTES, 1048576),
+	NUM("[server]\nmax_body_size = 1MB\n" BK, BODY_BYTES, 1048576),
+	NUM("[server]\nmax_body_size = 1MiB\n" BK, BODY_BYTES, 1048576),
+	NUM("[server]\nmax_body_size = 1g\n" BK, BODY_BYTES, 1073741824),
+	NUM("[server]\nmax_body_size = 1GB\n" BK, BODY_BYTES, 1073741824),
+	NUM("[server]\nmax_body_size = 1GiB\n" BK, BODY_BYTES, 1073741824),
+	NUM("[server]\nmax_body_size = 1\n" BK, BODY_BYTES, 1),
+	NUM("[server]\nmax_header_bytes = 1k\n" BK, HEAD_BYTES, 1024),
+	NUM("[server]\nmax_header_bytes = 1048576\n" BK, HEAD_BYTES, 1048576),
+	NUM("[server]\nmax_header_bytes = 64KiB\n" BK, HEAD_BYTES, 65536),
+
+	/* every boolean form, where a boolean is read: a refused switch, off */
+	NUM("[auth]\nenabled = false\n" BK, NBACKENDS, 1),
+	NUM("[auth]\nenabled = FALSE\n" BK, NBACKENDS, 1),
+	NUM("[auth]\nenabled = no\n" BK, NBACKENDS, 1),
+	NUM("[auth]\nenabled = off\n" BK, NBACKENDS, 1),
+	NUM("[auth]\nenabled = Off\n" BK, NBACKENDS, 1),
+	NUM("[auth]\nenabled = 0\n" BK, NBACKENDS, 1),
+	NUM("[auth]\nenabled = \"false\"\n" BK, NBACKENDS, 1),
+	NUM("[server.tls]\nenabled = false\ncert_file = a.crt\n" BK, NBACKENDS, 1),
+	NUM("[auth]\nmode = first_match\n" BK, NBACKENDS, 1),  /* absent = off */
+
+	/* log levels */
+	NUM("[log]\nlevel = debug\n" BK, LOG_LEVEL, LOG_LEVEL_DEBUG),
+	NUM("[log]\nlevel = info\n" BK, LOG_LEVEL, LOG_LEVEL_INFO),
+	NUM("[log]\nlevel = warn\n" BK, LOG_LEVEL, LOG_LEVEL_WARN),
+	NUM("[log]\nlevel = error\n" BK, LOG_LEVEL, LOG_LEVEL_ERROR),
+	NUM("[log]\nlevel = \"ERROR\"\n" BK, LOG_LEVEL, LOG_LEVEL_ERROR),
+
+	/* backends: any suffix, file order, header lines */
+	NUM("[backends.gpu1]\nurl = http://a\n[backends.0]\nurl = http://b:81\n", NBACKENDS, 2),
+	BSTR("[backends.gpu1]\nurl = http://a\n[backends.0]\nurl = http://b:81\n", 0, B_NAME, "gpu1"),
+	BSTR("[backends.gpu1]\nurl = http://a\n[backends.0]\nurl = http://b:81\n", 1, B_NAME, "b:81"),
+	BNUM("[backends.gpu1]\nurl = http://a\n[backends.0]\nurl = http://b:81\n", 1, B_LINE, 3),
+	BSTR("[backends.gpu1]\nurl = http://a\n[backends.0]\nurl = http://b:81\n", 0, B_PORT, "80"),
+	BNUM("[backends.a]\nurl = http://h\nweight = 1000\n", 0, B_WEIGHT, 1000),
+	BNUM("[backends.a]\nweight = 3\nurl = http://h\n", 0, B_WEIGHT, 3),
+	BSTR("[backends.a]\nname = gpu-1.local_2\nurl = http://h\n", 0, B_NAME, "gpu-1.local_2"),
+	BSTR("[backends.a]\nname = 'gpu-1'\nurl = \"http://h\"\n", 0, B_NAME, "gpu-1"),
+	BSTR("[backends.a]\nname = 'gpu-1'\nurl = \"http://h\"\n", 0, B_URL, "http://h"),
+	BNUM("[ backends.a ]\nurl = http://h\n", 0, B_LINE, 1),
+	/* a section may be opened again: same backend */
+	NUM("[backends.a]\nurl = http://h\n[server]\n[backends.a]\nweight = 3\n", NBACKENDS, 1),
+	BNUM("[backends.a]\nurl = http://h\n[server]\n[backends.a]\nweight = 3\n", 0, B_WEIGHT, 3),
+
+	/* backend urls */
+	BSTR("[backends.a]\nurl = http://[::1]:8000/v1/\n", 0, B_HOST, "::1"),
+	BSTR("[backends.a]\nurl = http://[::1]:8000/v1/\n", 0, B_PORT, "8000"),
+	BSTR("[backends.a]\nurl = http://[::1]:8000/v1/\n", 0, B_PREFIX, "/v1"),
+	BSTR("[backends.0]\nurl = http://[::1]:8000/v1/\n", 0, B_NAME, "[::1]:8000"),
+	BSTR("[backends.a]\nurl = http://[::1]:8000/v1/\n", 0, B_URL, "http://[::1]:8000/v1/"),
+	BSTR("[backends.a]\nurl = http://[fe80::1:2]\n", 0, B_PORT, "80"),
+	BSTR("[backends.a]\nurl = http://h/api/\n", 0, B_PREFIX, "/api"),
+	BSTR("[backends.a]\nurl = http://h/a/b\n", 0, B_PREFIX, "/a/b"),
+	BSTR("[backends.a]\nurl = http://h/\n", 0, B_PREFIX, ""),
+	BSTR("[backends.a]\nurl = http://h//\n", 0, B_PREFIX, ""),
+	BSTR("[backends.a]\nurl = http://h/a;b=1/%7Ex\n", 0, B_PREFIX, "/a;b=1/%7Ex"),
+	BSTR("[backends.a]\nurl = HTTP://Gpu.Local:8080/X\n", 0, B_HOST, "Gpu.Local"),
+	BSTR("[backends.a]\nurl = HTTP://Gpu.Local:8080/X\n", 0, B_PREFIX, "/X"),
+	BSTR("[backends.a]\nurl = http://my_service:1\n", 0, B_HOST, "my_service"),
+	BSTR("[backends.a]\nurl = http://h:00080\n", 0, B_PORT, "80"),
+	BSTR("[backends.a]\nurl = http://h:65535\n", 0, B_PORT, "65535"),
+
+	/* line handling */
+	NUM("[server]\r\nthreads = 8\r\n" BK, THREADS, 8),                      /* CRLF */
+	NUM("\xef\xbb\xbf[server]\nthreads = 3\n" BK, THREADS, 3),             /* BOM */
+	NUM("[server]\n  threads = 4\n" BK, THREADS, 4),   /* indented: not a continuation */
+	NUM("  [server]  ; the server\n\tthreads = 5\n" BK, THREADS, 5),
+	NUM("# a comment\n; another\n\n[server]\n#threads = 1\nthreads = 6\n" BK, THREADS, 6),
+	NUM("[server]\nthreads = 6" "\n" BK "[log]\nlevel = warn", LOG_LEVEL, LOG_LEVEL_WARN), /* no final newline */
+};
+
+START_TEST(test_good)
+{
+	const struct good *g = &goods[_i];
+	const struct backend_conf *b;
+	struct config *cfg;
+	long long n = 0;
+	const char *s = NULL;
+
+	cfg = load_ok(g->ini);
+	if (g->f >= B_NAME)
+		ck_assert_msg((size_t)g->be < cfg->nbackends, "no backend %d", g->be);
+	b = g->f >= B_NAME ? &cfg->backends[g->be] : NULL;
+	switch (g->f) {
+	case LISTEN_HOST: s = cfg->listen_host; break;
+	case LISTEN_PORT: s = cfg->listen_port; break;
+	case THREADS: n = cfg->threads; break;
+	case READ_TO: n = cfg->read_timeout_ms; break;
+	case WRITE_TO: n = cfg->write_timeout_ms; break;
+	case IDLE_TO: n = cfg->idle_timeout_ms; break;
+	case HEAD_BYTES: n = (long long)cfg->max_header_bytes; break;
+	case BODY_BYTES: n = (long long)cfg->max_body_size; break;
+	case CONNECT_TO: n = cfg->connect_timeout_ms; break;
+	case FIRST_TOKEN_TO: n = cfg->first_token_timeout_ms; break;
+	case STREAM_IDLE_TO: n = cfg->stream_idle_timeout_ms; break;
+	case REQUEST_TO: n = cfg->request_timeout_ms; break;
+	case LOG_LEVEL: n = cfg->log_level; break;
+	case NBACKENDS: n = (long long)cfg->nbackends; break;
+	case NNOTICES: n = (long long)cfg->nnotices; break;
+	case B_NAME: s = b->name; break;
+	case B_URL: s = b->url; break;
+	case B_HOST: s = b->host; break;
+	case B_PORT: s = b->port; break;
+	case B_PREFIX: s = b->path_prefix; break;
+	case B_WEIGHT: n = b->weight; break;
+	case B_LINE: n = b->line; break;
+	}
+	if (g->str != NULL)
+		ck_assert_msg(s != NULL && strcmp(s, g->str) == 0, "field %d: '%s', want '%s'\n--- input:\n%s",
+		    (int)g->f, s ? s : "(null)", g->str, g->ini);
+	else
+		ck_assert_msg(n == g->num, "field %d: %lld, want %lld\n--- input:\n%s", (int)g->f, n,
+		    g->num, g->ini);
+	config_free(cfg);
+}
+END_TEST
+
+/* ---- errors: the whole message, line included --------------------------------- */
+
+#define LISTEN_IS "listen is :PORT or HOST:PORT (e.g. :8080, 127.0.0.1:8080, [::1]:8080)"
+#define A_URL(u) "[backends.a]\nurl = " u "\n"
+#define URL_ERR(u, why) { A_URL(u), "t.ini:2: [backends.a] url = " u ": " why }
+
+static const struct { const char *ini; const char *err; } errors[] = {
+	/* unknown names: a typo never passes */
+	{ "[server]\ntreads = 4\n" BK, "t.ini:2: unknown key 'treads' in [server]" },
+	{ "lsiten = :80\n" BK, "t.ini:1: unknown key 'lsiten' before any [section]" },
+	{ BK "[sever]\nlisten = :1\n", "t.ini:3: unknown section [sever]" },
+	{ BK "[sever]\n", "t.ini:3: unknown section [sever]" },          /* even empty */
+	{ BK "[Server]\n", "t.ini:3: unknown section [Server]" },
+	{ BK "[server.foo]\n", "t.ini:3: unknown section [server.foo]" },
+	{ BK "[backends]\n", "t.ini:3: unknown section [backends]" },
+	{ BK "[backends.a.foo]\n", "t.ini:3: unknown section [backends.a.foo]" },
+	{ "[backends.x_y-z.1]\nurl = http://a\n", "t.ini:1: unknown section [backends.x_y-z.1]" },
+	{ BK "[log]\nlevel = info\nfromat = json\n", "t.ini:5: unknown key 'fromat' in [log]" },
+	{ BK "[routing]\nretry = 3\n", "t.ini:4: unknown key 'retry' in [routing]" },
+	{ "[backends.a]\nurll = http://h\n", "t.ini:2: unknown key 'urll' in [backends.a]" },
+	{ "[server]\nthreads 4\n" BK,
+	  "t.ini:2: malformed line: expected [section], key = value or a comment" },
+	{ BK "[server\n", "t.ini:3: malformed line: expected [section], key = value or a comment" },
+	{ BK "[]\n", "t.ini:3: empty section name" },
+	{ BK "[a..b]\n", "t.ini:3: malformed section name [a..b]" },
+	{ BK "[.server]\n", "t.ini:3: malformed section name [.server]" },
+	{ BK "[server.]\n", "t.ini:3: malformed section name [server.]" },
+	{ BK "[ser ver]\n", "t.ini:3: malformed section name [ser ver]" },
+	{ BK "[server] threads = 4\n", "t.ini:3: text after ']'" },
+
+	/* duplicates: both lines */
+	{ "[server]\nlisten = :1\nthreads = 2\nlisten = :2\n" BK,
+	  "t.ini:4: duplicate key 'listen' in [server] (first on line 2)" },
+	{ "[server]\nthreads = 2\n" BK "[server]\nthreads = 3\n",
+	  "t.ini:6: duplicate key 'threads' in [server] (first on line 2)" },
+	{ "listen = :1\nlisten = :2\n" BK,
+	  "t.ini:2: duplicate key 'listen' at top level (first on line 1)" },
+	{ BK "[storage.databases.0]\nhost = a\nhost = b\n",
+	  "t.ini:5: duplicate key 'host' in [storage.databases.0] (first on line 4)" },
+	{ "[backends.a]\nurl = http://h\nurl = http://h\n",
+	  "t.ini:3: duplicate key 'url' in [backends.a] (first on line 2)" },
+
+	/* durations */
+	{ "[server]\nread_timeout = 30x\n" BK,
+	  "t.ini:2: [server] read_timeout = 30x: not a duration (e.g. 500ms, 30s, 2m, 1h, 1m30s)" },
+	{ "[server]\nread_timeout = \n" BK,
+	  "t.ini:2: [server] read_timeout = : not a duration (e.g. 500ms, 30s, 2m, 1h, 1m30s)" },
+	{ "[routing]\nconnect_timeout = 30\n" BK,
+	  "t.ini:2: [routing] connect_timeout = 30: a duration needs a unit (e.g. 30s, 500ms, 2m, 1h)" },
+	{ "[routing]\ntimeout = 60\n" BK,
+	  "t.ini:2: [routing] timeout = 60: a duration needs a unit (e.g. 30s, 500ms, 2m, 1h)" },
+	{ "[server]\nidle_timeout = 0\n" BK, "t.ini:2: [server] idle_timeout = 0: must be more than 0" },
+	{ "[server]\nwrite_timeout = 0s\n" BK, "t.ini:2: [server] write_timeout = 0s: must be more than 0" },
+	{ "[routing]\nfirst_token_timeout = 597h\n" BK,
+	  "t.ini:2: [routing] first_token_timeout = 597h: too long (at most 596h)" },
+	{ "[routing]\nidle_timeout = -1s\n" BK,
+	  "t.ini:2: [routing] idle_timeout = -1s: not a duration (e.g. 500ms, 30s, 2m, 1h, 1m30s)" },
+
+	/* sizes */
+	{ "[server]\nmax_body_size = 10XB\n" BK,
+	  "t.ini:2: [server] max_body_size = 10XB: not a size (e.g. 10485760, 16k, 16KiB, 10MB)" },
+	{ "[server]\nmax_body_size = 1.5m\n" BK,
+	  "t.ini:2: [server] max_body_size = 1.5m: not a size (e.g. 10485760, 16k, 16KiB, 10MB)" },
+	{ "[server]\nmax_body_size = 18446744073709551616\n" BK,
+	  "t.ini:2: [server] max_body_size = 18446744073709551616: too large" },
+	{ "[server]\nmax_body_size = 17179869184g\n" BK,
+	  "t.ini:2: [server] max_body_size = 17179869184g: too large" },
+	{ "[server]\nmax_body_size = 2g\n" BK,
+	  "t.ini:2: [server] max_body_size = 2g: must be 1 byte to 1GiB" },
+	{ "[server]\nmax_body_size = 0\n" BK,
+	  "t.ini:2: [server] max_body_size = 0: must be 1 byte to 1GiB" },
+	{ "[server]\nmax_header_bytes = 512\n" BK,
+	  "t.ini:2: [server] max_header_bytes = 512: must be 1KiB to 1MiB" },
+	{ "[server]\nmax_header_bytes = 1025k\n" BK,
+	  "t.ini:2: [server] max_header_bytes = 1025k: must be 1KiB to 1MiB" },
+
+	/* booleans */
+	{ "[auth]\nenabled = maybe\n" BK,
+	  "t.ini:2: [auth] enabled = maybe: not a boolean (true/false, yes/no, on/off, 1/0)" },
+	{ "[server.tls]\nenabled = 2\n" BK,
+	  "t.ini:2: [server.tls] enabled = 2: not a boolean (true/false, yes/no, on/off, 1/0)" },
+
+	/* integers */
+	{ "[server]\nthreads = 4x\n" BK, "t.ini:2: [server] threads = 4x: not an integer" },
+	{ "[server]\nthreads = \n" BK, "t.ini:2: [server] threads = : not an integer" },
+	{ "[server]\nthreads = +4\n" BK, "t.ini:2: [server] threads = +4: not an integer" },
+	{ "[server]\nthreads = 0x10\n" BK, "t.ini:2: [server] threads = 0x10: not an integer" },
+	{ "[server]\nthreads = 4 4\n" BK, "t.ini:2: [server] threads = 4 4: not an integer" },
+	{ "[server]\nthreads = 0\n" BK, "t.ini:2: [server] threads = 0: must be 1..4096" },
+	{ "[server]\nthreads = -1\n" BK, "t.ini:2: [server] threads = -1: must be 1..4096" },
+	{ "[server]\nthreads = 4097\n" BK, "t.ini:2: [server] threads = 4097: must be 1..4096" },
+	{ "[server]\nthreads = 99999999999999999999\n" BK,
+	  "t.ini:2: [server] threads = 99999999999999999999: must be 1..4096" },
+	{ "[backends.a]\nurl = http://h\nweight = 0\n", "t.ini:3: [backends.a] weight = 0: must be 1..1000" },
+	{ "[backends.a]\nurl = http://h\nweight = 1001\n",
+	  "t.ini:3: [backends.a] weight = 1001: must be 1..1000" },
+
+	/* quotes */
+	{ "[server]\nlisten = \":8080\n" BK, "t.ini:2: [server] listen = \":8080: unbalanced quotes" },
+	{ "[server]\nlisten = ':8080\"\n" BK, "t.ini:2: [server] listen = ':8080\": unbalanced quotes" },
+	{ "[server]\nlisten = \"\n" BK, "t.ini:2: [server] listen = \": unbalanced quotes" },
+
+	/* listen */
+	{ "[server]\nlisten = 8080\n" BK, "t.ini:2: [server] listen = 8080: no port; " LISTEN_IS },
+	{ "listen = 8080\n" BK, "t.ini:1: top-level listen = 8080: no port; " LISTEN_IS },
+	{ "[server]\nlisten = [::1]\n" BK, "t.ini:2: [server] listen = [::1]: no port; " LISTEN_IS },
+	{ "[server]\nlisten = ::1:8080\n" BK,
+	  "t.ini:2: [server] listen = ::1:8080: an IPv6 address goes in brackets, e.g. [::1]:8080; " LISTEN_IS },
+	{ "[server]\nlisten = :\n" BK, "t.ini:2: [server] listen = :: bad port; " LISTEN_IS },
+	{ "[server]\nlisten = :65536\n" BK, "t.ini:2: [server] listen = :65536: bad port; " LISTEN_IS },
+	{ "[server]\nlisten = :80a\n" BK, "t.ini:2: [server] listen = :80a: bad port; " LISTEN_IS },
+	{ "[server]\nlisten = [zz]:80\n" BK, "t.ini:2: [server] listen = [zz]:80: bad IPv6 address; " LISTEN_IS },
+	{ "[server]\nlisten = [::1:80\n" BK,
+	  "t.ini:2: [server] listen = [::1:80: missing ']' after an IPv6 address; " LISTEN_IS },
+	{ "[server]\nlisten = *:80\n" BK, "t.ini:2: [server] listen = *:80: bad host name; " LISTEN_IS },
+	{ "[server]\nlisten = 1.2.3.256:80\n" BK,
+	  "t.ini:2: [server] listen = 1.2.3.256:80: bad host name; " LISTEN_IS },
+
+	/* backend urls */
+	URL_ERR("https://api.openai.com", "https backends need TLS, which this build does not have yet"),
+	URL_ERR("HTTPS://api.openai.com/v1", "https backends need TLS, which this build does not have yet"),
+	URL_ERR("ftp://h", "a backend url is http://HOST[:PORT][/PATH]"),
+	URL_ERR("localhost:8000", "a backend url is http://HOST[:PORT][/PATH]"),
+	URL_ERR("http:/h", "a backend url is http://HOST[:PORT][/PATH]"),
+	URL_ERR("http://", "no host"),
+	URL_ERR("http://:80", "no host"),
+	URL_ERR("http:///v1", "no host"),
+	URL_ERR("http://u:p@h", "user:password@ is not allowed in a backend url"),
+	URL_ERR("http://u@h:80/v1", "user:password@ is not allowed in a backend url"),
+	URL_ERR("http://h/v1?x=1", "a query (?...) is not allowed in a backend url"),
+	URL_ERR("http://h?x", "a query (?...) is not allowed in a backend url"),
+	URL_ERR("http://h/#f", "a fragment (#...) is not allowed in a backend url"),
+	URL_ERR("http://h:0", "bad port"),
+	URL_ERR("http://h:65536", "bad port"),
+	URL_ERR("http://h:", "bad port"),
+	URL_ERR("http://h:80x", "bad port"),
+	URL_ERR("http://h:123456", "bad port"),
+	URL_ERR("http://h:-1", "bad port"),
+	URL_ERR("http://[::1", "missing ']' after an IPv6 address"),
+	URL_ERR("http://[zz]:80", "bad IPv6 address"),
+	URL_ERR("http://[]:80", "bad IPv6 address"),
+	URL_ERR("http://[fe80::1%eth0]:80", "bad IPv6 address"),
+	URL_ERR("http://::1:80", "an IPv6 address goes in brackets, e.g. [::1]:8080"),
+	URL_ERR("http://[::1]x", "text after ']'"),
+	URL_ERR("http://999.1.1.1", "bad host name"),
+	URL_ERR("http://bad!host", "bad host name"),
+	URL_ERR("http://h/a b", "bad character in the path"),
+	URL_ERR("http://h/a%zz", "bad character in the path"),
+	URL_ERR("http://h/a%4", "bad character in the path"),
+	URL_ERR("http://h/a\"b", "bad character in the path"),
+	URL_ERR("http://h/\xc3\xa9", "bad character in the path"),
+
+	/* backend names */
+	{ "[backends.a]\nname = bad name\nurl = http://h\n",
+	  "t.ini:2: [backends.a] name = bad name: a name has 1 to 63 characters of A-Z a-z 0-9 . _ -" },
+	{ "[backends.a]\nname = a:b\nurl = http://h\n",
+	  "t.ini:2: [backends.a] name = a:b: a name has 1 to 63 characters of A-Z a-z 0-9 . _ -" },
+	{ "[backends.a]\nname = \"\"\nurl = http://h\n",
+	  "t.ini:2: [backends.a] name = : a name has 1 to 63 characters of A-Z a-z 0-9 . _ -" },
+	{ "[backends.a]\nname = a123456789b123456789c123456789d123456789e123456789f123456789g123\nurl = http://h\n",
+	  "t.ini:2: [backends.a] name = a123456789b123456789c123456789d123456789e123456789f123456789g123: "
+	  "a name has 1 to 63 characters of A-Z a-z 0-9 . _ -" },
+	{ "[backends.a]\nname = x\nurl = http://h1\n[backends.b]\nname = x\nurl = http://h2\n",
+	  "t.ini:5: backend name 'x' is used twice (first by [backends.a], line 2)" },
+	{ "[backends.0]\nurl = http://h:80\n[backends.1]\nurl = http://h/v1\n",
+	  "t.ini:3: backend name 'h:80' is used twice (first by [backends.0], line 1)" },
+	{ "[backends.a]\nurl = http://h:81\n[backends.b]\nname = h:81\nurl = http://h/v1\n",
+	  "t.ini:4: [backends.b] name = h:81: a name has 1 to 63 characters of A-Z a-z 0-9 . _ -" },
+	{ "[backends.0]\nurl = http://a123456789b123456789c123456789d123456789e123456789f123456789g12:80\n",
+	  "t.ini:1: [backends.0] needs a name: HOST:PORT of its url is longer than 63 characters" },
+
+	/* backends missing */
+	{ "[server]\nlisten = :1\n", "t.ini: no backend configured ([backends.NAME] with url = ...)" },
+	{ "", "t.ini: no backend configured ([backends.NAME] with url = ...)" },
+	{ "[backends.a.headers]\nX-A = 1\n", "t.ini: no backend configured ([backends.NAME] with url = ...)" },
+	{ BK "[backends.b]\nweight = 2\n", "t.ini:3: [backends.b] has no url" },
+	{ BK "\n[backends.b]\n\n[log]\n", "t.ini:4: [backends.b] has no url" },
+
+	/* security switches: refused, not ignored */
+	{ BK "[auth]\nenabled = true\n",
+	  "t.ini:4: [auth] enabled = true: this build has no API-key authentication yet; refusing to run open" },
+	{ BK "[auth]\nmode = all\nenabled = \"yes\"\n",
+	  "t.ini:5: [auth] enabled = yes: this build has no API-key authentication yet; refusing to run open" },
+	{ "[server.tls]\nenabled = on\n" BK,
+	  "t.ini:2: [server.tls] enabled = on: this build has no TLS listener yet; "
+	  "refusing to serve plain HTTP where HTTPS was asked for" },
+	{ "[server.tls]\ncert_file = a\nenabled = 1\n" BK,
+	  "t.ini:3: [server.tls] enabled = 1: this build has no TLS listener yet; "
+	  "refusing to serve plain HTTP where HTTPS was asked for" },
+
+	/* log */
+	{ "[log]\nlevel = verbose\n" BK, "t.ini:2: [log] level = verbose: must be debug, info, warn or error" },
+	{ "[log]\nlevel = warning\n" BK, "t.ini:2: [log] level = warning: must be debug, info, warn or error" },
+
+	/* the first error is the one reported, whoever finds it */
+	{ "[server]\nthreads = 0\nread_timeout = 1\n" BK, "t.ini:2: [server] threads = 0: must be 1..4096" },
+	{ "[server]\nthreads 4\ntreads = 1\n" BK,
+	  "t.ini:2: malformed line: expected [section], key = value or a comment" },
+	{ "[server\n[sever]\n" BK, "t.ini:1: malformed line: expected [section], key = value or a comment" },
+};
+
+START_TEST(test_error)
+{
+	char err[ERRLEN] = "";
+	struct config *cfg = config_load_string(errors[_i].ini, "t.ini", err, sizeof err);
+
+	ck_assert_msg(cfg == NULL, "loaded, want error '%s'\n--- input:\n%s", errors[_i].err,
+	    errors[_i].ini);
+	ck_assert_msg(strcmp(err, errors[_i].err) == 0, "error\n  '%s'\nwant\n  '%s'\n--- input:\n%s",
+	    err, errors[_i].err, errors[_i].ini);
+}
+END_TEST
+
+/* ---- errors that need built inputs ------------------------------------------- */
+
+/* before, a comment line of exactly n characters ended by eol, after. */
+static char *with_long_line(const char *before, size_t n, const char *eol, const char *after)
+{
+	size_t lb = strlen(before), le = strlen(eol), la = strlen(after);
+	char *s = malloc(lb + n + le + la + 1);
+
+	ck_assert_ptr_nonnull(s);
+	memcpy(s, before, lb);
+	s[lb] = ';';
+	memset(s + lb + 1, 'x', n - 1);
+	memcpy(s + lb + n, eol, le);
+	memcpy(s + lb + n + le, after, la + 1);
+	return s;
+}
+
+START_TEST(test_long_lines)
+{
+	char err[ERRLEN], want[ERRLEN];
+	struct config *cfg;
+	char *s;
+
+	/* The longest line inih can take whole: CAP_CONFIG_LINE - 3. */
+	s = with_long_line(BK, CAP_CONFIG_LINE - 3, "\n", "[server]\nthreads = 3\n");
+	cfg = config_load_string(s, "t.ini", err, sizeof err);
+	ck_assert_msg(cfg != NULL, "%s", err);
+	ck_assert_int_eq(cfg->threads, 3);
+	config_free(cfg);
+	free(s);
+
+	/* One more: an error on its line, not a split line. */
+	s = with_long_line(BK, CAP_CONFIG_LINE - 2, "\n", "[server]\nthreads = 3\n");
+	ck_assert_ptr_null(config_load_string(s, "t.ini", err, sizeof err));
+	snprintf(want, sizeof want, "t.ini:3: line too long (more than %d characters)", CAP_CONFIG_LINE - 3);
+	ck_assert_str_eq(err, want);
+	free(s);
+
+	/* Far longer, at the end without a newline. */
+	s = with_long_line(BK, 3 * CAP_CONFIG_LINE, "", "");
+	ck_assert_ptr_null(config_load_string(s, "t.ini", err, sizeof err));
+	ck_assert_str_eq(err, want);
+	free(s);
+
+	/* The '\r' of a CRLF line does not count... */
+	s = with_long_line(BK, CAP_CONFIG_LINE - 3, "\r\n", "[server]\r\nthreads = 4\r\n");
+	cfg = config_load_string(s, "t.ini", err, sizeof err);
+	ck_assert_msg(cfg != NULL, "%s", err);
+	ck_assert_int_eq(cfg->threads, 4);
+	config_free(cfg);
+	free(s);
+	/* ...but the characters do. */
+	s = with_long_line(BK, CAP_CONFIG_LINE - 2, "\r\n", "[server]\r\nthreads = 4\r\n");
+	ck_assert_ptr_null(config_load_string(s, "t.ini", err, sizeof err));
+	ck_assert_str_eq(err, want);
+	free(s);
+
+	/* Lines longer than inih's default 200 bytes count as one line each:
+	 * the error after them names the right line. */
+	s = with_long_line("", 1000, "\n", "");
+	{
+		char *t = malloc(strlen(s) * 3 + 64);
+		ck_assert_ptr_nonnull(t);
+		sprintf(t, "%s%s%s[server]\ntreads = 1\n", s, s, s);
+		ck_assert_ptr_null(config_load_string(t, "t.ini", err, sizeof err));
+		ck_assert_str_eq(err, "t.ini:5: unknown key 'treads' in [server]");
+		free(t);
+	}
+	free(s);
+}
+END_TEST
+
+START_TEST(test_long_values)
+{
+	char ini[2048], path[400], want[ERRLEN], err[ERRLEN];
+	struct config *cfg;
+
+	/* A 300-character path: longer than inih's default line buffer. */
+	memset(path, 'p', 300);
+	path[0] = '/';
+	path[300] = '\0';
+	snprintf(ini, sizeof ini, "[backends.a]\nurl = http://h%s/\nweight = 2\n", path);
+	cfg = load_ok(ini);
+	ck_assert_str_eq(cfg->backends[0].path_prefix, path);
+	ck_assert_int_eq(cfg->backends[0].weight, 2);
+	config_free(cfg);
+
+	/* The path prefix has 511 characters at most. */
+	memset(path, 'p', 399);
+	path[0] = '/';
+	path[399] = '\0';
+	snprintf(ini, sizeof ini, "[backends.a]\nurl = http://h%s%s\n", path, path);
+	ck_assert_ptr_null(config_load_string(ini, "t.ini", err, sizeof err));
+	snprintf(want, sizeof want, "t.ini:2: [backends.a] url = http://h%s%s: path longer than 511 characters",
+	    path, path);
+	ck_assert_str_eq(err, want);
+
+	/* The url has 1023 at most. */
+	{
+		char *big = malloc(3000), *e = malloc(4000);
+		ck_assert_ptr_nonnull(big);
+		ck_assert_ptr_nonnull(e);
+		strcpy(big, "[backends.a]\nurl = http://h/");
+		memset(big + strlen(big), 'q', 1100);
+		strcpy(big + strlen("[backends.a]\nurl = http://h/") + 1100, "\n");
+		ck_assert_ptr_null(config_load_string(big, "t.ini", e, 4000));
+		ck_assert_msg(strstr(e, ": longer than 1023 characters") != NULL, "%s", e);
+		ck_assert_msg(strncmp(e, "t.ini:2: [backends.a] url = http://h/qqq", 40) == 0, "%s", e);
+		free(big);
+		free(e);
+	}
+
+	/* Section names longer than inih's 49 bytes are kept whole. */
+	cfg = load_ok("[storage.databases.a123456789b123456789c123456789d123456789e123456789]\n"
+	    "host = x\n[server]\nthreads = 5\n" BK);
+	ck_assert_int_eq(cfg->threads, 5);
+	ck_assert_uint_eq(cfg->nnotices, 1);
+	config_free(cfg);
+	ck_assert_ptr_null(config_load_string(BK "[server.a123456789b123456789c123456789d123456789e123456789]\n",
+	    "t.ini", err, sizeof err));
+	ck_assert_str_eq(err, "t.ini:3: unknown section [server.a123456789b123456789c123456789d123456789e123456789]");
+	cfg = load_ok("[backends.a123456789b123456789c123456789d123456789e123456789]\n"
+	    "url = http://h\n[backends.a123456789b123456789c123456789d123456789e12345678Z]\nurl = http://g\n");
+	ck_assert_uint_eq(cfg->nbackends, 2);  /* differ after byte 49 only */
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_too_many_backends)
+{
+	char *ini = malloc(64 * (CAP_BACKENDS + 1) + 1), want[ERRLEN], err[ERRLEN];
+	struct config *cfg;
+	size_t n = 0;
+	int i;
+
+	ck_assert_ptr_nonnull(ini);
+	for (i = 0; i < CAP_BACKENDS; i++)
+		n += (size_t)sprintf(ini + n, "[backends.b%d]\nurl = http://h:%d\n", i, 1000 + i);
+	cfg = load_ok(ini);
+	ck_assert_uint_eq(cfg->nbackends, CAP_BACKENDS);
+	ck_assert_str_eq(cfg->backends[CAP_BACKENDS - 1].name, "b63");
+	config_free(cfg);
+
+	sprintf(ini + n, "[backends.b%d]\nurl = http://h:%d\n", i, 1000 + i);
+	ck_assert_ptr_null(config_load_string(ini, "t.ini", err, sizeof err));
+	snprintf(want, sizeof want, "t.ini:%d: more than %d backends", 2 * CAP_BACKENDS + 1, CAP_BACKENDS);
+	ck_assert_str_eq(err, want);
+	free(ini);
+}
+END_TEST
+
+START_TEST(test_files)
+{
+	char err[ERRLEN], want[ERRLEN], tmp[] = "/tmp/check_config_XXXXXX";
+	const char *p;
+	FILE *fp;
+	int fd;
+
+	p = path_of("tests/data/config/no-such-file.ini");
+	ck_assert_ptr_null(config_load(p, err, sizeof err));
+	snprintf(want, sizeof want, "%s: cannot open: No such file or directory", p);
+	ck_assert_str_eq(err, want);
+
+	p = path_of("tests/data/config");
+	ck_assert_ptr_null(config_load(p, err, sizeof err));
+	snprintf(want, sizeof want, "%s: cannot read: Is a directory", p);
+	ck_assert_str_eq(err, want);
+
+	/* A NUL byte would end inih's line early. */
+	fd = mkstemp(tmp);
+	ck_assert_int_ge(fd, 0);
+	fp = fdopen(fd, "wb");
+	ck_assert_ptr_nonnull(fp);
+	{
+		static const char data[] = BK "[server]\nthreads = 4\0junk\n";
+		ck_assert_uint_eq(fwrite(data, 1, sizeof data - 1, fp), sizeof data - 1);
+	}
+	fclose(fp);
+	ck_assert_ptr_null(config_load(tmp, err, sizeof err));
+	snprintf(want, sizeof want, "%s:4: NUL byte in the line", tmp);
+	ck_assert_str_eq(err, want);
+	unlink(tmp);
+
+	/* A small error buffer gets a cut message, never an overflow. */
+	{
+		char small[12];
+		memset(small, 'z', sizeof small);
+		ck_assert_ptr_null(config_load_string("[sever]\n", "t.ini", small, 8));
+		ck_assert_str_eq(small, "t.ini:1");
+		ck_assert_int_eq(small[8], 'z');
+		ck_assert_ptr_null(config_load_string("[sever]\n", "t.ini", NULL, 0));
+	}
+}
+END_TEST
+
+/* inih's switches are global: config.c sets its own each time. */
+START_TEST(test_inih_switches)
+{
+	struct config *cfg;
+
+	ini_allow_multiline = true;   /* would make line 3 a continuation */
+	ini_use_stack = true;
+	ini_max_line = 200;           /* would split the long line */
+	ini_stop_on_first_error = false;
+	{
+		char ini[1024];
+		char longname[300];
+		memset(longname, 'n', 250);
+		longname[250] = '\0';
+		snprintf(ini, sizeof ini, "; %s\n[server]\nlisten = :1\n  threads = 2\n" BK, longname);
+		cfg = load_ok(ini);
+		ck_assert_int_eq(cfg->threads, 2);
+		ck_assert_str_eq(cfg->listen_port, "1");
+		config_free(cfg);
+	}
+}
+END_TEST
+
+/* ---- notices: what is ignored is named once ------------------------------------ */
+
+#define MAXN 40
+struct notice_case {
+	const char *file;    /* under tests/data/config, or NULL: */
+	const char *ini;     /* loaded as "t.ini" */
+	const char *patch;   /* if set: replace this text in the file first, */
+	const char *with;    /*   with this (same number of lines) */
+	const char *notices[MAXN];
+};
+
+#define IGN_SEC(line, s)  "t.ini:" #line ": [" s "] is an LLMProxy section llmproxy does not use; ignored"
+#define LATER_SEC(line, s) "t.ini:" #line ": [" s "] is an LLMProxy section llmproxy does not support yet; ignored"
+
+static const struct notice_case notice_cases[] = {
+	{ NULL, "[backends.a]\nurl = http://a\ntimeout = 1s\n[backends.b]\nurl = http://b\ntimeout = 2s\n"
+	  "[backends.c]\ntimeout = 3s\nurl = http://c\nconnect_timeout = 1s\n", NULL, NULL,
+	  { "t.ini:3: [backends.*] timeout is an LLMProxy key llmproxy does not support yet; ignored",
+	    "t.ini:10: [backends.*] connect_timeout is an LLMProxy key llmproxy does not support yet; ignored" } },
+	{ NULL, BK "[storage.databases.0]\nhost = a\n[storage.databases.1]\nhost = b\n"
+	  "[storage.caches.0]\naddr = c\n[storage]\n", NULL, NULL,
+	  { IGN_SEC(3, "storage") } },
+	{ NULL, BK "[auth]\nenabled = false\n[auth.pipeline.0]\nenabled = true\ntype = builtin\n", NULL, NULL,
+	  { LATER_SEC(3, "auth") } },
+	{ NULL, "[server.tls]\nenabled = no\n[server]\nthreads = 2\n[server.cors]\nenabled = true\n" BK,
+	  NULL, NULL,
+	  { IGN_SEC(1, "server.tls"), IGN_SEC(5, "server.cors") } },
+	{ NULL, BK "[backends.a.headers]\nX-A = 1\nAuthorization = Bearer x\n[log]\nformat = json\n"
+	  "output = stdout\n[log.file]\npath = x\n[routing]\nenabled = true\nload_balance = weighted\n"
+	  "[routing.retry]\nmax_retries = 3\n[routing.fallback.0]\nprimary = http://x\n[routing.script]\n",
+	  NULL, NULL,
+	  { LATER_SEC(3, "backends.*.headers"),
+	    "t.ini:7: [log] format is an LLMProxy key llmproxy does not use; ignored",
+	    "t.ini:8: [log] output is an LLMProxy key llmproxy does not use; ignored",
+	    IGN_SEC(9, "log.file"),
+	    "t.ini:12: [routing] enabled is an LLMProxy key llmproxy does not use; ignored",
+	    "t.ini:13: [routing] load_balance is an LLMProxy key llmproxy does not support yet; ignored",
+	    LATER_SEC(14, "routing.retry"), IGN_SEC(16, "routing.fallback"), IGN_SEC(18, "routing.script") } },
+
+	/* LLMProxy's own files, flattened by hand */
+	{ "config-v0.1.0.ini", NULL, NULL, NULL,
+	  { LATER_SEC(12, "usage_hook"), LATER_SEC(18, "health_check") } },
+	{ "config-minimal.ini", NULL, NULL, NULL,
+	  { LATER_SEC(11, "usage"), LATER_SEC(24, "health_check") } },
+	{ "config-simple.ini", NULL, NULL, NULL,
+	  { LATER_SEC(11, "usage"), LATER_SEC(24, "health_check") } },
+	{ "config-demo.ini", NULL, NULL, NULL,
+	  { LATER_SEC(11, "usage"), LATER_SEC(24, "health_check") } },
+	/* With auth turned off (as is, it is refused: see test_fixtures_refused). */
+	{ "config-reference.ini", NULL, "[auth]\nenabled = true", "[auth]\nenabled = false",
+	  { IGN_SEC(11, "server.cors"),
+	    IGN_SEC(20, "server.tls"),
+	    "t.ini:27: [log] format is an LLMProxy key llmproxy does not use; ignored",
+	    "t.ini:28: [log] output is an LLMProxy key llmproxy does not use; ignored",
+	    IGN_SEC(30, "log.file"),
+	    IGN_SEC(37, "storage"),
+	    "t.ini:101: [backends.*] timeout is an LLMProxy key llmproxy does not support yet; ignored",
+	    "t.ini:102: [backends.*] connect_timeout is an LLMProxy key llmproxy does not support yet; ignored",
+	    "t.ini:103: [backends.*] max_idle_conns is an LLMProxy key llmproxy does not use; ignored",
+	    LATER_SEC(105, "backends.*.headers"),
+	    IGN_SEC(115, "discovery"),
+	    IGN_SEC(233, "admin"),
+	    LATER_SEC(239, "auth"),
+	    IGN_SEC(334, "logging"),
+	    LATER_SEC(364, "rate_limit"),
+	    "t.ini:390: [routing] enabled is an LLMProxy key llmproxy does not use; ignored",
+	    "t.ini:391: [routing] load_balance is an LLMProxy key llmproxy does not support yet; ignored",
+	    IGN_SEC(395, "routing.script"),
+	    LATER_SEC(401, "routing.retry"),
+	    IGN_SEC(409, "routing.fallback"),
+	    LATER_SEC(413, "health_check"),
+	    LATER_SEC(429, "metrics"),
+	    LATER_SEC(435, "usage"),
+	    IGN_SEC(473, "hooks") } },
+	{ "config-yaml-example.ini", NULL, "[auth]\nenabled = true", "[auth]\nenabled = false",
+	  { "t.ini:10: [log] format is an LLMProxy key llmproxy does not use; ignored",
+	    "t.ini:11: [log] output is an LLMProxy key llmproxy does not use; ignored",
+	    IGN_SEC(13, "storage"),
+	    IGN_SEC(44, "admin"),
+	    LATER_SEC(50, "auth"),
+	    "t.ini:62: [routing] enabled is an LLMProxy key llmproxy does not use; ignored",
+	    "t.ini:63: [routing] load_balance is an LLMProxy key llmproxy does not support yet; ignored",
+	    LATER_SEC(66, "routing.retry"),
+	    LATER_SEC(72, "rate_limit"),
+	    LATER_SEC(87, "health_check"),
+	    LATER_SEC(93, "metrics"),
+	    LATER_SEC(97, "usage"),
+	    IGN_SEC(108, "logging"),
+	    IGN_SEC(127, "hooks") } },
+};
+
+/* Replaces the one occurrence of `what` in s (malloc'd) with `with`. */
+static char *patched(char *s, const char *what, const char *with)
+{
+	char *at = strstr(s, what), *out;
+
+	ck_assert_msg(at != NULL, "'%s' not found", what);
+	ck_assert_msg(strstr(at + 1, what) == NULL, "'%s' found twice", what);
+	out = malloc(strlen(s) - strlen(what) + strlen(with) + 1);
+	ck_assert_ptr_nonnull(out);
+	memcpy(out, s, (size_t)(at - s));
+	strcpy(out + (at - s), with);
+	strcat(out, at + strlen(what));
+	free(s);
+	return out;
+}
+
+START_TEST(test_notices)
+{
+	const struct notice_case *c = &notice_cases[_i];
+	struct config *cfg;
+	char *text = NULL;
+	size_t i, n = 0;
+
+	if (c->file != NULL) {
+		char rel[256];
+		snprintf(rel, sizeof rel, "tests/data/config/%s", c->file);
+		text = slurp(rel);
+		if (c->patch != NULL)
+			text = patched(text, c->patch, c->with);
+	}
+	cfg = load_ok(text != NULL ? text : c->ini);
+	while (n < MAXN && c->notices[n] != NULL)
+		n++;
+	for (i = 0; i < cfg->nnotices && i < n; i++)
+		ck_assert_msg(strcmp(cfg->notices[i], c->notices[i]) == 0, "notice %zu\n  '%s'\nwant\n  '%s'",
+		    i, cfg->notices[i], c->notices[i]);
+	if (cfg->nnotices != n) {
+		for (i = 0; i < cfg->nnotices; i++)
+			fprintf(stderr, "  got: %s\n", cfg->notices[i]);
+	}
+	ck_assert_uint_eq(cfg->nnotices, n);
+	config_free(cfg);
+	free(text);
+}
+END_TEST
+
+/* The unpatched files: as LLMProxy ships them, they turn auth on. */
+START_TEST(test_fixtures_refused)
+{
+	static const struct { const char *file; const char *err; } cases[] = {
+		{ "config-reference.ini", ":240: [auth] enabled = true: this build has no API-key "
+		  "authentication yet; refusing to run open" },
+		{ "config-yaml-example.ini", ":51: [auth] enabled = true: this build has no API-key "
+		  "authentication yet; refusing to run open" },
+	};
+	char rel[256], want[ERRLEN], err[ERRLEN];
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		snprintf(rel, sizeof rel, "tests/data/config/%s", cases[i].file);
+		ck_assert_ptr_null(config_load(path_of(rel), err, sizeof err));
+		snprintf(want, sizeof want, "%s%s", path_of(rel), cases[i].err);
+		ck_assert_str_eq(err, want);
+	}
+}
+END_TEST
+
+/* What the fixture files configure, read from the files themselves. */
+START_TEST(test_fixtures_values)
+{
+	char err[ERRLEN], want[ERRLEN];
+	struct config *cfg;
+	const char *p;
+
+	p = path_of("tests/data/config/config-v0.1.0.ini");
+	cfg = config_load(p, err, sizeof err);
+	ck_assert_msg(cfg != NULL, "%s", err);
+	ck_assert_str_eq(cfg->path, p);
+	ck_assert_str_eq(cfg->listen_host, "");
+	ck_assert_str_eq(cfg->listen_port, "8080");
+	ck_assert_uint_eq(cfg->nbackends, 2);
+	ck_assert_str_eq(cfg->backends[0].name, "localhost:8000");
+	ck_assert_int_eq(cfg->backends[0].weight, 5);
+	ck_assert_str_eq(cfg->backends[1].name, "localhost:8081");
+	ck_assert_int_eq(cfg->backends[1].weight, 3);
+	ck_assert_int_eq(cfg->backends[1].line, 8);
+	/* Messages name the file as given. */
+	ck_assert_uint_eq(cfg->nnotices, 2);
+	snprintf(want, sizeof want, "%s:12: [usage_hook] is an LLMProxy section llmproxy does not "
+	    "support yet; ignored", p);
+	ck_assert_str_eq(cfg->notices[0], want);
+	config_free(cfg);
+
+	p = path_of("tests/data/config/config-minimal.ini");
+	cfg = config_load(p, err, sizeof err);
+	ck_assert_msg(cfg != NULL, "%s", err);
+	ck_assert_str_eq(cfg->listen_port, "8000");
+	ck_assert_uint_eq(cfg->nbackends, 1);
+	ck_assert_str_eq(cfg->backends[0].name, "default");
+	ck_assert_str_eq(cfg->backends[0].host, "host.docker.internal");
+	ck_assert_str_eq(cfg->backends[0].port, "8000");
+	ck_assert_int_eq(cfg->backends[0].weight, 5);
+	config_free(cfg);
+}
+END_TEST
+
+/* ---- config.ini.example ---------------------------------------------------- */
+
+/* The whole example loads, and says what the defaults are. */
+START_TEST(test_example)
+{
+	char err[ERRLEN];
+	struct config *cfg = config_load(path_of("config.ini.example"), err, sizeof err);
+
+	ck_assert_msg(cfg != NULL, "%s", err);
+	ck_assert_uint_eq(cfg->nnotices, 0);
+	ck_assert_uint_eq(cfg->nbackends, 1);
+	ck_assert_str_eq(cfg->backends[0].name, "local");  /* the section suffix */
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_example_first_five_lines)
+{
+	char *text = slurp("config.ini.example"), *p = text;
+	struct config *cfg;
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		p = strchr(p, '\n');
+		ck_assert_ptr_nonnull(p);
+		p++;
+	}
+	*p = '\0';
+	cfg = load_ok(text);
+	ck_assert_str_eq(cfg->listen_host, "");
+	ck_assert_str_eq(cfg->listen_port, "8080");
+	ck_assert_uint_eq(cfg->nbackends, 1);
+	ck_assert_str_eq(cfg->backends[0].host, "127.0.0.1");
+	ck_assert_str_eq(cfg->backends[0].port, "8000");
+	ck_assert_uint_eq(cfg->nnotices, 0);
+	config_free(cfg);
+	free(text);
+}
+END_TEST
+
+/* Every ";key = value" in the example, uncommented, gives the defaults: the
+ * documented defaults are the real ones. */
+START_TEST(test_example_documented_defaults)
+{
+	char *text = slurp("config.ini.example"), *line, *save = NULL;
+	char *out = malloc(strlen(text) + 1);
+	struct config *cfg, *def;
+	int uncommented = 0;
+
+	ck_assert_ptr_nonnull(out);
+	out[0] = '\0';
+	for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == ';' && line[1] >= 'a' && line[1] <= 'z' && strstr(line, " = ") != NULL) {
+			line++;
+			uncommented++;
+		}
+		strcat(out, line);
+		strcat(out, "\n");
+	}
+	ck_assert_int_ge(uncommented, 11);
+	cfg = load_ok(out);
+	def = load_ok("[backends.local]\nurl = http://127.0.0.1:8000\n");
+	ck_assert_int_eq(cfg->threads, def->threads);
+	ck_assert_int_eq(cfg->read_timeout_ms, def->read_timeout_ms);
+	ck_assert_int_eq(cfg->write_timeout_ms, def->write_timeout_ms);
+	ck_assert_int_eq(cfg->idle_timeout_ms, def->idle_timeout_ms);
+	ck_assert_uint_eq(cfg->max_header_bytes, def->max_header_bytes);
+	ck_assert_uint_eq(cfg->max_body_size, def->max_body_size);
+	ck_assert_int_eq(cfg->connect_timeout_ms, def->connect_timeout_ms);
+	ck_assert_int_eq(cfg->first_token_timeout_ms, def->first_token_timeout_ms);
+	ck_assert_int_eq(cfg->stream_idle_timeout_ms, def->stream_idle_timeout_ms);
+	ck_assert_int_eq(cfg->request_timeout_ms, def->request_timeout_ms);
+	ck_assert_int_eq(cfg->log_level, def->log_level);
+	config_free(cfg);
+	config_free(def);
+	free(out);
+	free(text);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc;
+
+	tc = tcase_create("values");
+	tcase_add_loop_test(tc, test_duration, 0, (int)(sizeof durations / sizeof durations[0]));
+	tcase_add_loop_test(tc, test_size, 0, (int)(sizeof sizes / sizeof sizes[0]));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("good");
+	tcase_add_loop_test(tc, test_good, 0, (int)(sizeof goods / sizeof goods[0]));
+	tcase_add_test(tc, test_inih_switches);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("errors");
+	tcase_add_loop_test(tc, test_error, 0, (int)(sizeof errors / sizeof errors[0]));
+	tcase_add_test(tc, test_long_lines);
+	tcase_add_test(tc, test_long_values);
+	tcase_add_test(tc, test_too_many_backends);
+	tcase_add_test(tc, test_files);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("llmproxy");
+	tcase_add_loop_test(tc, test_notices, 0, (int)(sizeof notice_cases / sizeof notice_cases[0]));
+	tcase_add_test(tc, test_fixtures_refused);
+	tcase_add_test(tc, test_fixtures_values);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("example");
+	tcase_add_test(tc, test_example);
+	tcase_add_test(tc, test_example_first_five_lines);
+	tcase_add_test(tc, test_example_documented_defaults);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(config_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
