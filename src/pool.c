@@ -393,8 +393,9 @@ waiting_room_main(void *arg)
 		}
 		/* Anything parked during the loop (lingering refusals) sits at
 		 * [n, nparked): keep it after the survivors. */
-		memmove(pool.parked + kept, pool.parked + n,
-		    (pool.nparked - n) * sizeof(*pool.parked));
+		if (pool.nparked > n)
+			memmove(pool.parked + kept, pool.parked + n,
+			    (pool.nparked - n) * sizeof(*pool.parked));
 		pool.nparked = kept + (pool.nparked - n);
 
 		if (pool.pfd[1].revents)

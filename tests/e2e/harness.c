@@ -109,6 +109,28 @@ proc_stop(struct proc *p)
 	p->pid = 0;
 }
 
+/* Removes a process's temp dir (its files are one level deep), unless
+ * E2E_KEEP is set: then the logs stay for a post-mortem. */
+static void
+remove_dir_of(const char *file)
+{
+	char dir[256], path[512];
+
+	if (getenv("E2E_KEEP") != NULL)
+		return;
+	snprintf(dir, sizeof(dir), "%s", file);
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL)
+		return;
+	*slash = '\0';
+	static const char *const files[] = { "out", "err", "log", "config.ini" };
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
 static int
 exited(const struct proc *p)
 {
@@ -187,6 +209,7 @@ void
 mock_stop(struct mock *m)
 {
 	proc_stop(&m->proc);
+	remove_dir_of(m->proc.out_path);
 }
 
 void
@@ -250,6 +273,7 @@ void
 proxy_stop(struct proxy *px)
 {
 	proc_stop(&px->proc);
+	remove_dir_of(px->config_path);
 }
 
 int
@@ -294,6 +318,7 @@ run_llmproxy(char *const argv[], char *out, size_t cap)
 	out[got] = '\0';
 	if (f)
 		fclose(f);
+	remove_dir_of(p.out_path);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
