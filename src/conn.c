@@ -181,14 +181,14 @@ head_error_message(int status)
 
 void
 conn_reply_now(struct conn *c, int status, const char *message,
-    int retry_after_s)
+    const char *extra_headers)
 {
 	char buf[REPLY_MAX];
 
 	if (message == NULL)
 		message = head_error_message(status);
 	size_t n = reply_error(buf, sizeof(buf), status, message, NULL, NULL,
-	    retry_after_s, REPLY_CLOSE);
+	    extra_headers, REPLY_CLOSE);
 	(void)send(c->io.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
@@ -257,18 +257,19 @@ reply_flags(const struct conn *c, const struct request *rq)
 	return c->req.minor_version == 0 ? REPLY_KEEP_ALIVE : 0;
 }
 
-/* Answers with the error JSON.  `fatal`: the connection cannot carry another
- * request (framing broken, body not read): close after the reply. */
+/* Answers with the error JSON, plus `extra` header lines (or NULL).
+ * `fatal`: the connection cannot carry another request (framing broken,
+ * body not read): close after the reply. */
 static enum conn_next
-fail(struct conn *c, struct request *rq, int status, const char *message,
-    int fatal)
+fail_with(struct conn *c, struct request *rq, int status, const char *message,
+    const char *extra, int fatal)
 {
 	char buf[REPLY_MAX];
 
 	if (fatal)
 		rq->keep = 0;
 	size_t n = reply_error(buf, sizeof(buf), status, message, NULL,
-	    c->request_id, 0, reply_flags(c, rq));
+	    c->request_id, extra, reply_flags(c, rq));
 	rq->finish = "local";
 	if (io_write_all(&c->io, buf, n, c->srv->cfg->write_timeout_ms) < 0)
 		return CONN_CLOSE;
@@ -276,6 +277,13 @@ fail(struct conn *c, struct request *rq, int status, const char *message,
 	if (fatal)
 		return CONN_LINGER;
 	return rq->keep ? CONN_PARK : CONN_CLOSE;
+}
+
+static enum conn_next
+fail(struct conn *c, struct request *rq, int status, const char *message,
+    int fatal)
+{
+	return fail_with(c, rq, status, message, NULL, fatal);
 }
 
 static enum conn_next
@@ -325,20 +333,20 @@ parse_target(struct conn *c, struct request *rq)
 	const char *q = memchr(t, '?', n);
 	rq->route_len = q != NULL ? (size_t)(q - t) : n;
 
-	for (size_t i = 0; i < rq->route_len; i++) {
-		if (t[i] == '\\')
+	const char *end = t + rq->route_len;
+	for (const char *p = t; p < end; p++)
+		if (*p == '\\' || (*p == '%' && end - p > 2 && p[1] == '2' &&
+		    (p[2] == 'e' || p[2] == 'E')))
 			return -1;
-		if (t[i] == '%' && i + 2 < rq->route_len && t[i + 1] == '2' &&
-		    (t[i + 2] == 'e' || t[i + 2] == 'E'))
+	for (const char *seg = t + 1; seg <= end; ) {
+		const char *slash = memchr(seg, '/', (size_t)(end - seg));
+		size_t len = (size_t)((slash != NULL ? slash : end) - seg);
+		if ((len == 1 && seg[0] == '.') ||
+		    (len == 2 && seg[0] == '.' && seg[1] == '.'))
 			return -1;
-		if (t[i] == '/' && i + 1 < rq->route_len + 1) {
-			size_t rest = rq->route_len - i - 1;
-			const char *s = t + i + 1;
-			if ((rest >= 1 && s[0] == '.' && (rest == 1 || s[1] == '/')) ||
-			    (rest >= 2 && s[0] == '.' && s[1] == '.' &&
-			     (rest == 2 || s[2] == '/')))
-				return -1;
-		}
+		if (slash == NULL)
+			break;
+		seg = slash + 1;
 	}
 	return 0;
 }
@@ -669,7 +677,8 @@ route(struct conn *c, struct request *rq)
 {
 	if (route_is(rq, "/health")) {
 		if (!method_is(c, "GET") && !method_is(c, "HEAD"))
-			return fail(c, rq, 405, "use GET for /health", 0);
+			return fail_with(c, rq, 405, "use GET for /health",
+			    "Allow: GET, HEAD\r\n", 0);
 		return reply_ok_json(c, rq, "{\"status\":\"ok\"}");
 	}
 	if (rq->route_len >= 4 && memcmp(rq->path, "/v1/", 4) == 0) {
@@ -792,7 +801,7 @@ conn_serve(struct conn *c)
 			continue;
 		release_request_buffers(c);
 		if (h > 1) {
-			conn_reply_now(c, h, NULL, 0);
+			conn_reply_now(c, h, NULL, NULL);
 			return CONN_LINGER;
 		}
 		return CONN_PARK;

@@ -83,6 +83,6 @@ enum conn_next conn_serve(struct conn *c);
  * cut.  Used for 408, 431, 503 and malformed heads.
  */
 void conn_reply_now(struct conn *c, int status, const char *message,
-    int retry_after_s);
+    const char *extra_headers);
 
 #endif

@@ -216,7 +216,7 @@ linger(struct conn *c, int64_t now)
 static void
 refuse(struct conn *c, int status, int64_t now)
 {
-	conn_reply_now(c, status, NULL, status == 503 ? 1 : 0);
+	conn_reply_now(c, status, NULL, status == 503 ? "Retry-After: 1\r\n" : NULL);
 	linger(c, now);
 }
 

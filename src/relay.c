@@ -211,7 +211,7 @@ send_error_reply(struct relay *r, int status, const char *message)
 	else if (r->rq->client_minor == 0)
 		flags |= REPLY_KEEP_ALIVE;
 	size_t n = reply_error(buf, sizeof(buf), status, message, NULL,
-	    r->c->request_id, 0, flags);
+	    r->c->request_id, NULL, flags);
 	if (io_write_all(&r->c->io, buf, n, r->cfg->write_timeout_ms) == 0) {
 		r->res->status = status;
 		r->res->client_keep = r->rq->client_keep;

@@ -66,14 +66,12 @@ reply_error_body(char *out, size_t cap, int status, const char *message,
 /* Status line and common fields; returns the length written. */
 static size_t
 head(char *out, size_t cap, int status, size_t body_len,
-    const char *request_id, int retry_after_s, int flags)
+    const char *request_id, const char *extra, int flags)
 {
-	char id[160] = "", retry[48] = "";
+	char id[160] = "";
 
 	if (request_id != NULL)
 		snprintf(id, sizeof(id), "X-Request-Id: %s\r\n", request_id);
-	if (retry_after_s > 0)
-		snprintf(retry, sizeof(retry), "Retry-After: %d\r\n", retry_after_s);
 	int n = snprintf(out, cap,
 	    "HTTP/1.1 %d %s\r\n"
 	    "Content-Type: application/json\r\n"
@@ -81,7 +79,7 @@ head(char *out, size_t cap, int status, size_t body_len,
 	    "%s%s%s"
 	    "\r\n",
 	    status, http_reason(status),
-	    body_len, id, retry,
+	    body_len, id, extra != NULL ? extra : "",
 	    (flags & REPLY_CLOSE) ? "Connection: close\r\n" :
 	    (flags & REPLY_KEEP_ALIVE) ? "Connection: keep-alive\r\n" : "");
 	return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
@@ -89,9 +87,9 @@ head(char *out, size_t cap, int status, size_t body_len,
 
 static size_t
 with_body(char *out, size_t cap, int status, const char *body, size_t blen,
-    const char *request_id, int retry_after_s, int flags)
+    const char *request_id, const char *extra, int flags)
 {
-	size_t h = head(out, cap, status, blen, request_id, retry_after_s, flags);
+	size_t h = head(out, cap, status, blen, request_id, extra, flags);
 	if (h + blen >= cap)
 		return 0;
 	memcpy(out + h, body, blen);
@@ -100,18 +98,17 @@ with_body(char *out, size_t cap, int status, const char *body, size_t blen,
 
 size_t
 reply_error(char *out, size_t cap, int status, const char *message,
-    const char *code, const char *request_id, int retry_after_s, int flags)
+    const char *code, const char *request_id, const char *extra, int flags)
 {
 	char body[768];
 	size_t blen = reply_error_body(body, sizeof(body), status, message, code);
-	return with_body(out, cap, status, body, blen, request_id,
-	    retry_after_s, flags);
+	return with_body(out, cap, status, body, blen, request_id, extra, flags);
 }
 
 size_t
 reply_json(char *out, size_t cap, int status, const char *json,
     const char *request_id, int flags)
 {
-	return with_body(out, cap, status, json, strlen(json), request_id, 0,
+	return with_body(out, cap, status, json, strlen(json), request_id, NULL,
 	    flags);
 }

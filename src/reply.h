@@ -19,15 +19,16 @@
 
 /*
  * A whole response: status line, Content-Type: application/json,
- * Content-Length, X-Request-Id (when request_id is not NULL), Retry-After
- * (when retry_after_s > 0), Connection: close (REPLY_CLOSE) and the body
+ * Content-Length, X-Request-Id (when request_id is not NULL), the header
+ * lines in `extra` as they are ("Retry-After: 1\r\n"; or NULL),
+ * Connection: close (REPLY_CLOSE) and the body
  * {"error":{"message":"...","type":"...","code":...}}.  `code` is a string
  * code such as "model_not_found", or NULL for the numeric status.  Returns
  * the length written into out (at most cap; cap >= REPLY_MAX fits any
  * message that fits the body).
  */
 size_t reply_error(char *out, size_t cap, int status, const char *message,
-    const char *code, const char *request_id, int retry_after_s, int flags);
+    const char *code, const char *request_id, const char *extra, int flags);
 
 /* The error JSON alone: {"error":{...}} */
 size_t reply_error_body(char *out, size_t cap, int status, const char *message,
