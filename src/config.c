@@ -233,7 +233,8 @@ static int fail(struct parse *p, int line, const char *fmt, ...) PRINTF(3, 4);
 
 /* Records the first error as "FILE:LINE: message" ("FILE: message" when
  * line is 0).  Returns -1. */
-static int fail(struct parse *p, int line, const char *fmt, ...)
+static int
+fail(struct parse *p, int line, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -257,7 +258,8 @@ static int bad(struct parse *p, const struct key_rule *r, const char *v,
     const char *fmt, ...) PRINTF(4, 5);
 
 /* A bad value: "FILE:LINE: [section] key = value: reason".  Returns -1. */
-static int bad(struct parse *p, const struct key_rule *r, const char *v,
+static int
+bad(struct parse *p, const struct key_rule *r, const char *v,
     const char *fmt, ...)
 {
 	char why[256];
@@ -274,7 +276,8 @@ static int bad(struct parse *p, const struct key_rule *r, const char *v,
 static void notice(struct parse *p, const char *fmt, ...) PRINTF(2, 3);
 
 /* Adds "FILE:LINE: message" to cfg->notices. */
-static void notice(struct parse *p, const char *fmt, ...)
+static void
+notice(struct parse *p, const char *fmt, ...)
 {
 	struct config *cfg = p->cfg;
 	char buf[CAP_LOG_LINE];
@@ -302,7 +305,8 @@ static void notice(struct parse *p, const char *fmt, ...)
 	cfg->nnotices++;
 }
 
-static const char *not_used(enum use u)
+static const char *
+not_used(enum use u)
 {
 	return u == LATER ? "does not support yet" : "does not use";
 }
@@ -310,7 +314,8 @@ static const char *not_used(enum use u)
 /* ---- value parsers (pure) -------------------------------------------------- */
 
 /* Strict decimal integer, optional '-'.  0, -1 malformed, -2 out of range. */
-static int parse_ll(const char *s, long long *out)
+static int
+parse_ll(const char *s, long long *out)
 {
 	unsigned long long v = 0;
 	bool neg = false;
@@ -333,7 +338,8 @@ static int parse_ll(const char *s, long long *out)
 	return 0;
 }
 
-static int parse_bool(const char *s, bool *b)
+static int
+parse_bool(const char *s, bool *b)
 {
 	static const struct { const char *word; bool value; } words[] = {
 		{ "true", true },  { "yes", true }, { "on", true },   { "1", true },
@@ -368,7 +374,8 @@ static const struct { const char *unit; uint64_t ns; } duration_units[] = {
  * without a unit.  A nonzero remainder below 1 ms rounds up, so a nonzero
  * duration never turns into 0 (which means "none" for some timeouts).
  */
-static int parse_duration(const char *s, int *ms)
+static int
+parse_duration(const char *s, int *ms)
 {
 	const uint64_t limit = (uint64_t)INT_MAX * 1000 * 1000;  /* ns */
 	uint64_t total = 0;
@@ -431,7 +438,8 @@ static const struct { const char *suffix; uint64_t bytes; } size_units[] = {
 };
 
 /* DIGITS[SUFFIX].  Returns 0, -1 malformed, -2 more than 2^64 - 1 bytes. */
-static int parse_size(const char *s, uint64_t *bytes)
+static int
+parse_size(const char *s, uint64_t *bytes)
 {
 	uint64_t v = 0, unit = 0;
 	bool over = false;
@@ -458,7 +466,8 @@ static int parse_size(const char *s, uint64_t *bytes)
 	return 0;
 }
 
-int config_parse_duration(const char *s, int *ms)
+int
+config_parse_duration(const char *s, int *ms)
 {
 	int v;
 
@@ -468,7 +477,8 @@ int config_parse_duration(const char *s, int *ms)
 	return 0;
 }
 
-int config_parse_size(const char *s, uint64_t *bytes)
+int
+config_parse_size(const char *s, uint64_t *bytes)
 {
 	uint64_t v;
 
@@ -480,7 +490,8 @@ int config_parse_size(const char *s, uint64_t *bytes)
 
 /* A host name (letters, digits, '.', '-', '_': Docker service names have
  * '_') or a dotted IPv4 address. */
-static bool valid_host(const char *h)
+static bool
+valid_host(const char *h)
 {
 	struct in_addr a4;
 	const char *c;
@@ -502,7 +513,8 @@ static bool valid_host(const char *h)
  * brackets; "" when none) and port (-1 when none).  Returns NULL or what is
  * wrong.
  */
-static const char *parse_hostport(const char *s, size_t len, char *host,
+static const char *
+parse_hostport(const char *s, size_t len, char *host,
     size_t hostsz, long *port)
 {
 	const char *rest, *end = s + len;
@@ -558,26 +570,30 @@ static const char *parse_hostport(const char *s, size_t len, char *host,
 }
 
 /* RFC 3986 §3.3: pchar / "/" (pct-encoded checked by the caller). */
-static bool path_char(unsigned char c)
+static bool
+path_char(unsigned char c)
 {
 	return isalnum(c) || (c != '\0' && strchr("-._~!$&'()*+,;=:@/%", c) != NULL);
 }
 
 /* ---- setters: one per kind of value ---------------------------------------- */
 
-static void *field(struct parse *p, const struct key_rule *r)
+static void *
+field(struct parse *p, const struct key_rule *r)
 {
 	char *base = r->where == IN_BACKEND ? (char *)&p->cfg->backends[p->backend]
 	                                    : (char *)p->cfg;
 	return base + r->off;
 }
 
-static struct backend_conf *cur_backend(struct parse *p)
+static struct backend_conf *
+cur_backend(struct parse *p)
 {
 	return &p->cfg->backends[p->backend];
 }
 
-static int set_listen(struct parse *p, const struct key_rule *r, const char *v)
+static int
+set_listen(struct parse *p, const struct key_rule *r, const char *v)
 {
 	static const char *const usage = ":PORT or HOST:PORT (e.g. :8080, 127.0.0.1:8080, [::1]:8080)";
 	struct config *cfg = p->cfg;
@@ -595,7 +611,8 @@ static int set_listen(struct parse *p, const struct key_rule *r, const char *v)
 	return 0;
 }
 
-static int set_int(struct parse *p, const struct key_rule *r, const char *v)
+static int
+set_int(struct parse *p, const struct key_rule *r, const char *v)
 {
 	long long n;
 	int rc = parse_ll(v, &n);
@@ -608,7 +625,8 @@ static int set_int(struct parse *p, const struct key_rule *r, const char *v)
 	return 0;
 }
 
-static int set_ms(struct parse *p, const struct key_rule *r, const char *v)
+static int
+set_ms(struct parse *p, const struct key_rule *r, const char *v)
 {
 	int ms;
 
@@ -629,7 +647,8 @@ static int set_ms(struct parse *p, const struct key_rule *r, const char *v)
 }
 
 /* "1GiB", "16KiB" or "1000 bytes", for messages. */
-static const char *size_text(char *buf, size_t len, unsigned long long n)
+static const char *
+size_text(char *buf, size_t len, unsigned long long n)
 {
 	if (n != 0 && n % (1ull << 30) == 0)
 		snprintf(buf, len, "%lluGiB", n >> 30);
@@ -642,7 +661,8 @@ static const char *size_text(char *buf, size_t len, unsigned long long n)
 	return buf;
 }
 
-static int get_size(struct parse *p, const struct key_rule *r, const char *v,
+static int
+get_size(struct parse *p, const struct key_rule *r, const char *v,
     uint64_t *n)
 {
 	char lo[32], hi[32];
@@ -662,7 +682,8 @@ static int get_size(struct parse *p, const struct key_rule *r, const char *v,
 	return 0;
 }
 
-static int set_size(struct parse *p, const struct key_rule *r, const char *v)
+static int
+set_size(struct parse *p, const struct key_rule *r, const char *v)
 {
 	uint64_t n;
 
@@ -672,7 +693,8 @@ static int set_size(struct parse *p, const struct key_rule *r, const char *v)
 	return 0;
 }
 
-static int set_size64(struct parse *p, const struct key_rule *r, const char *v)
+static int
+set_size64(struct parse *p, const struct key_rule *r, const char *v)
 {
 	uint64_t n;
 
@@ -682,7 +704,8 @@ static int set_size64(struct parse *p, const struct key_rule *r, const char *v)
 	return 0;
 }
 
-static int set_log_level(struct parse *p, const struct key_rule *r, const char *v)
+static int
+set_log_level(struct parse *p, const struct key_rule *r, const char *v)
 {
 	static const struct { const char *name; enum log_level level; } levels[] = {
 		{ "debug", LOG_LEVEL_DEBUG }, { "info", LOG_LEVEL_INFO },
@@ -701,7 +724,8 @@ static int set_log_level(struct parse *p, const struct key_rule *r, const char *
 
 /* Backend names become metrics label values and log fields: short, and
  * nothing that needs quoting. */
-static bool label_ok(const char *v)
+static bool
+label_ok(const char *v)
 {
 	size_t len = strlen(v), i;
 
@@ -715,7 +739,8 @@ static bool label_ok(const char *v)
 	return true;
 }
 
-static int set_name(struct parse *p, const struct key_rule *r, const char *v)
+static int
+set_name(struct parse *p, const struct key_rule *r, const char *v)
 {
 	struct backend_conf *b = cur_backend(p);
 
@@ -728,7 +753,8 @@ static int set_name(struct parse *p, const struct key_rule *r, const char *v)
 }
 
 /* http://HOST[:PORT][/PATH] */
-static int set_url(struct parse *p, const struct key_rule *r, const char *v)
+static int
+set_url(struct parse *p, const struct key_rule *r, const char *v)
 {
 	struct backend_conf *b = cur_backend(p);
 	const char *auth, *path, *why, *c;
@@ -775,7 +801,8 @@ static int set_url(struct parse *p, const struct key_rule *r, const char *v)
 	return 0;
 }
 
-static int refuse_if_true(struct parse *p, const struct key_rule *r, const char *v)
+static int
+refuse_if_true(struct parse *p, const struct key_rule *r, const char *v)
 {
 	bool on;
 
@@ -793,7 +820,8 @@ static int refuse_if_true(struct parse *p, const struct key_rule *r, const char 
  * s's first elements only (pat is an ancestor of s).  s has no empty
  * elements; "" (the top level) matches only "".
  */
-static bool section_match(const char *pat, const char *s, bool prefix)
+static bool
+section_match(const char *pat, const char *s, bool prefix)
 {
 	if (*pat == '\0' || *s == '\0')
 		return *pat == '\0' && *s == '\0';
@@ -813,7 +841,8 @@ static bool section_match(const char *pat, const char *s, bool prefix)
 	}
 }
 
-static size_t depth(const char *pat)
+static size_t
+depth(const char *pat)
 {
 	size_t n = 0;
 
@@ -822,7 +851,8 @@ static size_t depth(const char *pat)
 	return n;
 }
 
-static const struct key_rule *find_key(const char *section, const char *key)
+static const struct key_rule *
+find_key(const char *section, const char *key)
 {
 	size_t i;
 
@@ -834,7 +864,8 @@ static const struct key_rule *find_key(const char *section, const char *key)
 	return NULL;
 }
 
-static int open_backend(struct parse *p, const char *name)
+static int
+open_backend(struct parse *p, const char *name)
 {
 	struct config *cfg = p->cfg;
 	struct backend_conf *b;
@@ -880,7 +911,8 @@ static int open_backend(struct parse *p, const char *name)
 }
 
 /* Keeps each distinct section name once; its index identifies it. */
-static int intern(struct parse *p, const char *name, size_t *id)
+static int
+intern(struct parse *p, const char *name, size_t *id)
 {
 	char **v;
 	size_t i;
@@ -901,7 +933,8 @@ static int intern(struct parse *p, const char *name, size_t *id)
 }
 
 /* A section header: name is what is between the brackets, trimmed. */
-static int on_section(struct parse *p, const char *name)
+static int
+on_section(struct parse *p, const char *name)
 {
 	const struct section_rule *root = NULL, *rule = NULL;
 	const char *c;
@@ -947,7 +980,8 @@ static int on_section(struct parse *p, const char *name)
 
 /* ---- inih callbacks ------------------------------------------------------- */
 
-static int src_getc(struct parse *p)
+static int
+src_getc(struct parse *p)
 {
 	int c;
 
@@ -961,7 +995,8 @@ static int src_getc(struct parse *p)
 
 /* A line that is a section header goes to on_section before inih sees it.
  * Lines inih cannot parse (no ']') are left to inih to report. */
-static int header_line(struct parse *p, char *line)
+static int
+header_line(struct parse *p, char *line)
 {
 	char *s = line, *end, *t, saved;
 	int rc;
@@ -992,7 +1027,8 @@ static int header_line(struct parse *p, char *line)
  * counts, so p->line is the number of the line inih then hands the handler.
  * Returning NULL ends the parse: at the end, and after an error.
  */
-static char *read_line(char *buf, int num, void *user)
+static char *
+read_line(char *buf, int num, void *user)
 {
 	struct parse *p = user;
 	size_t len = 0, room;
@@ -1029,7 +1065,8 @@ static char *read_line(char *buf, int num, void *user)
 }
 
 /* A value may carry one pair of quotes, as YAML allows: "..." or '...'. */
-static const char *unquote(struct parse *p, const struct key_rule *r, const char *v)
+static const char *
+unquote(struct parse *p, const struct key_rule *r, const char *v)
 {
 	size_t len = strlen(v);
 
@@ -1044,7 +1081,8 @@ static const char *unquote(struct parse *p, const struct key_rule *r, const char
 	return p->value;
 }
 
-static int remember_key(struct parse *p, const char *key)
+static int
+remember_key(struct parse *p, const char *key)
 {
 	size_t i;
 
@@ -1075,7 +1113,8 @@ static int remember_key(struct parse *p, const char *key)
 }
 
 /* inih's handler: one key = value.  Returns 1 to go on, 0 on an error. */
-static int on_key(void *user, const char *inih_section, const char *key,
+static int
+on_key(void *user, const char *inih_section, const char *key,
     const char *value)
 {
 	struct parse *p = user;
@@ -1110,7 +1149,8 @@ static int on_key(void *user, const char *inih_section, const char *key,
 
 /* ---- loading --------------------------------------------------------------- */
 
-static void set_defaults(struct config *cfg)
+static void
+set_defaults(struct config *cfg)
 {
 	strcpy(cfg->listen_host, "");
 	strcpy(cfg->listen_port, "8080");
@@ -1130,7 +1170,8 @@ static void set_defaults(struct config *cfg)
 /* inih's switches (Debian builds it with INI_RUNTIME_OPTIONS).  Its defaults
  * would split lines longer than 200 bytes and take an indented line for the
  * continuation of the previous value. */
-static void inih_setup(void)
+static void
+inih_setup(void)
 {
 	static char start_comment[] = ";#";
 	static char inline_comment[] = ";";  /* after whitespace only */
@@ -1149,7 +1190,8 @@ static void inih_setup(void)
 }
 
 /* Checks that need the whole file, and derived values. */
-static int finish(struct parse *p)
+static int
+finish(struct parse *p)
 {
 	struct config *cfg = p->cfg;
 	size_t i, j;
@@ -1192,7 +1234,8 @@ static int finish(struct parse *p)
 	return 0;
 }
 
-static struct config *load(struct parse *p, char *err, size_t errlen)
+static struct config *
+load(struct parse *p, char *err, size_t errlen)
 {
 	struct config *cfg;
 	size_t i;
@@ -1239,7 +1282,8 @@ static struct config *load(struct parse *p, char *err, size_t errlen)
 	return cfg;
 }
 
-struct config *config_load(const char *path, char *err, size_t errlen)
+struct config *
+config_load(const char *path, char *err, size_t errlen)
 {
 	struct config *cfg;
 	struct parse *p;
@@ -1264,7 +1308,8 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	return cfg;
 }
 
-struct config *config_load_string(const char *text, const char *name,
+struct config *
+config_load_string(const char *text, const char *name,
     char *err, size_t errlen)
 {
 	struct config *cfg;
@@ -1282,7 +1327,8 @@ struct config *config_load_string(const char *text, const char *name,
 	return cfg;
 }
 
-void config_free(struct config *cfg)
+void
+config_free(struct config *cfg)
 {
 	size_t i;
 

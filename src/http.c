@@ -80,19 +80,22 @@ static int is_vchar(unsigned char c) { return byte_class[c] & C_VCHAR; }
 static int is_qdtext(unsigned char c) { return byte_class[c] & C_QDTEXT; }
 static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
-static unsigned hex_value(unsigned char c)
+static unsigned
+hex_value(unsigned char c)
 {
 	return c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
 }
 
 /* ASCII only: field names and tokens are ASCII, and the C locale must not
  * matter (tolower() would consult it). */
-static unsigned char lower(unsigned char c)
+static unsigned char
+lower(unsigned char c)
 {
 	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
 }
 
-static int ieq(const char *a, size_t an, const char *b, size_t bn)
+static int
+ieq(const char *a, size_t an, const char *b, size_t bn)
 {
 	if (an != bn)
 		return 0;
@@ -120,7 +123,8 @@ struct scan {
 	size_t i;
 };
 
-static const char *at(const struct scan *s, size_t i)
+static const char *
+at(const struct scan *s, size_t i)
 {
 	return (const char *)s->b + i;
 }
@@ -128,7 +132,8 @@ static const char *at(const struct scan *s, size_t i)
 /* CRLF; a CR alone or an LF alone is an error (RFC 9112 §2.2: a bare CR must
  * be rejected or replaced; we are strict about LF too, because a server
  * behind us that is not would see different line boundaries). */
-static int expect_crlf(struct scan *s, int bad)
+static int
+expect_crlf(struct scan *s, int bad)
 {
 	if (s->i == s->len)
 		return 0;
@@ -144,7 +149,8 @@ static int expect_crlf(struct scan *s, int bad)
 
 /* RFC 9112 §2.2: a server SHOULD ignore at least one empty line (CRLF)
  * received before the request-line (some clients send one after a POST). */
-static int skip_empty_lines(struct scan *s)
+static int
+skip_empty_lines(struct scan *s)
 {
 	int rc;
 
@@ -160,7 +166,8 @@ static int skip_empty_lines(struct scan *s)
  * the cap is far more likely garbage than a method, so it is a 400 like any
  * other malformed request line.
  */
-static int parse_method(struct scan *s, struct http_request *req)
+static int
+parse_method(struct scan *s, struct http_request *req)
 {
 	size_t start = s->i;
 
@@ -185,7 +192,8 @@ static int parse_method(struct scan *s, struct http_request *req)
  * RFC 9112 §3: a target longer than the server wishes to parse must get a
  * 414; we say so at the first byte past the cap, not when the line ends.
  */
-static int parse_target(struct scan *s, struct http_request *req)
+static int
+parse_target(struct scan *s, struct http_request *req)
 {
 	size_t start = s->i;
 
@@ -216,7 +224,8 @@ static int parse_target(struct scan *s, struct http_request *req)
  */
 static const char version_shape[] = "HTTP/1.#";
 
-static int parse_version(struct scan *s, int *minor, int bad, int unsupported)
+static int
+parse_version(struct scan *s, int *minor, int bad, int unsupported)
 {
 	size_t n = sizeof version_shape - 1;
 
@@ -242,7 +251,8 @@ static int parse_version(struct scan *s, int *minor, int bad, int unsupported)
  * SP and HTAB; NUL, a lone CR, other controls and DEL are rejected (RFC 9110
  * §5.5).  OWS around the value is not part of it.
  */
-static int parse_field_line(struct scan *s, struct http_header *h)
+static int
+parse_field_line(struct scan *s, struct http_header *h)
 {
 	size_t start = s->i, vstart, vend;
 
@@ -286,7 +296,8 @@ static int parse_field_line(struct scan *s, struct http_header *h)
  * with ":" has no name.  The field that would exceed CAP_HEADERS is refused
  * with `too_many` at its first byte.
  */
-static int parse_fields(struct scan *s, struct http_header *h, size_t *num,
+static int
+parse_fields(struct scan *s, struct http_header *h, size_t *num,
     int too_many)
 {
 	int rc;
@@ -307,7 +318,8 @@ static int parse_fields(struct scan *s, struct http_header *h, size_t *num,
 	}
 }
 
-int http_parse_request(const char *buf, size_t len, struct http_request *req)
+int
+http_parse_request(const char *buf, size_t len, struct http_request *req)
 {
 	struct scan s = { (const unsigned char *)buf, len, 0 };
 	int rc;
@@ -331,7 +343,8 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req)
 	return rc > 0 ? (int)s.i : rc;
 }
 
-static int expect_sp(struct scan *s)
+static int
+expect_sp(struct scan *s)
 {
 	if (s->i == s->len)
 		return 0;
@@ -340,7 +353,8 @@ static int expect_sp(struct scan *s)
 
 /* status-code = 3DIGIT (RFC 9112 §4); a first digit of 0 is no status class
  * (RFC 9110 §15), so the code is 100..999. */
-static int parse_status(struct scan *s, int *status)
+static int
+parse_status(struct scan *s, int *status)
 {
 	int v = 0;
 
@@ -364,7 +378,8 @@ static int parse_status(struct scan *s, int *status)
  * tolerated when missing ("HTTP/1.1 200\r\n"): servers send both, and the
  * reason carries no meaning (§4: a client SHOULD ignore it).
  */
-static int parse_reason(struct scan *s, struct http_response *resp)
+static int
+parse_reason(struct scan *s, struct http_response *resp)
 {
 	size_t start;
 
@@ -382,7 +397,8 @@ static int parse_reason(struct scan *s, struct http_response *resp)
 	return expect_crlf(s, -1);
 }
 
-int http_parse_response(const char *buf, size_t len, struct http_response *resp)
+int
+http_parse_response(const char *buf, size_t len, struct http_response *resp)
 {
 	struct scan s = { (const unsigned char *)buf, len, 0 };
 	int rc;
@@ -407,12 +423,14 @@ int http_parse_response(const char *buf, size_t len, struct http_response *resp)
 
 /* ---- Field helpers ------------------------------------------------------------- */
 
-int http_token_eq(const char *s, size_t n, const char *lit)
+int
+http_token_eq(const char *s, size_t n, const char *lit)
 {
 	return ieq(s, n, lit, strlen(lit));
 }
 
-const struct http_header *http_header_find(const struct http_header *h,
+const struct http_header *
+http_header_find(const struct http_header *h,
     size_t n, const char *name, size_t *count)
 {
 	const struct http_header *first = NULL;
@@ -437,7 +455,8 @@ const struct http_header *http_header_find(const struct http_header *h,
  * so that each caller decides what they mean; a value with no bytes at all
  * is one empty element.
  */
-static int list_next(const char **p, const char *end, const char **el,
+static int
+list_next(const char **p, const char *end, const char **el,
     size_t *el_len)
 {
 	const char *q = *p, *e;
@@ -456,7 +475,8 @@ static int list_next(const char **p, const char *end, const char **el,
 	return 1;
 }
 
-static int list_has_n(const char *value, size_t len, const char *tok,
+static int
+list_has_n(const char *value, size_t len, const char *tok,
     size_t tok_len)
 {
 	const char *p = value, *el;
@@ -468,7 +488,8 @@ static int list_has_n(const char *value, size_t len, const char *tok,
 	return 0;
 }
 
-int http_list_has(const char *value, size_t len, const char *token)
+int
+http_list_has(const char *value, size_t len, const char *token)
 {
 	return list_has_n(value, len, token, strlen(token));
 }
@@ -483,7 +504,8 @@ static const char *const hop_by_hop[] = {
 	"Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
 };
 
-int http_is_hop_by_hop(const struct http_header *h,
+int
+http_is_hop_by_hop(const struct http_header *h,
     const struct http_header *all, size_t n)
 {
 	for (size_t i = 0; i < sizeof hop_by_hop / sizeof hop_by_hop[0]; i++)
@@ -500,7 +522,8 @@ int http_is_hop_by_hop(const struct http_header *h,
 
 /* RFC 9112 §9.3: HTTP/1.1 is persistent unless "close" is sent; HTTP/1.0 only
  * with "keep-alive" (§C.2.2).  "close" wins over "keep-alive". */
-int http_keep_alive(int minor_version, const struct http_header *h, size_t n)
+int
+http_keep_alive(int minor_version, const struct http_header *h, size_t n)
 {
 	int keep = 0;
 
@@ -525,7 +548,8 @@ int http_keep_alive(int minor_version, const struct http_header *h, size_t n)
  */
 #define CONTENT_LENGTH_DIGITS 19
 
-static int parse_content_length(const struct http_header *h, uint64_t *out)
+static int
+parse_content_length(const struct http_header *h, uint64_t *out)
 {
 	uint64_t v = 0;
 
@@ -556,7 +580,8 @@ enum te_kind {
  * parameters is not accepted (chunked has none, and we decode no other).
  * RFC 9112 §6.1: chunked must be the final coding and applied only once.
  */
-static enum te_kind te_classify(const struct http_header *h, size_t n)
+static enum te_kind
+te_classify(const struct http_header *h, size_t n)
 {
 	size_t codings = 0, chunked = 0;
 	int last_chunked = 0;
@@ -587,7 +612,8 @@ static enum te_kind te_classify(const struct http_header *h, size_t n)
 	return codings == 1 ? TE_CHUNKED : TE_CODED_CHUNKED;
 }
 
-int http_request_check(const struct http_request *req, struct http_framing *f)
+int
+http_request_check(const struct http_request *req, struct http_framing *f)
 {
 	const struct http_header *h = req->headers, *cl;
 	size_t n = req->num_headers, hosts, cls, tes;
@@ -639,7 +665,8 @@ int http_request_check(const struct http_request *req, struct http_framing *f)
 	return 0;
 }
 
-int http_response_framing(const struct http_response *resp, int head_request,
+int
+http_response_framing(const struct http_response *resp, int head_request,
     struct http_framing *f)
 {
 	const struct http_header *h = resp->headers, *cl;
@@ -725,7 +752,8 @@ enum chunked_state {
 /* Inside a quoted-string of an ext-val: d->quote is '"', or '\\' just after a
  * backslash.  quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text ) (RFC 9110
  * §5.6.4), which is exactly the field-byte class. */
-static int quoted_byte(struct http_chunked *d, unsigned char c)
+static int
+quoted_byte(struct http_chunked *d, unsigned char c)
 {
 	if (d->quote == '\\') {
 		d->quote = '"';
@@ -741,7 +769,8 @@ static int quoted_byte(struct http_chunked *d, unsigned char c)
 	return 0;
 }
 
-static int size_digit(struct http_chunked *d, unsigned char c)
+static int
+size_digit(struct http_chunked *d, unsigned char c)
 {
 	/* 16 significant hex digits fill 64 bits; a 17th would overflow, and
 	 * RFC 9112 §7.1 requires a recipient to guard against that.  Leading
@@ -754,7 +783,8 @@ static int size_digit(struct http_chunked *d, unsigned char c)
 }
 
 /* One byte of a chunk-size line other than its CR and LF. */
-static int size_line_byte(struct http_chunked *d, unsigned char c)
+static int
+size_line_byte(struct http_chunked *d, unsigned char c)
 {
 	int ws = is_ws(c), tchar = is_tchar(c);
 
@@ -801,7 +831,8 @@ static int size_line_byte(struct http_chunked *d, unsigned char c)
 }
 
 /* The CR that ends a size line: valid only where the line may end. */
-static int size_line_cr(struct http_chunked *d)
+static int
+size_line_cr(struct http_chunked *d)
 {
 	switch (d->state) {
 	case CH_SIZE:
@@ -822,7 +853,8 @@ static int size_line_cr(struct http_chunked *d)
 	return 0;
 }
 
-static int size_line_lf(struct http_chunked *d, unsigned char c)
+static int
+size_line_lf(struct http_chunked *d, unsigned char c)
 {
 	if (c != '\n')
 		return -1;
@@ -834,7 +866,8 @@ static int size_line_lf(struct http_chunked *d, unsigned char c)
 }
 
 /* The CRLF after chunk-data; the next chunk-size follows. */
-static int data_end_byte(struct http_chunked *d, unsigned char c)
+static int
+data_end_byte(struct http_chunked *d, unsigned char c)
 {
 	if (d->state == CH_DATA_CR) {
 		if (c != '\r')
@@ -854,7 +887,8 @@ static int data_end_byte(struct http_chunked *d, unsigned char c)
  * Every byte of the field lines counts toward CAP_TRAILER_BYTES; the final
  * CRLF does not.
  */
-static int trailer_byte(struct http_chunked *d, unsigned char c)
+static int
+trailer_byte(struct http_chunked *d, unsigned char c)
 {
 	if (d->state == CH_TRAILER && c == '\r') {
 		d->state = CH_END_LF;
@@ -888,7 +922,8 @@ static int trailer_byte(struct http_chunked *d, unsigned char c)
 }
 
 /* One framing byte (anything but chunk-data). */
-static int chunked_byte(struct http_chunked *d, unsigned char c)
+static int
+chunked_byte(struct http_chunked *d, unsigned char c)
 {
 	switch (d->state) {
 	case CH_SIZE:
@@ -916,7 +951,8 @@ static int chunked_byte(struct http_chunked *d, unsigned char c)
 	}
 }
 
-ssize_t http_chunked_decode(struct http_chunked *d, char *buf, size_t len,
+ssize_t
+http_chunked_decode(struct http_chunked *d, char *buf, size_t len,
     size_t *out)
 {
 	size_t i = 0, w = 0;
@@ -953,12 +989,14 @@ ssize_t http_chunked_decode(struct http_chunked *d, char *buf, size_t len,
 	return (ssize_t)i;
 }
 
-int http_chunked_done(const struct http_chunked *d)
+int
+http_chunked_done(const struct http_chunked *d)
 {
 	return d->state == CH_DONE;
 }
 
-size_t http_chunk_size_line(char *out, size_t n)
+size_t
+http_chunk_size_line(char *out, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	char digits[sizeof n * 2];
@@ -1036,7 +1074,8 @@ static const struct {
 	{ 511, "Network Authentication Required" }, /* RFC 6585 */
 };
 
-const char *http_reason(int status)
+const char *
+http_reason(int status)
 {
 	for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
 		if (reasons[i].status == status)
