@@ -82,6 +82,19 @@ conn_new(int fd, const struct sockaddr *peer, struct server *srv)
 	return c;
 }
 
+int
+conn_reserve(char **buf, size_t *cap, size_t want)
+{
+	if (*cap >= want)
+		return 0;
+	char *p = realloc(*buf, want);
+	if (p == NULL)
+		return -1;
+	*buf = p;
+	*cap = want;
+	return 0;
+}
+
 /* Per-request buffers are dropped while a connection waits idle, so that
  * thousands of idle keep-alive clients cost little memory. */
 static void
@@ -142,11 +155,8 @@ conn_read_head(struct conn *c)
 			if (c->in_cap >= max)
 				break;
 			size_t cap = c->in_cap * 2 < max ? c->in_cap * 2 : max;
-			char *p = realloc(c->in, cap);
-			if (p == NULL)
+			if (conn_reserve(&c->in, &c->in_cap, cap) < 0)
 				break;
-			c->in = p;
-			c->in_cap = cap;
 		}
 		ssize_t n = recv(c->io.fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
 		if (n > 0) {
@@ -375,12 +385,7 @@ ensure_body(struct conn *c, size_t want)
 	size_t cap = c->body_cap ? c->body_cap : 4096;
 	while (cap < want)
 		cap *= 2;
-	char *p = realloc(c->body, cap);
-	if (p == NULL)
-		return -1;
-	c->body = p;
-	c->body_cap = cap;
-	return 0;
+	return conn_reserve(&c->body, &c->body_cap, cap);
 }
 
 /*
@@ -533,13 +538,8 @@ build_upstream_head(struct conn *c, const struct request *rq,
 	size_t need = c->head_len + strlen(bc->path_prefix) + strlen(bc->host) +
 	    sizeof(c->peer) + sizeof(c->request_id) + 256;
 
-	if (c->out_cap < need) {
-		char *p = realloc(c->out, need);
-		if (p == NULL)
-			return 0;
-		c->out = p;
-		c->out_cap = need;
-	}
+	if (conn_reserve(&c->out, &c->out_cap, need) < 0)
+		return 0;
 	char *o = c->out;
 	size_t n = 0;
 	n = append(o, n, req->method, req->method_len);
@@ -767,14 +767,8 @@ consume_request(struct conn *c, size_t consumed)
 	c->in_len -= consumed;
 	c->head_len = 0;
 	if (c->carry_len > 0) {
-		size_t want = c->in_len + c->carry_len;
-		if (want > c->in_cap) {
-			char *p = realloc(c->in, want);
-			if (p == NULL)
-				return -1;
-			c->in = p;
-			c->in_cap = want;
-		}
+		if (conn_reserve(&c->in, &c->in_cap, c->in_len + c->carry_len) < 0)
+			return -1;
 		memmove(c->in + c->carry_len, c->in, c->in_len);
 		memcpy(c->in, c->body + c->body_len, c->carry_len);
 		c->in_len += c->carry_len;

@@ -57,6 +57,11 @@ struct conn {
 	struct http_response resp;
 };
 
+/* Grows one of a connection's buffers to hold at least `want` bytes (exactly
+ * `want` when it grows; callers choose the growth step).  Returns 0, or -1
+ * when out of memory (the buffer is then unchanged). */
+int conn_reserve(char **buf, size_t *cap, size_t want);
+
 /* A connection for an accepted socket (already set up non-blocking). */
 struct conn *conn_new(int fd, const struct sockaddr *peer, struct server *srv);
 

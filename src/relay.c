@@ -223,14 +223,7 @@ send_error_reply(struct relay *r, int status, const char *message)
 static int
 grow_relay_buffer(struct conn *c, size_t want)
 {
-	if (c->relay_cap >= want)
-		return 0;
-	char *p = realloc(c->relay, want);
-	if (p == NULL)
-		return -1;
-	c->relay = p;
-	c->relay_cap = want;
-	return 0;
+	return conn_reserve(&c->relay, &c->relay_cap, want);
 }
 
 /*
@@ -350,13 +343,8 @@ build_client_head(struct relay *r, size_t upstream_head_len)
 	const struct http_response *resp = &c->resp;
 	size_t need = upstream_head_len + 256 + sizeof(c->request_id);
 
-	if (c->out_cap < need) {
-		char *p = realloc(c->out, need);
-		if (p == NULL)
-			return -1;
-		c->out = p;
-		c->out_cap = need;
-	}
+	if (conn_reserve(&c->out, &c->out_cap, need) < 0)
+		return -1;
 	char *o = c->out;
 	size_t n = 0;
 	n += (size_t)sprintf(o + n, "HTTP/1.1 %d ", resp->status);
