@@ -165,8 +165,11 @@ conn_read_head(struct conn *c)
 			c->in_len += (size_t)n;
 			continue;
 		}
-		if (n == 0)
-			return -1;
+		if (n == 0) {
+			/* A client may send its request and half-close (nc -N,
+			 * some health checkers): answer what is complete. */
+			return conn_parse_head(c) == 1 ? 1 : -1;
+		}
 		if (errno == EINTR)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -187,19 +190,6 @@ head_error_message(int status)
 	case 505: return "only HTTP/1.0 and HTTP/1.1 are supported";
 	default:  return "malformed HTTP request";
 	}
-}
-
-void
-conn_reply_now(struct conn *c, int status, const char *message,
-    const char *extra_headers)
-{
-	char buf[REPLY_MAX];
-
-	if (message == NULL)
-		message = head_error_message(status);
-	size_t n = reply_error(buf, sizeof(buf), status, message, NULL, NULL,
-	    extra_headers, REPLY_CLOSE);
-	(void)send(c->io.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 /* ---- request ids -------------------------------------------------------------- */
@@ -244,8 +234,9 @@ client_id_ok(const char *s, size_t n)
 static void
 set_request_id(struct conn *c)
 {
-	const struct http_header *h = http_header_find(c->req.headers,
-	    c->req.num_headers, "X-Request-Id", NULL);
+	const struct http_header *h = c->head_len == 0 ? NULL :
+	    http_header_find(c->req.headers, c->req.num_headers, "X-Request-Id",
+	    NULL);
 
 	if (h != NULL && client_id_ok(h->value, h->value_len)) {
 		memcpy(c->request_id, h->value, h->value_len);
@@ -255,6 +246,37 @@ set_request_id(struct conn *c)
 	pthread_once(&id_once, id_init);
 	snprintf(c->request_id, sizeof(c->request_id), "%016llx%016llx",
 	    (unsigned long long)id_prefix, (unsigned long long)++id_counter);
+}
+
+void
+conn_reply_now(struct conn *c, int status, const char *message,
+    const char *extra_headers)
+{
+	char buf[REPLY_MAX];
+
+	set_request_id(c);
+	if (message == NULL)
+		message = head_error_message(status);
+	size_t n = reply_error(buf, sizeof(buf), status, message, NULL,
+	    c->request_id, extra_headers, REPLY_CLOSE);
+	ssize_t sent = send(c->io.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	/* Refusals are requests too: an operator must see saturation and bad
+	 * clients in the access log. */
+	int parsed = c->head_len > 0;
+	struct access_entry e = {
+		.request_id = c->request_id,
+		.client = c->peer,
+		.method = parsed ? c->req.method : "-",
+		.method_len = parsed ? c->req.method_len : 1,
+		.target = parsed ? c->req.target : "-",
+		.target_len = parsed ? c->req.target_len : 1,
+		.status = sent > 0 ? status : 0,
+		.backend = "-",
+		.ttft_us = -1,
+		.finish = "refused",
+	};
+	log_access(&e);
 }
 
 /* ---- replies from the worker ---------------------------------------------------- */
@@ -317,9 +339,9 @@ reply_ok_json(struct conn *c, struct request *rq, const char *json)
 /*
  * Reduces the request-target to origin-form (RFC 9112 §3.2): absolute-form
  * "http://host/path" is accepted as a server must; asterisk- and
- * authority-form are not for us.  Dot segments, their percent-encoded form and
- * backslashes are refused: a backend that normalises them could be reached
- * outside /v1/ through us.
+ * authority-form are not for us.  Dot segments, percent-encoded dots and
+ * slashes, and backslashes are refused: a backend that normalises them could
+ * be reached outside /v1/ through us.
  */
 static int
 parse_target(struct conn *c, struct request *rq)
@@ -344,10 +366,15 @@ parse_target(struct conn *c, struct request *rq)
 	rq->route_len = q != NULL ? (size_t)(q - t) : n;
 
 	const char *end = t + rq->route_len;
-	for (const char *p = t; p < end; p++)
-		if (*p == '\\' || (*p == '%' && end - p > 2 && p[1] == '2' &&
-		    (p[2] == 'e' || p[2] == 'E')))
+	for (const char *p = t; p < end; p++) {
+		if (*p == '\\')
 			return -1;
+		if (*p == '%' && end - p > 2 && (
+		    (p[1] == '2' && (p[2] == 'e' || p[2] == 'E' ||   /* . */
+		                     p[2] == 'f' || p[2] == 'F')) ||  /* / */
+		    (p[1] == '5' && (p[2] == 'c' || p[2] == 'C'))))   /* \ */
+			return -1;
+	}
 	for (const char *seg = t + 1; seg <= end; ) {
 		const char *slash = memchr(seg, '/', (size_t)(end - seg));
 		size_t len = (size_t)((slash != NULL ? slash : end) - seg);
@@ -423,7 +450,8 @@ read_length_body(struct conn *c, struct request *rq, int64_t deadline)
 		return 413;
 	if (have > need)
 		have = need;
-	memcpy(c->body, c->in + c->head_len, have);
+	if (have > 0)
+		memcpy(c->body, c->in + c->head_len, have);
 	rq->consumed = c->head_len + have;
 	c->body_len = have;
 	while (c->body_len < need) {
@@ -456,7 +484,8 @@ read_chunked_body(struct conn *c, struct request *rq, int64_t deadline)
 		return 413;
 	if (ensure_body(c, out) < 0)
 		return 413;
-	memcpy(c->body, c->in + c->head_len, out);
+	if (out > 0)
+		memcpy(c->body, c->in + c->head_len, out);
 	c->body_len = out;
 	rq->consumed = c->head_len + (size_t)used;
 
@@ -535,8 +564,11 @@ build_upstream_head(struct conn *c, const struct request *rq,
     const struct backend_conf *bc)
 {
 	const struct http_request *req = &c->req;
-	size_t need = c->head_len + strlen(bc->path_prefix) + strlen(bc->host) +
-	    sizeof(c->peer) + sizeof(c->request_id) + 256;
+	/* The client's head, re-written: each field may gain the space after
+	 * its colon; the fields we add are bounded by the constant. */
+	size_t need = c->head_len + 2 * req->num_headers +
+	    strlen(bc->path_prefix) + strlen(bc->host) + sizeof(c->peer) +
+	    sizeof(c->request_id) + 256;
 
 	if (conn_reserve(&c->out, &c->out_cap, need) < 0)
 		return 0;
@@ -683,7 +715,8 @@ route(struct conn *c, struct request *rq)
 	}
 	if (rq->route_len >= 4 && memcmp(rq->path, "/v1/", 4) == 0) {
 		if (method_is(c, "CONNECT") || method_is(c, "TRACE"))
-			return fail(c, rq, 405, "method not allowed", 0);
+			return fail_with(c, rq, 405, "method not allowed",
+			    "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n", 0);
 		return proxy(c, rq);
 	}
 	return fail(c, rq, 404, "no such endpoint; the API is under /v1/", 0);

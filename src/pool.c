@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "log.h"
 #include "pool.h"
+#include "reply.h"
 
 /* Where a connection is in the waiting room. */
 enum waiting {
@@ -78,15 +79,18 @@ worker_main(void *arg)
 		pthread_mutex_unlock(&pool.lock);
 
 		enum conn_next next = conn_serve(c);
+		/* The slot is free before the connection can come back with its
+		 * next request, or that request could find every thread busy. */
+		pthread_mutex_lock(&pool.lock);
+		pool.busy--;
+		pthread_mutex_unlock(&pool.lock);
 		if (next == CONN_CLOSE) {
 			conn_free(c);
 			pool.nconns--;
 		} else {
 			hand_back(c, next);
 		}
-
 		pthread_mutex_lock(&pool.lock);
-		pool.busy--;
 	}
 	return NULL;
 }
@@ -310,13 +314,16 @@ accept_new(int64_t now)
 		if (pool.nconns < CAP_CONNECTIONS)
 			c = conn_new(fd, (struct sockaddr *)&ss, pool.srv);
 		if (c == NULL) {
-			static const char full[] =
-			    "HTTP/1.1 503 Service Unavailable\r\n"
-			    "Content-Type: application/json\r\nRetry-After: 1\r\n"
-			    "Connection: close\r\nContent-Length: 99\r\n\r\n"
-			    "{\"error\":{\"message\":\"too many connections\","
-			    "\"type\":\"service_unavailable_error\",\"code\":503}}";
-			(void)send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			/* No room for a connection object: answer from the
+			 * stack, then close (the client has rarely sent anything
+			 * yet, so there is nothing unread to turn the close into
+			 * a reset). */
+			char buf[REPLY_MAX];
+			size_t n = reply_error(buf, sizeof(buf), 503,
+			    "too many connections", NULL, NULL, "Retry-After: 1\r\n",
+			    REPLY_CLOSE);
+			(void)send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+			shutdown(fd, SHUT_WR);
 			close(fd);
 			continue;
 		}

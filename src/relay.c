@@ -237,6 +237,7 @@ read_response_head(struct relay *r, size_t *have)
 {
 	struct conn *c = r->c;
 	size_t len = 0;
+	int answered = 0;       /* the backend has sent something */
 
 	for (;;) {
 		int w = wait_upstream(c, r->u, earliest(r->first_deadline_ms,
@@ -269,7 +270,7 @@ read_response_head(struct relay *r, size_t *have)
 			/* A kept-alive connection the backend closed just as we
 			 * reused it: the request was not processed, so it may go
 			 * again on a new connection. */
-			if (r->u->reused && len == 0) {
+			if (r->u->reused && !answered) {
 				r->res->retry_fresh = 1;
 				return 0;
 			}
@@ -280,20 +281,23 @@ read_response_head(struct relay *r, size_t *have)
 			return 0;
 		}
 		len += (size_t)n;
+		answered = 1;
 
-		int h = http_parse_response(c->relay, len, &c->resp);
+		/* Interim 1xx heads (100 Continue, 103 Early Hints) are not for
+		 * our client; the final head may have come in the same read. */
+		int h;
+		while ((h = http_parse_response(c->relay, len, &c->resp)) > 0 &&
+		    c->resp.status >= 100 && c->resp.status < 200 &&
+		    c->resp.status != 101) {
+			memmove(c->relay, c->relay + h, len - (size_t)h);
+			len -= (size_t)h;
+		}
 		if (h == 0)
 			continue;
 		if (h < 0 || c->resp.status == 101) {
 			r->res->finish = "upstream_error";
 			send_error_reply(r, 502, "the backend sent a malformed response");
 			return 0;
-		}
-		if (c->resp.status >= 100 && c->resp.status < 200) {
-			/* 100 Continue, 103 Early Hints: not for our client. */
-			memmove(c->relay, c->relay + h, len - (size_t)h);
-			len -= (size_t)h;
-			continue;
 		}
 		*have = len;
 		return (size_t)h;
@@ -487,6 +491,12 @@ consume(struct relay *r, size_t fresh, int eof)
 		r->upstream_reusable = 0;
 		break;
 	case HTTP_BODY_NONE:
+		/* Bytes after a head that has no body (HEAD, 204, 304) are not
+		 * the client's: a backend that sends them cannot be trusted to
+		 * frame the next response either. */
+		if (n > 0)
+			r->upstream_reusable = 0;
+		n = 0;
 		done = 1;
 		break;
 	}
