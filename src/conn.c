@@ -41,16 +41,6 @@ struct request {
 	const char *finish;
 };
 
-static int64_t
-earliest_deadline(int64_t a, int64_t b)
-{
-	if (a < 0)
-		return b;
-	if (b < 0)
-		return a;
-	return a < b ? a : b;
-}
-
 /* ---- life cycle --------------------------------------------------------------- */
 
 struct conn *
@@ -657,7 +647,7 @@ proxy(struct conn *c, struct request *rq)
 	b->in_flight++;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct upstream u;
-		int64_t deadline = earliest_deadline(io_now_ms() +
+		int64_t deadline = io_earliest(io_now_ms() +
 		    cfg->connect_timeout_ms, rq->deadline_ms);
 		if (upstream_connect(&u, b, deadline, attempt > 0) < 0) {
 			char msg[256];

@@ -32,6 +32,16 @@ io_now_ms(void)
 	return io_now_us() / 1000;
 }
 
+int64_t
+io_earliest(int64_t a, int64_t b)
+{
+	if (a < 0)
+		return b;
+	if (b < 0)
+		return a;
+	return a < b ? a : b;
+}
+
 int
 io_poll_timeout(int64_t deadline_ms)
 {

@@ -41,6 +41,9 @@ void io_init_plain(struct io *io, int fd);
 int64_t io_now_ms(void);
 int64_t io_now_us(void);
 
+/* The earlier of two deadlines, where < 0 means none. */
+int64_t io_earliest(int64_t a, int64_t b);
+
 /* Milliseconds until deadline for poll(): -1 when deadline < 0 (none),
  * 0 when it has passed. */
 int io_poll_timeout(int64_t deadline_ms);

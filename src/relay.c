@@ -69,16 +69,6 @@ struct relay {
 	const char *why;                /* what went wrong, for the client */
 };
 
-static int64_t
-earliest(int64_t a, int64_t b)
-{
-	if (a < 0)
-		return b;
-	if (b < 0)
-		return a;
-	return a < b ? a : b;
-}
-
 /* ---- watching the client ----------------------------------------------------- */
 
 /* What to poll the client for: a hang-up always; readable bytes only while
@@ -240,7 +230,7 @@ read_response_head(struct relay *r, size_t *have)
 	int answered = 0;       /* the backend has sent something */
 
 	for (;;) {
-		int w = wait_upstream(c, r->u, earliest(r->first_deadline_ms,
+		int w = wait_upstream(c, r->u, io_earliest(r->first_deadline_ms,
 		    r->rq->deadline_ms));
 		if (w < 0) {
 			r->res->finish = "client_abort";
@@ -543,7 +533,7 @@ relay_body(struct relay *r, size_t have)
 			idle_deadline = io_now_ms() + r->idle_ms;
 		int64_t deadline = r->res->bytes > 0 ? idle_deadline :
 		    r->first_deadline_ms;
-		int w = wait_upstream(c, r->u, earliest(deadline, r->rq->deadline_ms));
+		int w = wait_upstream(c, r->u, io_earliest(deadline, r->rq->deadline_ms));
 		if (w < 0)
 			return CLIENT_GONE;
 		if (w == 0) {
