@@ -37,11 +37,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <ini.h>
 
 /* [backends.X] weight range. */
 #define WEIGHT_MAX 1000
+
+/* [usage] ranges. */
+#define MAX_WAIT_MAX_MS     (3600 * 1000)
+#define QUEUE_MAX_MAX       10000000
+#define SPOOL_BYTES_MIN     (64ULL << 10)
+#define SPOOL_BYTES_MAX     (1ULL << 40)
+
+/* LLMProxy's webhook retry count: llmproxy has no count to honour. */
+#define RETRY_WHY "llmproxy retries every record until it is delivered " \
+    "(backoff capped by [usage] max_wait)"
 
 #if defined(__GNUC__)
 #define PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -78,6 +89,7 @@ struct section_rule {
 };
 
 static int open_backend(struct parse *p, const char *name);
+static int open_reporter(struct parse *p, const char *name);
 
 static const struct section_rule sections[] = {
 	/* section              use        at each header */
@@ -93,8 +105,14 @@ static const struct section_rule sections[] = {
 	{ "routing.retry",      LATER,     NULL },
 	{ "routing.script",     IGNORED,   NULL },
 	{ "routing.fallback",   IGNORED,   NULL },
-	{ "usage_hook",         LATER,     NULL },  /* LLMProxy v0.1 */
-	{ "usage",              LATER,     NULL },
+	{ "usage_hook",         SUPPORTED, open_reporter },  /* LLMProxy v0.1 */
+	{ "usage",              SUPPORTED, NULL },
+	{ "usage.reporters.*",  SUPPORTED, open_reporter },
+	{ "usage.reporters.*.webhook", SUPPORTED, open_reporter },
+	{ "usage.reporters.*.webhook.headers", SUPPORTED, open_reporter },  /* a map: any key */
+	{ "usage.reporters.*.script",   IGNORED, NULL },
+	{ "usage.reporters.*.database", IGNORED, NULL },
+	{ "usage.reporters.*.builtin",  IGNORED, NULL },
 	{ "health_check",       LATER,     NULL },
 	{ "metrics",            LATER,     NULL },
 	{ "rate_limit",         LATER,     NULL },
@@ -108,11 +126,11 @@ static const struct section_rule sections[] = {
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
 /* What a key rule's `off` is an offset into. */
-enum where { NOWHERE, IN_CONFIG, IN_BACKEND };
+enum where { NOWHERE, IN_CONFIG, IN_BACKEND, IN_REPORTER };
 
 struct key_rule {
 	const char *section;  /* a pattern, as in `sections` */
-	const char *key;
+	const char *key;      /* "*": any key (a map, e.g. header fields) */
 	enum use use;
 	/* SUPPORTED, REFUSE_IF_TRUE: parses the value (quotes removed) and
 	 * stores it; 0, or -1 with the error recorded. */
@@ -120,28 +138,41 @@ struct key_rule {
 	enum where where;
 	size_t off;
 	long long min, max;   /* range, where the parser has one */
-	const char *why;      /* REFUSE_IF_TRUE: the reason */
+	const char *why;      /* REFUSE_IF_TRUE: the reason; IGNORED: why,
+	                         for the notice (NULL: nothing to add) */
 };
 
 static int set_listen(struct parse *, const struct key_rule *, const char *);
 static int set_int(struct parse *, const struct key_rule *, const char *);
+static int set_count(struct parse *, const struct key_rule *, const char *);
+static int set_bool(struct parse *, const struct key_rule *, const char *);
 static int set_ms(struct parse *, const struct key_rule *, const char *);
 static int set_size(struct parse *, const struct key_rule *, const char *);
 static int set_size64(struct parse *, const struct key_rule *, const char *);
 static int set_log_level(struct parse *, const struct key_rule *, const char *);
 static int set_name(struct parse *, const struct key_rule *, const char *);
 static int set_url(struct parse *, const struct key_rule *, const char *);
+static int set_spool(struct parse *, const struct key_rule *, const char *);
+static int set_spool_fsync(struct parse *, const struct key_rule *, const char *);
+static int set_rep_name(struct parse *, const struct key_rule *, const char *);
+static int set_rep_type(struct parse *, const struct key_rule *, const char *);
+static int set_rep_enabled(struct parse *, const struct key_rule *, const char *);
+static int set_rep_url(struct parse *, const struct key_rule *, const char *);
+static int set_method(struct parse *, const struct key_rule *, const char *);
+static int set_header(struct parse *, const struct key_rule *, const char *);
 static int refuse_if_true(struct parse *, const struct key_rule *, const char *);
 
 #define CFG(f)  IN_CONFIG, offsetof(struct config, f)
 #define BE(f)   IN_BACKEND, offsetof(struct backend_conf, f)
+#define REP(f)  IN_REPORTER, offsetof(struct reporter_conf, f)
 #define NOFIELD NOWHERE, 0
 
 /*
  * Every key of a SUPPORTED section, from LLMProxy's config-reference.yaml and
  * config.yaml.example (commented-out keys included: they are documented
  * options too), plus llmproxy's own (threads, first_token_timeout,
- * [routing] idle_timeout).  Keys of LATER / IGNORED sections are not listed:
+ * [routing] idle_timeout, [backends.X] continuous_usage, every [usage] key
+ * but enabled).  Keys of LATER / IGNORED sections are not listed:
  * those sections are ignored whole.
  */
 static const struct key_rule keys[] = {
@@ -169,6 +200,7 @@ static const struct key_rule keys[] = {
 	{ "backends.*", "timeout",           LATER,     NULL,           NOFIELD,                       0, 0, NULL },
 	{ "backends.*", "connect_timeout",   LATER,     NULL,           NOFIELD,                       0, 0, NULL },
 	{ "backends.*", "max_idle_conns",    IGNORED,   NULL,           NOFIELD,                       0, 0, NULL },
+	{ "backends.*", "continuous_usage",  SUPPORTED, set_bool,       BE(continuous_usage),          0, 0, NULL },
 
 	{ "routing",  "timeout",             SUPPORTED, set_ms,         CFG(request_timeout_ms),       0, INT_MAX, NULL },
 	{ "routing",  "connect_timeout",     SUPPORTED, set_ms,         CFG(connect_timeout_ms),       1, INT_MAX, NULL },
@@ -179,6 +211,31 @@ static const struct key_rule keys[] = {
 
 	{ "auth",     "enabled",             REFUSE_IF_TRUE, refuse_if_true, NOFIELD,                  0, 0,
 	  "this build has no API-key authentication yet; refusing to run open" },
+
+	{ "usage",    "enabled",             SUPPORTED, set_bool,       CFG(usage_enabled),            0, 0, NULL },
+	{ "usage",    "inject_include_usage", SUPPORTED, set_bool,      CFG(usage_inject),             0, 0, NULL },
+	{ "usage",    "max_wait",            SUPPORTED, set_ms,         CFG(usage_max_wait_ms),        1, MAX_WAIT_MAX_MS, NULL },
+	{ "usage",    "batch",               SUPPORTED, set_int,        CFG(usage_batch),              1, CAP_USAGE_BATCH_MAX, NULL },
+	{ "usage",    "queue_max",           SUPPORTED, set_count,      CFG(usage_queue_max),          1, QUEUE_MAX_MAX, NULL },
+	{ "usage",    "spool",               SUPPORTED, set_spool,      CFG(usage_spool),              0, 0, NULL },
+	{ "usage",    "spool_max_bytes",     SUPPORTED, set_size64,     CFG(usage_spool_max_bytes),    SPOOL_BYTES_MIN, SPOOL_BYTES_MAX, NULL },
+	{ "usage",    "spool_fsync",         SUPPORTED, set_spool_fsync, CFG(usage_spool_fsync),       0, 0, NULL },
+
+	/* A list item; type = webhook is the one llmproxy has. */
+	{ "usage.reporters.*", "name",       SUPPORTED, set_rep_name,   REP(name),                     0, 0, NULL },
+	{ "usage.reporters.*", "type",       SUPPORTED, set_rep_type,   NOFIELD,                       0, 0, NULL },
+	{ "usage.reporters.*", "enabled",    SUPPORTED, set_rep_enabled, NOFIELD,                      0, 0, NULL },
+	{ "usage.reporters.*.webhook", "url", SUPPORTED, set_rep_url,   NOFIELD,                       0, 0, NULL },
+	{ "usage.reporters.*.webhook", "timeout", SUPPORTED, set_ms,    REP(timeout_ms),               1, INT_MAX, NULL },
+	{ "usage.reporters.*.webhook", "method", SUPPORTED, set_method, NOFIELD,                       0, 0, NULL },
+	{ "usage.reporters.*.webhook", "retry", IGNORED,  NULL,         NOFIELD,                       0, 0, RETRY_WHY },
+	{ "usage.reporters.*.webhook.headers", "*", SUPPORTED, set_header, NOFIELD,                    0, 0, NULL },
+
+	/* LLMProxy v0.1's one webhook: a reporter named usage_hook. */
+	{ "usage_hook", "enabled",           SUPPORTED, set_rep_enabled, NOFIELD,                      0, 0, NULL },
+	{ "usage_hook", "url",               SUPPORTED, set_rep_url,    NOFIELD,                       0, 0, NULL },
+	{ "usage_hook", "timeout",           SUPPORTED, set_ms,         REP(timeout_ms),               1, INT_MAX, NULL },
+	{ "usage_hook", "retry",             IGNORED,   NULL,           NOFIELD,                       0, 0, RETRY_WHY },
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -188,6 +245,18 @@ struct item {            /* a backend while its file is read */
 	char *section;       /* "backends.X", for messages */
 	int name_line;       /* 0: no name given */
 	int url_line;        /* 0: no url given */
+};
+
+struct rep_item {        /* a usage reporter while its file is read */
+	char *section;       /* "usage.reporters.X" or "usage_hook" */
+	struct reporter_conf rc;
+	bool hook;           /* [usage_hook] (LLMProxy v0.1) */
+	int enabled;         /* -1: not given */
+	char *type;          /* as written; NULL: not given (webhook) */
+	int type_line;
+	int name_line;       /* 0: no name given */
+	int url_line;        /* 0: no url given */
+	int header_line[CAP_REPORTER_HEADERS];
 };
 
 struct seen_key {        /* for duplicate keys */
@@ -211,6 +280,8 @@ struct parse {
 	bool ignoring;                 /* in a LATER / IGNORED subtree */
 	bool in_backend;               /* in [backends.X]: */
 	size_t backend;                /* its index */
+	size_t rep;                    /* in a reporter's section: its index */
+	const char *key;               /* the key being set, for messages */
 
 	char **names;                  /* every section name seen, once */
 	size_t nnames;
@@ -218,6 +289,11 @@ struct parse {
 	size_t nseen, seen_cap;
 	struct item *items;            /* parallel to cfg->backends */
 	size_t backends_cap;
+	struct rep_item *reps;         /* every reporter section, in file
+	                                  order; cfg->reporters gets the
+	                                  enabled ones at the end */
+	size_t nreps;
+	int *notice_lines;             /* parallel to cfg->notices */
 
 	bool section_noticed[NSECTIONS];
 	bool key_noticed[NKEYS];
@@ -257,51 +333,67 @@ fail(struct parse *p, int line, const char *fmt, ...)
 static int bad(struct parse *p, const struct key_rule *r, const char *v,
     const char *fmt, ...) PRINTF(4, 5);
 
-/* A bad value: "FILE:LINE: [section] key = value: reason".  Returns -1. */
+/* A bad value: "FILE:LINE: [section] key = value: reason".  Returns -1.
+ * The key is the one being set (a "*" rule stands for any key). */
 static int
 bad(struct parse *p, const struct key_rule *r, const char *v,
     const char *fmt, ...)
 {
-	char why[256];
+	const char *key = p->key != NULL ? p->key : r->key;
+	char why[512];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
 	if (p->section[0] == '\0')
-		return fail(p, p->line, "top-level %s = %s: %s", r->key, v, why);
-	return fail(p, p->line, "[%s] %s = %s: %s", p->section, r->key, v, why);
+		return fail(p, p->line, "top-level %s = %s: %s", key, v, why);
+	return fail(p, p->line, "[%s] %s = %s: %s", p->section, key, v, why);
 }
 
-static void notice(struct parse *p, const char *fmt, ...) PRINTF(2, 3);
+static void notice_at(struct parse *p, int line, const char *fmt, ...) PRINTF(3, 4);
 
-/* Adds "FILE:LINE: message" to cfg->notices. */
+/*
+ * Adds "FILE:LINE: message" to cfg->notices.  Notices are kept in line
+ * order: those found at the end (in finish) go where their line is.
+ */
 static void
-notice(struct parse *p, const char *fmt, ...)
+notice_at(struct parse *p, int line, const char *fmt, ...)
 {
 	struct config *cfg = p->cfg;
-	char buf[CAP_LOG_LINE];
+	char buf[CAP_LOG_LINE], *s;
 	char **v;
+	int *l, n;
+	size_t at;
 	va_list ap;
-	int n;
 
-	n = snprintf(buf, sizeof buf, "%s:%d: ", p->file, p->line);
+	n = snprintf(buf, sizeof buf, "%s:%d: ", p->file, line);
 	if (n < 0 || (size_t)n >= sizeof buf)
 		n = 0;
 	va_start(ap, fmt);
 	vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
 	va_end(ap);
 
-	v = realloc(cfg->notices, (cfg->nnotices + 1) * sizeof *v);
-	if (v == NULL) {
+	if ((v = realloc(cfg->notices, (cfg->nnotices + 1) * sizeof *v)) == NULL) {
 		fail(p, 0, "out of memory");
 		return;
 	}
 	cfg->notices = v;
-	if ((v[cfg->nnotices] = strdup(buf)) == NULL) {
+	if ((l = realloc(p->notice_lines, (cfg->nnotices + 1) * sizeof *l)) == NULL) {
 		fail(p, 0, "out of memory");
 		return;
 	}
+	p->notice_lines = l;
+	if ((s = strdup(buf)) == NULL) {
+		fail(p, 0, "out of memory");
+		return;
+	}
+	for (at = cfg->nnotices; at > 0 && l[at - 1] > line; at--)
+		;
+	memmove(v + at + 1, v + at, (cfg->nnotices - at) * sizeof *v);
+	memmove(l + at + 1, l + at, (cfg->nnotices - at) * sizeof *l);
+	v[at] = s;
+	l[at] = line;
 	cfg->nnotices++;
 }
 
@@ -582,8 +674,15 @@ static void *
 field(struct parse *p, const struct key_rule *r)
 {
 	char *base = r->where == IN_BACKEND ? (char *)&p->cfg->backends[p->backend]
-	                                    : (char *)p->cfg;
+	           : r->where == IN_REPORTER ? (char *)&p->reps[p->rep].rc
+	           : (char *)p->cfg;
 	return base + r->off;
+}
+
+static struct rep_item *
+cur_rep(struct parse *p)
+{
+	return &p->reps[p->rep];
 }
 
 static struct backend_conf *
@@ -625,9 +724,59 @@ set_int(struct parse *p, const struct key_rule *r, const char *v)
 	return 0;
 }
 
+/* "1h", "90s", "1500ms", for messages. */
+static const char *
+duration_text(char *buf, size_t len, long long ms)
+{
+	if (ms != 0 && ms % 3600000 == 0)
+		snprintf(buf, len, "%lldh", ms / 3600000);
+	else if (ms != 0 && ms % 60000 == 0)
+		snprintf(buf, len, "%lldm", ms / 60000);
+	else if (ms != 0 && ms % 1000 == 0)
+		snprintf(buf, len, "%llds", ms / 1000);
+	else
+		snprintf(buf, len, "%lldms", ms);
+	return buf;
+}
+
+/* A count of things, into a size_t. */
+static int
+set_count(struct parse *p, const struct key_rule *r, const char *v)
+{
+	long long n;
+	int rc = parse_ll(v, &n);
+
+	if (rc == -1)
+		return bad(p, r, v, "not an integer");
+	if (rc == -2 || n < r->min || n > r->max)
+		return bad(p, r, v, "must be %lld..%lld", r->min, r->max);
+	*(size_t *)field(p, r) = (size_t)n;
+	return 0;
+}
+
+static int
+get_bool(struct parse *p, const struct key_rule *r, const char *v, bool *on)
+{
+	if (parse_bool(v, on) != 0)
+		return bad(p, r, v, "not a boolean (true/false, yes/no, on/off, 1/0)");
+	return 0;
+}
+
+static int
+set_bool(struct parse *p, const struct key_rule *r, const char *v)
+{
+	bool on;
+
+	if (get_bool(p, r, v, &on) != 0)
+		return -1;
+	*(int *)field(p, r) = on;
+	return 0;
+}
+
 static int
 set_ms(struct parse *p, const struct key_rule *r, const char *v)
 {
+	char hi[32];
 	int ms;
 
 	switch (parse_duration(v, &ms)) {
@@ -642,6 +791,8 @@ set_ms(struct parse *p, const struct key_rule *r, const char *v)
 	}
 	if (ms < r->min)
 		return bad(p, r, v, "must be more than 0");
+	if (ms > r->max)
+		return bad(p, r, v, "must be at most %s", duration_text(hi, sizeof hi, r->max));
 	*(int *)field(p, r) = ms;
 	return 0;
 }
@@ -650,7 +801,9 @@ set_ms(struct parse *p, const struct key_rule *r, const char *v)
 static const char *
 size_text(char *buf, size_t len, unsigned long long n)
 {
-	if (n != 0 && n % (1ull << 30) == 0)
+	if (n != 0 && n % (1ull << 40) == 0)
+		snprintf(buf, len, "%lluTiB", n >> 40);
+	else if (n != 0 && n % (1ull << 30) == 0)
 		snprintf(buf, len, "%lluGiB", n >> 30);
 	else if (n != 0 && n % (1ull << 20) == 0)
 		snprintf(buf, len, "%lluMiB", n >> 20);
@@ -752,52 +905,309 @@ set_name(struct parse *p, const struct key_rule *r, const char *v)
 	return 0;
 }
 
+/* A url, split (see parse_url). */
+struct url {
+	bool https;
+	char host[256];      /* without brackets for IPv6 literals */
+	long port;           /* -1: none given */
+	const char *path;    /* into the url: "" or from its '/' or '?' on */
+};
+
+/*
+ * http[s]://HOST[:PORT][/PATH][?QUERY] -> u.  `kind` names the url in
+ * messages ("backend", "webhook"); a query is allowed only with
+ * query_ok, a fragment or user:password@ never.  Returns true, or false
+ * with the reason in why.  Whether https is acceptable is the caller's
+ * business.
+ */
+static bool
+parse_url(const char *v, const char *kind, bool query_ok, struct url *u,
+    char *why, size_t whysz)
+{
+	const char *auth, *w, *c, *q;
+	size_t alen;
+
+	memset(u, 0, sizeof *u);
+	if (strncasecmp(v, "https://", 8) == 0) {
+		u->https = true;
+		auth = v + 8;
+	} else if (strncasecmp(v, "http://", 7) == 0) {
+		auth = v + 7;
+	} else {
+		snprintf(why, whysz, "a %s url is http://HOST[:PORT][/PATH]%s", kind,
+		    query_ok ? "[?QUERY]" : "");
+		return false;
+	}
+	alen = strcspn(auth, "/?#");
+	u->path = auth + alen;
+	if (memchr(auth, '@', alen) != NULL) {
+		snprintf(why, whysz, "user:password@ is not allowed in a %s url", kind);
+		return false;
+	}
+	if ((w = parse_hostport(auth, alen, u->host, sizeof u->host, &u->port)) != NULL) {
+		snprintf(why, whysz, "%s", w);
+		return false;
+	}
+	if (u->host[0] == '\0' || u->port == 0) {
+		snprintf(why, whysz, "%s", u->host[0] == '\0' ? "no host" : "bad port");
+		return false;
+	}
+	q = strchr(u->path, '?');
+	if (q != NULL && !query_ok) {
+		snprintf(why, whysz, "a query (?...) is not allowed in a %s url", kind);
+		return false;
+	}
+	if (strchr(u->path, '#') != NULL) {
+		snprintf(why, whysz, "a fragment (#...) is not allowed in a %s url", kind);
+		return false;
+	}
+	/* RFC 3986 §3.4: a query is pchar / "/" / "?". */
+	for (c = u->path; *c != '\0'; c++) {
+		if ((!path_char((unsigned char)*c) && !(q != NULL && c >= q && *c == '?')) ||
+		    (*c == '%' && !(isxdigit((unsigned char)c[1]) && isxdigit((unsigned char)c[2])))) {
+			snprintf(why, whysz, "bad character in the %s",
+			    q != NULL && c > q ? "query" : "path");
+			return false;
+		}
+	}
+	return true;
+}
+
+/* HOST:PORT ([HOST]:PORT for IPv6) as a default name.  Returns 0, or -1
+ * when it does not fit. */
+static int
+hostport_name(char *out, size_t len, const char *host, const char *port)
+{
+	int n = snprintf(out, len, strchr(host, ':') != NULL ? "[%s]:%s" : "%s:%s",
+	    host, port);
+
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
 /* http://HOST[:PORT][/PATH] */
 static int
 set_url(struct parse *p, const struct key_rule *r, const char *v)
 {
 	struct backend_conf *b = cur_backend(p);
-	const char *auth, *path, *why, *c;
-	size_t alen, plen;
-	long port;
+	char why[256];
+	struct url u;
+	size_t plen;
 
 	if (strlen(v) >= sizeof b->url)
 		return bad(p, r, v, "longer than %zu characters", sizeof b->url - 1);
 	if (strncasecmp(v, "https://", 8) == 0)
 		return bad(p, r, v, "https backends need TLS, which this build does not have yet");
-	if (strncasecmp(v, "http://", 7) != 0)
-		return bad(p, r, v, "a backend url is http://HOST[:PORT][/PATH]");
-	auth = v + 7;
-	alen = strcspn(auth, "/?#");
-	path = auth + alen;
-	if (memchr(auth, '@', alen) != NULL)
-		return bad(p, r, v, "user:password@ is not allowed in a backend url");
-	why = parse_hostport(auth, alen, b->host, sizeof b->host, &port);
-	if (why != NULL)
+	if (!parse_url(v, "backend", false, &u, why, sizeof why))
 		return bad(p, r, v, "%s", why);
-	if (b->host[0] == '\0')
-		return bad(p, r, v, "no host");
-	if (port == 0)
-		return bad(p, r, v, "bad port");
-	if (strchr(path, '?') != NULL)
-		return bad(p, r, v, "a query (?...) is not allowed in a backend url");
-	if (strchr(path, '#') != NULL)
-		return bad(p, r, v, "a fragment (#...) is not allowed in a backend url");
-	for (c = path; *c != '\0'; c++) {
-		if (!path_char((unsigned char)*c) ||
-		    (*c == '%' && !(isxdigit((unsigned char)c[1]) && isxdigit((unsigned char)c[2]))))
-			return bad(p, r, v, "bad character in the path");
-	}
-	plen = strlen(path);
-	while (plen > 0 && path[plen - 1] == '/')
+	plen = strlen(u.path);
+	while (plen > 0 && u.path[plen - 1] == '/')
 		plen--;
 	if (plen >= sizeof b->path_prefix)
 		return bad(p, r, v, "path longer than %zu characters", sizeof b->path_prefix - 1);
-	memcpy(b->path_prefix, path, plen);
+	memcpy(b->host, u.host, sizeof b->host);
+	memcpy(b->path_prefix, u.path, plen);
 	b->path_prefix[plen] = '\0';
-	snprintf(b->port, sizeof b->port, "%hu", (unsigned short)(port < 0 ? 80 : port));
+	snprintf(b->port, sizeof b->port, "%hu", (unsigned short)(u.port < 0 ? 80 : u.port));
 	memcpy(b->url, v, strlen(v) + 1);
 	p->items[p->backend].url_line = p->line;
+	return 0;
+}
+
+/*
+ * [usage] spool: the path of a file.  Its directory must exist now: a typo
+ * there would otherwise show only when the first record is written.  The
+ * file itself is not made here (`llmproxy -t` changes nothing on disk); the
+ * sender makes it at start.  A relative path is relative to the directory
+ * llmproxy runs in, as when the file is opened.
+ */
+static int
+set_spool(struct parse *p, const struct key_rule *r, const char *v)
+{
+	char dir[sizeof p->cfg->usage_spool];
+	size_t len = strlen(v);
+	const char *slash;
+	struct stat st;
+
+	if (len == 0)
+		return bad(p, r, v, "empty; leave spool out to keep records in memory");
+	if (len >= sizeof dir)
+		return bad(p, r, v, "longer than %zu characters", sizeof dir - 1);
+	if (v[len - 1] == '/')
+		return bad(p, r, v, "a directory; spool is the path of a file");
+	if ((slash = strrchr(v, '/')) == NULL) {
+		strcpy(dir, ".");
+	} else if (slash == v) {
+		strcpy(dir, "/");
+	} else {
+		memcpy(dir, v, (size_t)(slash - v));
+		dir[slash - v] = '\0';
+	}
+	if (stat(dir, &st) != 0) {
+		if (errno == ENOENT)
+			return bad(p, r, v, "directory %s does not exist", dir);
+		return bad(p, r, v, "directory %s: %s", dir, strerror(errno));
+	}
+	if (!S_ISDIR(st.st_mode))
+		return bad(p, r, v, "%s is not a directory", dir);
+	if (stat(v, &st) == 0 && S_ISDIR(st.st_mode))
+		return bad(p, r, v, "a directory; spool is the path of a file");
+	if (stat(v, &st) == 0 && !S_ISREG(st.st_mode))
+		return bad(p, r, v, "not a regular file");
+	memcpy(field(p, r), v, len + 1);
+	return 0;
+}
+
+static int
+set_spool_fsync(struct parse *p, const struct key_rule *r, const char *v)
+{
+	static const struct { const char *name; enum spool_fsync value; } modes[] = {
+		{ "never", SPOOL_FSYNC_NEVER }, { "periodic", SPOOL_FSYNC_PERIODIC },
+		{ "always", SPOOL_FSYNC_ALWAYS },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+		if (strcasecmp(v, modes[i].name) == 0) {
+			*(enum spool_fsync *)field(p, r) = modes[i].value;
+			return 0;
+		}
+	}
+	return bad(p, r, v, "must be never, periodic or always");
+}
+
+/* Reporter names label log lines, metrics and the spool's cursors. */
+static int
+set_rep_name(struct parse *p, const struct key_rule *r, const char *v)
+{
+	struct rep_item *it = cur_rep(p);
+
+	if (!label_ok(v))
+		return bad(p, r, v, "a name has 1 to %zu characters of A-Z a-z 0-9 . _ -",
+		    sizeof it->rc.name - 1);
+	strcpy(it->rc.name, v);
+	it->name_line = p->line;
+	return 0;
+}
+
+/* Judged at the end, when it is known whether the reporter is enabled. */
+static int
+set_rep_type(struct parse *p, const struct key_rule *r, const char *v)
+{
+	struct rep_item *it = cur_rep(p);
+
+	(void)r;
+	free(it->type);
+	if ((it->type = strdup(v)) == NULL)
+		return fail(p, 0, "out of memory");
+	it->type_line = p->line;
+	return 0;
+}
+
+static int
+set_rep_enabled(struct parse *p, const struct key_rule *r, const char *v)
+{
+	bool on;
+
+	if (get_bool(p, r, v, &on) != 0)
+		return -1;
+	cur_rep(p)->enabled = on;
+	return 0;
+}
+
+/*
+ * http://HOST[:PORT][/PATH][?QUERY].  https:// is accepted (LLMProxy files
+ * have it) and marked: this build cannot deliver there, and the end of
+ * loading says so (see finish_reporters).
+ */
+static int
+set_rep_url(struct parse *p, const struct key_rule *r, const char *v)
+{
+	struct rep_item *it = cur_rep(p);
+	struct reporter_conf *rc = &it->rc;
+	bool slash;
+	char why[256];
+	struct url u;
+
+	if (strlen(v) >= sizeof rc->url)
+		return bad(p, r, v, "longer than %zu characters", sizeof rc->url - 1);
+	if (!parse_url(v, "webhook", true, &u, why, sizeof why))
+		return bad(p, r, v, "%s", why);
+	slash = u.path[0] != '/';  /* "" or "?q": the path is "/" */
+	if (strlen(u.path) + slash >= sizeof rc->path)
+		return bad(p, r, v, "path and query longer than %zu characters", sizeof rc->path - 1);
+	rc->path[0] = '/';
+	strcpy(rc->path + slash, u.path);
+	memcpy(rc->host, u.host, sizeof rc->host);
+	snprintf(rc->port, sizeof rc->port, "%hu",
+	    (unsigned short)(u.port >= 0 ? u.port : u.https ? 443 : 80));
+	rc->https = u.https;
+	memcpy(rc->url, v, strlen(v) + 1);
+	it->url_line = p->line;
+	return 0;
+}
+
+/* LLMProxy's webhook method: records are POSTed, nothing else makes sense. */
+static int
+set_method(struct parse *p, const struct key_rule *r, const char *v)
+{
+	if (strcasecmp(v, "POST") != 0)
+		return bad(p, r, v, "llmproxy sends records with POST only");
+	return 0;
+}
+
+/* RFC 9110 §5.6.2: tchar. */
+static bool
+token_char(unsigned char c)
+{
+	return isalnum(c) || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/*
+ * [usage.reporters.X.webhook.headers] Name = value: a header field sent with
+ * every delivery.  The fields that frame the message are llmproxy's.
+ */
+static int
+set_header(struct parse *p, const struct key_rule *r, const char *v)
+{
+	static const char *const own[] = {
+		"Host", "Content-Length", "Content-Type", "Transfer-Encoding", "Connection",
+		"Keep-Alive", "TE", "Trailer", "Upgrade", "Expect",
+	};
+	struct rep_item *it = cur_rep(p);
+	struct reporter_conf *rc = &it->rc;
+	const char *name = p->key, *c;
+	size_t i;
+
+	for (c = name; *c != '\0'; c++) {
+		if (!token_char((unsigned char)*c))
+			return bad(p, r, v, "a header name is A-Z a-z 0-9 and !#$%%&'*+-.^_`|~");
+	}
+	if (strlen(name) >= sizeof rc->headers[0].name)
+		return bad(p, r, v, "a header name has at most %zu characters",
+		    sizeof rc->headers[0].name - 1);
+	for (i = 0; i < sizeof own / sizeof own[0]; i++) {
+		if (strcasecmp(name, own[i]) == 0)
+			return bad(p, r, v, "llmproxy sets %s itself", own[i]);
+	}
+	/* RFC 9110 §5.5: no control characters but HTAB (CR and LF above all:
+	 * they would let a value add header fields of its own). */
+	for (c = v; *c != '\0'; c++) {
+		if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+			return bad(p, r, v, "control character in the value");
+	}
+	if (strlen(v) >= sizeof rc->headers[0].value)
+		return bad(p, r, v, "a header value has at most %zu characters",
+		    sizeof rc->headers[0].value - 1);
+	for (i = 0; i < rc->nheaders; i++) {
+		if (strcasecmp(rc->headers[i].name, name) == 0)
+			return bad(p, r, v, "header %s is given twice (first on line %d)",
+			    rc->headers[i].name, it->header_line[i]);
+	}
+	if (rc->nheaders == CAP_REPORTER_HEADERS)
+		return bad(p, r, v, "more than %d headers", CAP_REPORTER_HEADERS);
+	strcpy(rc->headers[rc->nheaders].name, name);
+	strcpy(rc->headers[rc->nheaders].value, v);
+	it->header_line[rc->nheaders++] = p->line;
 	return 0;
 }
 
@@ -806,8 +1216,8 @@ refuse_if_true(struct parse *p, const struct key_rule *r, const char *v)
 {
 	bool on;
 
-	if (parse_bool(v, &on) != 0)
-		return bad(p, r, v, "not a boolean (true/false, yes/no, on/off, 1/0)");
+	if (get_bool(p, r, v, &on) != 0)
+		return -1;
 	if (on)
 		return bad(p, r, v, "%s", r->why);
 	return 0;
@@ -857,7 +1267,7 @@ find_key(const char *section, const char *key)
 	size_t i;
 
 	for (i = 0; i < NKEYS; i++) {
-		if (strcmp(keys[i].key, key) == 0 &&
+		if ((strcmp(keys[i].key, key) == 0 || strcmp(keys[i].key, "*") == 0) &&
 		    section_match(keys[i].section, section, false))
 			return &keys[i];
 	}
@@ -907,6 +1317,45 @@ open_backend(struct parse *p, const char *name)
 	b->line = p->line;
 	p->backend = i;
 	p->in_backend = true;
+	return 0;
+}
+
+/*
+ * [usage_hook], [usage.reporters.X] and X's subsections: the reporter they
+ * belong to, made at its first header.
+ */
+static int
+open_reporter(struct parse *p, const char *name)
+{
+	static const char list[] = "usage.reporters.";
+	struct rep_item *v, *it;
+	size_t len, i;
+	bool hook = strcmp(name, "usage_hook") == 0;
+
+	len = hook ? strlen(name) : sizeof list - 1 + strcspn(name + sizeof list - 1, ".");
+	for (i = 0; i < p->nreps; i++) {
+		if (strncmp(p->reps[i].section, name, len) == 0 && p->reps[i].section[len] == '\0') {
+			p->rep = i;  /* reopened, or a subsection */
+			return 0;
+		}
+	}
+	if (p->nreps == CAP_REPORTERS)
+		return fail(p, p->line, "more than %d usage reporters ([usage.reporters.*] and "
+		    "[usage_hook], disabled ones included)", CAP_REPORTERS);
+	if ((v = realloc(p->reps, (p->nreps + 1) * sizeof *v)) == NULL)
+		return fail(p, 0, "out of memory");
+	p->reps = v;
+	it = &v[p->nreps];
+	memset(it, 0, sizeof *it);
+	if ((it->section = strndup(name, len)) == NULL)
+		return fail(p, 0, "out of memory");
+	p->rep = p->nreps++;
+	it->hook = hook;
+	it->enabled = -1;
+	it->rc.timeout_ms = CAP_WEBHOOK_TIMEOUT_MS;
+	it->rc.line = p->line;
+	if (hook)
+		strcpy(it->rc.name, "usage_hook");
 	return 0;
 }
 
@@ -963,7 +1412,7 @@ on_section(struct parse *p, const char *name)
 		p->ignoring = true;
 		if (!p->section_noticed[root - sections]) {
 			p->section_noticed[root - sections] = true;
-			notice(p, "[%s] is an LLMProxy section llmproxy %s; ignored",
+			notice_at(p, p->line, "[%s] is an LLMProxy section llmproxy %s; ignored",
 			    root->section, not_used(root->use));
 		}
 		return p->failed ? -1 : 0;
@@ -1120,6 +1569,7 @@ on_key(void *user, const char *inih_section, const char *key,
 	struct parse *p = user;
 	const struct key_rule *r;
 	const char *v;
+	int ok;
 
 	(void)inih_section;  /* cut at 49 bytes; p->section is whole */
 	if (p->failed || remember_key(p, key) != 0)
@@ -1137,14 +1587,16 @@ on_key(void *user, const char *inih_section, const char *key,
 	if (r->use == LATER || r->use == IGNORED) {
 		if (!p->key_noticed[r - keys]) {
 			p->key_noticed[r - keys] = true;
-			notice(p, "[%s] %s is an LLMProxy key llmproxy %s; ignored",
-			    r->section, r->key, not_used(r->use));
+			notice_at(p, p->line, "[%s] %s is an LLMProxy key llmproxy %s%s%s; ignored",
+			    r->section, r->key, not_used(r->use), r->why != NULL ? ": " : "",
+			    r->why != NULL ? r->why : "");
 		}
 		return !p->failed;
 	}
-	if ((v = unquote(p, r, value)) == NULL)
-		return 0;
-	return r->set(p, r, v) == 0;
+	p->key = key;  /* inih's buffer: valid during this call only */
+	ok = (v = unquote(p, r, value)) != NULL && r->set(p, r, v) == 0;
+	p->key = NULL;
+	return ok;
 }
 
 /* ---- loading --------------------------------------------------------------- */
@@ -1165,6 +1617,13 @@ set_defaults(struct config *cfg)
 	cfg->stream_idle_timeout_ms = CAP_STREAM_IDLE_TIMEOUT_MS;
 	cfg->request_timeout_ms = 0;
 	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->usage_enabled = 1;
+	cfg->usage_inject = 1;
+	cfg->usage_max_wait_ms = CAP_USAGE_MAX_WAIT_MS;
+	cfg->usage_batch = 1;
+	cfg->usage_queue_max = CAP_USAGE_QUEUE_DEFAULT;
+	cfg->usage_spool_max_bytes = CAP_SPOOL_BYTES_DEFAULT;
+	cfg->usage_spool_fsync = SPOOL_FSYNC_PERIODIC;
 }
 
 /* inih's switches (Debian builds it with INI_RUNTIME_OPTIONS).  Its defaults
@@ -1189,6 +1648,87 @@ inih_setup(void)
 	ini_stop_on_first_error = true;
 }
 
+/*
+ * The reporters that deliver go to cfg->reporters, in file order: a
+ * disabled one is left out whole (its url may be missing); an enabled one
+ * of a type llmproxy lacks is an error, since its records would be lost.
+ * Reporters are judged even when [usage] enabled = false, so that turning
+ * usage on later cannot reveal an error.
+ */
+static int
+finish_reporters(struct parse *p)
+{
+	static const char list[] = "usage.reporters.";
+	struct config *cfg = p->cfg;
+	size_t from[CAP_REPORTERS];
+	size_t i, j, n = 0;
+
+	if (p->nreps > 0 && (cfg->reporters = calloc(p->nreps, sizeof *cfg->reporters)) == NULL)
+		return fail(p, 0, "out of memory");
+	for (i = 0; i < p->nreps; i++) {
+		struct rep_item *it = &p->reps[i];
+		struct reporter_conf *rc = &it->rc;
+		const char *type = it->type != NULL ? it->type : "webhook";
+		const char *suffix = it->section + sizeof list - 1;
+
+		if (strcasecmp(type, "webhook") != 0) {
+			if (it->enabled != 0)
+				return fail(p, it->type_line, "[%s] type = %s: usage reporter type '%s' is "
+				    "not available in llmproxy; records would be lost", it->section, type, type);
+			notice_at(p, it->type_line, "[%s] type = %s is an LLMProxy reporter type "
+			    "llmproxy does not have; the reporter is disabled; ignored", it->section, type);
+			continue;
+		}
+		if (it->enabled == 0)
+			continue;
+		if (it->url_line == 0) {
+			if (!it->hook)
+				return fail(p, rc->line, "[%s] has no url ([%s.webhook] url = http://...)",
+				    it->section, it->section);
+			if (it->enabled == 1)
+				return fail(p, rc->line, "[usage_hook] is enabled but has no url");
+			continue;  /* an empty [usage_hook]: nothing to do */
+		}
+		/* [usage.reporters.billing] is named billing; [usage.reporters.0],
+		 * converted from a YAML list, gets HOST:PORT, as a backend does. */
+		if (!it->hook && it->name_line == 0) {
+			if (label_ok(suffix) && strspn(suffix, "0123456789") != strlen(suffix))
+				strcpy(rc->name, suffix);
+			else if (hostport_name(rc->name, sizeof rc->name, rc->host, rc->port) != 0)
+				return fail(p, rc->line, "[%s] needs a name: HOST:PORT of its url is "
+				    "longer than %zu characters", it->section, sizeof rc->name - 1);
+		}
+		/* Names label log lines and metrics, and the spool keeps each
+		 * reporter's place under its name. */
+		for (j = 0; j < n; j++) {
+			const struct rep_item *first = &p->reps[from[j]];
+
+			if (strcmp(cfg->reporters[j].name, rc->name) != 0)
+				continue;
+			return fail(p, it->name_line ? it->name_line : rc->line,
+			    "reporter name '%s' is used twice (first by [%s], line %d)", rc->name,
+			    first->section, first->name_line ? first->name_line : first->rc.line);
+		}
+		if (rc->https && cfg->usage_enabled) {
+			if (cfg->usage_spool[0] != '\0')
+				notice_at(p, it->url_line, "[%s%s] url = %s: https needs TLS, which this "
+				    "build does not have yet; nothing is sent to reporter '%s': its records "
+				    "wait in the spool (at most [usage] spool_max_bytes) for a build with TLS",
+				    it->section, it->hook ? "" : ".webhook", rc->url, rc->name);
+			else
+				notice_at(p, it->url_line, "[%s%s] url = %s: https needs TLS, which this "
+				    "build does not have yet; nothing is sent to reporter '%s': its records "
+				    "wait in memory (at most [usage] queue_max, none across a restart; set "
+				    "[usage] spool to keep them)",
+				    it->section, it->hook ? "" : ".webhook", rc->url, rc->name);
+		}
+		from[n] = i;
+		cfg->reporters[n++] = *rc;
+	}
+	cfg->nreporters = n;
+	return p->failed ? -1 : 0;
+}
+
 /* Checks that need the whole file, and derived values. */
 static int
 finish(struct parse *p)
@@ -1200,7 +1740,6 @@ finish(struct parse *p)
 		return fail(p, 0, "no backend configured ([backends.NAME] with url = ...)");
 	for (i = 0; i < cfg->nbackends; i++) {
 		struct backend_conf *b = &cfg->backends[i];
-		int n;
 
 		if (p->items[i].url_line == 0)
 			return fail(p, b->line, "[%s] has no url", p->items[i].section);
@@ -1213,9 +1752,7 @@ finish(struct parse *p)
 			strcpy(b->name, suffix);
 			continue;
 		}
-		n = snprintf(b->name, sizeof b->name,
-		    strchr(b->host, ':') != NULL ? "[%s]:%s" : "%s:%s", b->host, b->port);
-		if (n < 0 || (size_t)n >= sizeof b->name)
+		if (hostport_name(b->name, sizeof b->name, b->host, b->port) != 0)
 			return fail(p, b->line, "[%s] needs a name: HOST:PORT of its url is "
 			    "longer than %zu characters", p->items[i].section, sizeof b->name - 1);
 	}
@@ -1231,7 +1768,7 @@ finish(struct parse *p)
 			    p->items[j].name_line ? p->items[j].name_line : cfg->backends[j].line);
 		}
 	}
-	return 0;
+	return finish_reporters(p);
 }
 
 static struct config *
@@ -1272,6 +1809,12 @@ load(struct parse *p, char *err, size_t errlen)
 	for (i = 0; i < p->nnames; i++)
 		free(p->names[i]);
 	free(p->names);
+	for (i = 0; i < p->nreps; i++) {
+		free(p->reps[i].section);
+		free(p->reps[i].type);
+	}
+	free(p->reps);
+	free(p->notice_lines);
 
 	if (p->failed) {
 		if (err != NULL && errlen > 0)
@@ -1338,5 +1881,6 @@ config_free(struct config *cfg)
 		free(cfg->notices[i]);
 	free(cfg->notices);
 	free(cfg->backends);
+	free(cfg->reporters);
 	free(cfg);
 }

@@ -23,7 +23,41 @@ struct backend_conf {
 	char path_prefix[512];  /* url path without trailing '/', "" for none:
 	                           prepended to every request path */
 	int weight;             /* 1..1000, default 1 */
+	int continuous_usage;   /* ask for vLLM's continuous_usage_stats, so an
+	                           aborted stream can be billed exactly */
 	int line;               /* line of the section header, for messages */
+};
+
+/* One place usage records go: [usage.reporters.N] with type = webhook and
+ * its [usage.reporters.N.webhook], or LLMProxy v0.1's [usage_hook]. */
+struct reporter_conf {
+	char name[64];          /* [usage.reporters.N] name; "usage_hook" for the
+	                           v0.1 form; default: the section suffix */
+	char url[1024];         /* as written */
+	char host[256];
+	char port[6];           /* default 80, or 443 with https */
+	char path[768];         /* path and query of the url, "/" when empty */
+	int https;              /* the url is https://, and this build has no
+	                           TLS: nothing may be sent there (above all
+	                           not in clear, with its headers); its records
+	                           wait in the log, as for a webhook that is
+	                           down, until a build with TLS delivers them */
+	int timeout_ms;         /* one delivery attempt; default 5s */
+	size_t nheaders;        /* [...webhook.headers] Name = value */
+	struct {
+		char name[64];
+		char value[512];
+	} headers[CAP_REPORTER_HEADERS];
+	int line;               /* line of the section header */
+};
+
+/* When the usage spool is fsync()ed.  A record appended to the spool is in
+ * the page cache at once, which survives a crash or kill -9 of the process;
+ * only fsync() makes it survive a power loss. */
+enum spool_fsync {
+	SPOOL_FSYNC_NEVER,      /* the kernel writes back when it likes */
+	SPOOL_FSYNC_PERIODIC,   /* a background fsync every second (default) */
+	SPOOL_FSYNC_ALWAYS,     /* before the request's thread moves on */
 };
 
 struct config {
@@ -47,6 +81,20 @@ struct config {
 
 	/* [log] */
 	enum log_level log_level;
+
+	/* [usage] */
+	int usage_enabled;              /* enabled: records go to reporters */
+	int usage_inject;               /* inject_include_usage, default on */
+	int usage_max_wait_ms;          /* max_wait: cap of the retry backoff */
+	int usage_batch;                /* batch: records per POST; 1 sends a
+	                                   lone object, more a JSON array */
+	size_t usage_queue_max;         /* queue_max: records held in memory
+	                                   when there is no spool */
+	char usage_spool[1024];         /* spool: "" for none */
+	uint64_t usage_spool_max_bytes; /* spool_max_bytes */
+	enum spool_fsync usage_spool_fsync;  /* spool_fsync */
+	size_t nreporters;
+	struct reporter_conf *reporters;
 
 	size_t nbackends;
 	struct backend_conf *backends;

@@ -199,13 +199,17 @@ enum field {
 	LISTEN_HOST, LISTEN_PORT, THREADS, READ_TO, WRITE_TO, IDLE_TO, HEAD_BYTES,
 	BODY_BYTES, CONNECT_TO, FIRST_TOKEN_TO, STREAM_IDLE_TO, REQUEST_TO, LOG_LEVEL,
 	NBACKENDS, NNOTICES,
-	B_NAME, B_URL, B_HOST, B_PORT, B_PREFIX, B_WEIGHT, B_LINE,  /* backend `be` */
+	U_ENABLED, U_INJECT, U_MAX_WAIT, U_BATCH, U_QUEUE, U_SPOOL, U_SPOOL_MAX, U_FSYNC,
+	NREPORTERS,
+	B_NAME, B_URL, B_HOST, B_PORT, B_PREFIX, B_WEIGHT, B_LINE, B_CONT,  /* backend `be` */
+	R_NAME, R_URL, R_HOST, R_PORT, R_PATH, R_HTTPS, R_TIMEOUT, R_LINE,  /* reporter `be` */
+	R_NHEADERS, R_HEADERS,  /* "Name: value|Name: value" */
 };
 
 struct good {
 	const char *ini;
 	enum field f;
-	int be;                 /* backend index for B_* */
+	int be;                 /* backend (B_*) or reporter (R_*) index */
 	long long num;          /* numeric fields */
 	const char *str;        /* string fields */
 };
@@ -214,6 +218,16 @@ struct good {
 #define STR(ini, f, s)        { ini, f, 0, 0, s }
 #define BNUM(ini, be, f, n)   { ini, f, be, n, NULL }
 #define BSTR(ini, be, f, s)   { ini, f, be, 0, s }
+#define RNUM(ini, r, f, n)    { ini, f, r, n, NULL }
+#define RSTR(ini, r, f, s)    { ini, f, r, 0, s }
+
+/* A reporter with every key, after BK (its header is line 3). */
+#define RA "[usage.reporters.0]\nname = bill\ntype = webhook\nenabled = true\n" \
+    "[usage.reporters.0.webhook]\nurl = http://127.0.0.1:3001/usage\ntimeout = 2s\n" \
+    "method = POST\nretry = 3\n"
+/* A webhook reporter url, alone. */
+#define W_URL(u) BK "[usage.reporters.0.webhook]\nurl = " u "\n"
+#define HDRS(h) BK "[usage.reporters.x.webhook]\nurl = http://h\n[usage.reporters.x.webhook.headers]\n" h
 
 static const struct good goods[] = {
 	/* defaults, from caps.h */
@@ -358,20 +372,157 @@ static const struct good goods[] = {
 	NUM("  [server]  ; the server\n\tthreads = 5\n" BK, THREADS, 5),
 	NUM("# a comment\n; another\n\n[server]\n#threads = 1\nthreads = 6\n" BK, THREADS, 6),
 	NUM("[server]\nthreads = 6" "\n" BK "[log]\nlevel = warn", LOG_LEVEL, LOG_LEVEL_WARN), /* no final newline */
+
+	/* [usage]: defaults */
+	NUM(BK, U_ENABLED, 1),
+	NUM(BK, U_INJECT, 1),
+	NUM(BK, U_MAX_WAIT, CAP_USAGE_MAX_WAIT_MS),
+	NUM(BK, U_BATCH, 1),
+	NUM(BK, U_QUEUE, CAP_USAGE_QUEUE_DEFAULT),
+	STR(BK, U_SPOOL, ""),
+	NUM(BK, U_SPOOL_MAX, (long long)CAP_SPOOL_BYTES_DEFAULT),
+	NUM(BK, U_FSYNC, SPOOL_FSYNC_PERIODIC),
+	NUM(BK, NREPORTERS, 0),
+	NUM("[usage]\n" BK, U_ENABLED, 1),
+	NUM("[usage]\n" BK, NNOTICES, 0),
+	BNUM(BK, 0, B_CONT, 0),
+
+	/* [usage]: every key */
+	NUM("[usage]\nenabled = false\n" BK, U_ENABLED, 0),
+	NUM("[usage]\nenabled = no\n" BK, U_ENABLED, 0),
+	NUM("[usage]\nenabled = true\n" BK, U_ENABLED, 1),
+	NUM("[usage]\ninject_include_usage = false\n" BK, U_INJECT, 0),
+	NUM("[usage]\ninject_include_usage = on\n" BK, U_INJECT, 1),
+	NUM("[usage]\nmax_wait = 1ms\n" BK, U_MAX_WAIT, 1),
+	NUM("[usage]\nmax_wait = 500ms\n" BK, U_MAX_WAIT, 500),
+	NUM("[usage]\nmax_wait = 2m\n" BK, U_MAX_WAIT, 120000),
+	NUM("[usage]\nmax_wait = 1h\n" BK, U_MAX_WAIT, 3600000),
+	NUM("[usage]\nbatch = 1\n" BK, U_BATCH, 1),
+	NUM("[usage]\nbatch = 100\n" BK, U_BATCH, 100),
+	NUM("[usage]\nbatch = 1000\n" BK, U_BATCH, 1000),
+	NUM("[usage]\nqueue_max = 1\n" BK, U_QUEUE, 1),
+	NUM("[usage]\nqueue_max = 500\n" BK, U_QUEUE, 500),
+	NUM("[usage]\nqueue_max = 10000000\n" BK, U_QUEUE, 10000000),
+	STR("[usage]\nspool = /tmp/llmproxy-check.spool\n" BK, U_SPOOL, "/tmp/llmproxy-check.spool"),
+	STR("[usage]\nspool = \"/tmp/llmproxy-check.spool\"\n" BK, U_SPOOL, "/tmp/llmproxy-check.spool"),
+	STR("[usage]\nspool = llmproxy-check.spool\n" BK, U_SPOOL, "llmproxy-check.spool"),  /* in . */
+	STR("[usage]\nspool = /llmproxy-check.spool\n" BK, U_SPOOL, "/llmproxy-check.spool"),
+	NUM("[usage]\nspool_max_bytes = 64k\n" BK, U_SPOOL_MAX, 65536),
+	NUM("[usage]\nspool_max_bytes = 10MB\n" BK, U_SPOOL_MAX, 10485760),
+	NUM("[usage]\nspool_max_bytes = 1024g\n" BK, U_SPOOL_MAX, 1LL << 40),
+	NUM("[usage]\nspool_fsync = never\n" BK, U_FSYNC, SPOOL_FSYNC_NEVER),
+	NUM("[usage]\nspool_fsync = periodic\n" BK, U_FSYNC, SPOOL_FSYNC_PERIODIC),
+	NUM("[usage]\nspool_fsync = always\n" BK, U_FSYNC, SPOOL_FSYNC_ALWAYS),
+	NUM("[usage]\nspool_fsync = \"ALWAYS\"\n" BK, U_FSYNC, SPOOL_FSYNC_ALWAYS),
+	BNUM(BK "continuous_usage = true\n", 0, B_CONT, 1),
+	BNUM(BK "continuous_usage = false\n", 0, B_CONT, 0),
+	BNUM("[backends.a]\ncontinuous_usage = yes\nurl = http://h\n[backends.b]\nurl = http://g\n", 1, B_CONT, 0),
+
+	/* a reporter with every key */
+	NUM(BK RA, NREPORTERS, 1),
+	NUM(BK RA, NNOTICES, 1),  /* retry */
+	RSTR(BK RA, 0, R_NAME, "bill"),
+	RSTR(BK RA, 0, R_URL, "http://127.0.0.1:3001/usage"),
+	RSTR(BK RA, 0, R_HOST, "127.0.0.1"),
+	RSTR(BK RA, 0, R_PORT, "3001"),
+	RSTR(BK RA, 0, R_PATH, "/usage"),
+	RNUM(BK RA, 0, R_HTTPS, 0),
+	RNUM(BK RA, 0, R_TIMEOUT, 2000),
+	RNUM(BK RA, 0, R_LINE, 3),
+	RNUM(BK RA, 0, R_NHEADERS, 0),
+	/* ...and its defaults: enabled, type webhook, the name from the url */
+	RSTR("[usage.reporters.0.webhook]\nurl = http://h\n" BK, 0, R_NAME, "h:80"),
+	RSTR("[usage.reporters.0.webhook]\nurl = http://h\n" BK, 0, R_PORT, "80"),
+	RSTR("[usage.reporters.0.webhook]\nurl = http://h\n" BK, 0, R_PATH, "/"),
+	RNUM("[usage.reporters.0.webhook]\nurl = http://h\n" BK, 0, R_TIMEOUT, CAP_WEBHOOK_TIMEOUT_MS),
+	RNUM("[usage.reporters.0.webhook]\nurl = http://h\n" BK, 0, R_LINE, 1),
+	RNUM("[usage.reporters.0.webhook]\nurl = http://h\n" BK, 0, R_NHEADERS, 0),
+	NUM("[usage.reporters.0.webhook]\nurl = http://h\n" BK, NNOTICES, 0),
+	RSTR("[usage.reporters.billing.webhook]\nurl = http://h\n" BK, 0, R_NAME, "billing"),
+	RSTR("[usage.reporters.1]\n[usage.reporters.1.webhook]\nurl = http://[::1]:9/u\n" BK, 0, R_NAME, "[::1]:9"),
+	RSTR("[usage.reporters.1]\n[usage.reporters.1.webhook]\nurl = http://[::1]:9/u\n" BK, 0, R_HOST, "::1"),
+	RSTR("[usage.reporters.0]\nname = 'billing-1'\n[usage.reporters.0.webhook]\nurl = http://h\n" BK,
+	    0, R_NAME, "billing-1"),
+	RSTR("[usage.reporters.0]\ntype = Webhook\nenabled = 1\n[usage.reporters.0.webhook]\nurl = http://h\n"
+	    "method = post\n" BK, 0, R_NAME, "h:80"),
+	/* a reporter's sections may come apart, in any order */
+	RSTR("[usage.reporters.a.webhook]\nurl = http://h\n[server]\n[usage.reporters.a]\nname = x\n" BK,
+	    0, R_NAME, "x"),
+	NUM("[usage.reporters.a.webhook]\nurl = http://h\n[server]\n[usage.reporters.a]\nname = x\n" BK,
+	    NREPORTERS, 1),
+
+	/* webhook urls: path and query kept, "/" when empty */
+	RSTR(W_URL("http://h?x=1"), 0, R_PATH, "/?x=1"),
+	RSTR(W_URL("http://h/?x=1"), 0, R_PATH, "/?x=1"),
+	RSTR(W_URL("http://h/a/b/?k=a/b?c&d=%20"), 0, R_PATH, "/a/b/?k=a/b?c&d=%20"),
+	RSTR(W_URL("http://h/"), 0, R_PATH, "/"),
+	RSTR(W_URL("HTTP://Hook.Local:1/X"), 0, R_HOST, "Hook.Local"),
+	RSTR(W_URL("HTTP://Hook.Local:1/X"), 0, R_PORT, "1"),
+	RSTR(W_URL("HTTP://Hook.Local:1/X"), 0, R_PATH, "/X"),
+	RSTR(W_URL("\"http://h:65535/a;b\""), 0, R_URL, "http://h:65535/a;b"),
+	/* https: accepted, marked, port 443 (see the notices) */
+	RNUM(W_URL("https://h/u"), 0, R_HTTPS, 1),
+	RSTR(W_URL("https://h/u"), 0, R_PORT, "443"),
+	RSTR(W_URL("https://h/u"), 0, R_NAME, "h:443"),
+	RSTR(W_URL("HTTPS://h:8443"), 0, R_PORT, "8443"),
+	RSTR(W_URL("HTTPS://h:8443"), 0, R_PATH, "/"),
+
+	/* headers */
+	RNUM(HDRS("Authorization = Bearer xxx\nX-Tenant = \"a b\"\n"), 0, R_NHEADERS, 2),
+	RSTR(HDRS("Authorization = Bearer xxx\nX-Tenant = \"a b\"\n"), 0, R_HEADERS,
+	    "Authorization: Bearer xxx|X-Tenant: a b"),
+	RSTR(HDRS("X-Empty = \"\"\nX_Odd!~ = a\tb\nX-Colon = a:b=c\n"), 0, R_HEADERS,
+	    "X-Empty: |X_Odd!~: a\tb|X-Colon: a:b=c"),
+
+	/* disabled reporters are left out, whatever they lack */
+	NUM("[usage.reporters.0]\nenabled = false\n" BK, NREPORTERS, 0),
+	NUM("[usage.reporters.0]\nenabled = false\n[usage.reporters.0.webhook]\nurl = https://h\n" BK,
+	    NNOTICES, 0),
+	NUM("[usage.reporters.0]\nenabled = off\ntype = database\n" BK, NREPORTERS, 0),
+	NUM("[usage.reporters.0]\ntype = builtin\nenabled = false\n" BK, NREPORTERS, 0),
+	RSTR("[usage.reporters.0]\nenabled = false\n[usage.reporters.1.webhook]\nurl = http://h\n" BK,
+	    0, R_NAME, "h:80"),
+	/* [usage] enabled = false: reporters are read, nothing is sent */
+	NUM("[usage]\nenabled = false\n[usage.reporters.0.webhook]\nurl = http://h\n" BK, NREPORTERS, 1),
+	NUM("[usage]\nenabled = false\n[usage.reporters.0.webhook]\nurl = http://h\n" BK, U_ENABLED, 0),
+	NUM("[usage.reporters.0.webhook]\nurl = http://h\n[usage]\nenabled = false\n" BK, U_ENABLED, 0),
+
+	/* [usage_hook] (LLMProxy v0.1): one more reporter, in file order */
+	RSTR("[usage_hook]\nurl = http://h:81/hook\ntimeout = 1s\n" BK, 0, R_NAME, "usage_hook"),
+	RSTR("[usage_hook]\nurl = http://h:81/hook\ntimeout = 1s\n" BK, 0, R_PATH, "/hook"),
+	RNUM("[usage_hook]\nurl = http://h:81/hook\ntimeout = 1s\n" BK, 0, R_TIMEOUT, 1000),
+	RNUM("[usage_hook]\nurl = http://h:81/hook\ntimeout = 1s\n" BK, 0, R_LINE, 1),
+	RNUM("[usage_hook]\nenabled = \"true\"\nurl = http://h\n" BK, 0, R_TIMEOUT, CAP_WEBHOOK_TIMEOUT_MS),
+	NUM("[usage_hook]\nenabled = true\nurl = http://h\n" BK, NREPORTERS, 1),
+	NUM("[usage_hook]\nenabled = false\nurl = http://h\n" BK, NREPORTERS, 0),
+	NUM("[usage_hook]\nenabled = false\n" BK, NREPORTERS, 0),
+	NUM("[usage_hook]\n" BK, NREPORTERS, 0),
+	NUM("[usage_hook]\ntimeout = 2s\n" BK, NREPORTERS, 0),
+	NUM("[usage_hook]\nurl = http://a\n[usage.reporters.0.webhook]\nurl = http://b\n" BK, NREPORTERS, 2),
+	RSTR("[usage_hook]\nurl = http://a\n[usage.reporters.0.webhook]\nurl = http://b\n" BK, 0, R_NAME, "usage_hook"),
+	RSTR("[usage_hook]\nurl = http://a\n[usage.reporters.0.webhook]\nurl = http://b\n" BK, 1, R_NAME, "b:80"),
+	RSTR("[usage.reporters.0.webhook]\nurl = http://b\n[usage_hook]\nurl = http://a\n" BK, 1, R_NAME, "usage_hook"),
 };
 
 START_TEST(test_good)
 {
 	const struct good *g = &goods[_i];
-	const struct backend_conf *b;
+	const struct backend_conf *b = NULL;
+	const struct reporter_conf *r = NULL;
 	struct config *cfg;
 	long long n = 0;
 	const char *s = NULL;
+	char hdrs[4096] = "";
+	size_t i;
 
 	cfg = load_ok(g->ini);
-	if (g->f >= B_NAME)
+	if (g->f >= B_NAME && g->f < R_NAME) {
 		ck_assert_msg((size_t)g->be < cfg->nbackends, "no backend %d", g->be);
-	b = g->f >= B_NAME ? &cfg->backends[g->be] : NULL;
+		b = &cfg->backends[g->be];
+	} else if (g->f >= R_NAME) {
+		ck_assert_msg((size_t)g->be < cfg->nreporters, "no reporter %d\n--- input:\n%s", g->be, g->ini);
+		r = &cfg->reporters[g->be];
+	}
 	switch (g->f) {
 	case LISTEN_HOST: s = cfg->listen_host; break;
 	case LISTEN_PORT: s = cfg->listen_port; break;
@@ -395,6 +546,31 @@ START_TEST(test_good)
 	case B_PREFIX: s = b->path_prefix; break;
 	case B_WEIGHT: n = b->weight; break;
 	case B_LINE: n = b->line; break;
+	case B_CONT: n = b->continuous_usage; break;
+	case U_ENABLED: n = cfg->usage_enabled; break;
+	case U_INJECT: n = cfg->usage_inject; break;
+	case U_MAX_WAIT: n = cfg->usage_max_wait_ms; break;
+	case U_BATCH: n = cfg->usage_batch; break;
+	case U_QUEUE: n = (long long)cfg->usage_queue_max; break;
+	case U_SPOOL: s = cfg->usage_spool; break;
+	case U_SPOOL_MAX: n = (long long)cfg->usage_spool_max_bytes; break;
+	case U_FSYNC: n = cfg->usage_spool_fsync; break;
+	case NREPORTERS: n = (long long)cfg->nreporters; break;
+	case R_NAME: s = r->name; break;
+	case R_URL: s = r->url; break;
+	case R_HOST: s = r->host; break;
+	case R_PORT: s = r->port; break;
+	case R_PATH: s = r->path; break;
+	case R_HTTPS: n = r->https; break;
+	case R_TIMEOUT: n = r->timeout_ms; break;
+	case R_LINE: n = r->line; break;
+	case R_NHEADERS: n = (long long)r->nheaders; break;
+	case R_HEADERS:
+		for (i = 0; i < r->nheaders; i++)
+			snprintf(hdrs + strlen(hdrs), sizeof hdrs - strlen(hdrs), "%s%s: %s", i ? "|" : "",
+			    r->headers[i].name, r->headers[i].value);
+		s = hdrs;
+		break;
 	}
 	if (g->str != NULL)
 		ck_assert_msg(s != NULL && strcmp(s, g->str) == 0, "field %d: '%s', want '%s'\n--- input:\n%s",
@@ -411,6 +587,11 @@ END_TEST
 #define LISTEN_IS "listen is :PORT or HOST:PORT (e.g. :8080, 127.0.0.1:8080, [::1]:8080)"
 #define A_URL(u) "[backends.a]\nurl = " u "\n"
 #define URL_ERR(u, why) { A_URL(u), "t.ini:2: [backends.a] url = " u ": " why }
+#define W_URL_ERR(u, why) { W_URL(u), "t.ini:4: [usage.reporters.0.webhook] url = " u ": " why }
+#define W_SYNTAX "a webhook url is http://HOST[:PORT][/PATH][?QUERY]"
+#define U_ERR(kv, why) { "[usage]\n" kv "\n" BK, "t.ini:2: [usage] " kv ": " why }
+#define H_ERR(kv, why) { HDRS(kv "\n"), "t.ini:6: [usage.reporters.x.webhook.headers] " kv ": " why }
+#define NOT_AVAILABLE(t) "usage reporter type '" t "' is not available in llmproxy; records would be lost"
 
 static const struct { const char *ini; const char *err; } errors[] = {
 	/* unknown names: a typo never passes */
@@ -605,6 +786,157 @@ static const struct { const char *ini; const char *err; } errors[] = {
 	{ "[server]\nthreads 4\ntreads = 1\n" BK,
 	  "t.ini:2: malformed line: expected [section], key = value or a comment" },
 	{ "[server\n[sever]\n" BK, "t.ini:1: malformed line: expected [section], key = value or a comment" },
+
+	/* [usage] */
+	U_ERR("enabled = maybe", "not a boolean (true/false, yes/no, on/off, 1/0)"),
+	U_ERR("inject_include_usage = 2", "not a boolean (true/false, yes/no, on/off, 1/0)"),
+	U_ERR("max_wait = 0", "must be more than 0"),
+	U_ERR("max_wait = 30", "a duration needs a unit (e.g. 30s, 500ms, 2m, 1h)"),
+	U_ERR("max_wait = 61m", "must be at most 1h"),
+	U_ERR("max_wait = 1h1ms", "must be at most 1h"),
+	U_ERR("batch = 0", "must be 1..1000"),
+	U_ERR("batch = 1001", "must be 1..1000"),
+	U_ERR("batch = many", "not an integer"),
+	U_ERR("queue_max = 0", "must be 1..10000000"),
+	U_ERR("queue_max = 10000001", "must be 1..10000000"),
+	U_ERR("queue_max = 1k", "not an integer"),
+	U_ERR("spool = ", "empty; leave spool out to keep records in memory"),
+	{ "[usage]\nspool = \"\"\n" BK, "t.ini:2: [usage] spool = : empty; leave spool out to keep records in memory" },
+	U_ERR("spool = /nonexistent-llmproxy-check/usage.spool",
+	    "directory /nonexistent-llmproxy-check does not exist"),
+	U_ERR("spool = /nonexistent-llmproxy-check/a/usage.spool",
+	    "directory /nonexistent-llmproxy-check/a does not exist"),
+	U_ERR("spool = nonexistent-llmproxy-check/usage.spool",
+	    "directory nonexistent-llmproxy-check does not exist"),
+	U_ERR("spool = /etc/passwd/usage.spool", "/etc/passwd is not a directory"),
+	U_ERR("spool = /tmp", "a directory; spool is the path of a file"),
+	U_ERR("spool = /tmp/", "a directory; spool is the path of a file"),
+	U_ERR("spool = /nonexistent-llmproxy-check/", "a directory; spool is the path of a file"),
+	U_ERR("spool = /dev/null", "not a regular file"),
+	U_ERR("spool_max_bytes = 63k", "must be 64KiB to 1TiB"),
+	U_ERR("spool_max_bytes = 1025g", "must be 64KiB to 1TiB"),
+	U_ERR("spool_max_bytes = 0", "must be 64KiB to 1TiB"),
+	U_ERR("spool_max_bytes = 1t", "not a size (e.g. 10485760, 16k, 16KiB, 10MB)"),
+	U_ERR("spool_fsync = sometimes", "must be never, periodic or always"),
+	U_ERR("spool_fsync = ", "must be never, periodic or always"),
+	{ "[usage]\nspol = /tmp/x\n" BK, "t.ini:2: unknown key 'spol' in [usage]" },
+	{ "[usage]\nreporters = a\n" BK, "t.ini:2: unknown key 'reporters' in [usage]" },
+	{ BK "continuous_usage = maybe\n",
+	  "t.ini:3: [backends.a] continuous_usage = maybe: not a boolean (true/false, yes/no, on/off, 1/0)" },
+
+	/* usage sections that do not exist */
+	{ BK "[usage.reporters]\n", "t.ini:3: unknown section [usage.reporters]" },
+	{ BK "[usage.reporter.0]\n", "t.ini:3: unknown section [usage.reporter.0]" },
+	{ BK "[usage.reporters.0.kafka]\n", "t.ini:3: unknown section [usage.reporters.0.kafka]" },
+	{ BK "[usage.reporters.0.webhook.headers.x]\n",
+	  "t.ini:3: unknown section [usage.reporters.0.webhook.headers.x]" },
+	{ BK "[usage_hook.headers]\n", "t.ini:3: unknown section [usage_hook.headers]" },
+	{ BK "[usage.foo]\n", "t.ini:3: unknown section [usage.foo]" },
+	{ BK "[usage.reporters.0]\nurl = http://h\n", "t.ini:4: unknown key 'url' in [usage.reporters.0]" },
+	{ BK "[usage.reporters.0.webhook]\nheaders = x\n",
+	  "t.ini:4: unknown key 'headers' in [usage.reporters.0.webhook]" },
+	{ BK "[usage_hook]\nmethod = POST\n", "t.ini:4: unknown key 'method' in [usage_hook]" },
+
+	/* reporter types: an enabled one llmproxy lacks would lose records */
+	{ "[usage.reporters.0]\ntype = builtin\n" BK,
+	  "t.ini:2: [usage.reporters.0] type = builtin: " NOT_AVAILABLE("builtin") },
+	{ "[usage.reporters.db]\nname = db\ntype = \"database\"\nenabled = true\n" BK,
+	  "t.ini:3: [usage.reporters.db] type = database: " NOT_AVAILABLE("database") },
+	{ "[usage.reporters.0]\ntype = webhok\n[usage.reporters.0.webhook]\nurl = http://h\n" BK,
+	  "t.ini:2: [usage.reporters.0] type = webhok: " NOT_AVAILABLE("webhok") },
+	{ "[usage]\nenabled = false\n[usage.reporters.0]\ntype = builtin\n" BK,
+	  "t.ini:4: [usage.reporters.0] type = builtin: " NOT_AVAILABLE("builtin") },
+	{ "[usage.reporters.0]\ntype = builtin\n[usage.reporters.0.builtin]\nretention_days = 30\n" BK,
+	  "t.ini:2: [usage.reporters.0] type = builtin: " NOT_AVAILABLE("builtin") },
+	{ "[usage.reporters.0]\nenabled = yes please\n" BK,
+	  "t.ini:2: [usage.reporters.0] enabled = yes please: not a boolean (true/false, yes/no, on/off, 1/0)" },
+
+	/* an enabled reporter needs a url: its header is cited */
+	{ BK "[usage.reporters.0]\nname = x\n",
+	  "t.ini:3: [usage.reporters.0] has no url ([usage.reporters.0.webhook] url = http://...)" },
+	{ BK "[usage.reporters.0]\nenabled = true\ntype = webhook\n[usage.reporters.0.webhook]\ntimeout = 1s\n",
+	  "t.ini:3: [usage.reporters.0] has no url ([usage.reporters.0.webhook] url = http://...)" },
+	{ BK "\n[usage.reporters.b.webhook]\nmethod = POST\n",
+	  "t.ini:4: [usage.reporters.b] has no url ([usage.reporters.b.webhook] url = http://...)" },
+	{ BK "[usage_hook]\nenabled = true\ntimeout = 1s\n", "t.ini:3: [usage_hook] is enabled but has no url" },
+
+	/* webhook urls */
+	W_URL_ERR("ftp://h", W_SYNTAX),
+	W_URL_ERR("h:80/x", W_SYNTAX),
+	W_URL_ERR("http://", "no host"),
+	W_URL_ERR("https://:443/x", "no host"),
+	W_URL_ERR("http://u:p@h/x", "user:password@ is not allowed in a webhook url"),
+	W_URL_ERR("http://h:0", "bad port"),
+	W_URL_ERR("https://h:99999", "bad port"),
+	W_URL_ERR("http://[::1/x", "missing ']' after an IPv6 address"),
+	W_URL_ERR("http://::1/x", "an IPv6 address goes in brackets, e.g. [::1]:8080"),
+	W_URL_ERR("http://bad!host", "bad host name"),
+	W_URL_ERR("http://h/x#frag", "a fragment (#...) is not allowed in a webhook url"),
+	W_URL_ERR("http://h/x?a=1#frag", "a fragment (#...) is not allowed in a webhook url"),
+	W_URL_ERR("http://h/a b", "bad character in the path"),
+	W_URL_ERR("http://h/a%zz?q", "bad character in the path"),
+	W_URL_ERR("http://h/a?b c", "bad character in the query"),
+	W_URL_ERR("http://h?a=%2", "bad character in the query"),
+	W_URL_ERR("http://h?a=\"b\"", "bad character in the query"),
+	{ BK "[usage_hook]\nurl = ftp://x\n", "t.ini:4: [usage_hook] url = ftp://x: " W_SYNTAX },
+	{ BK "[usage_hook]\nurl = http://h/#x\n",
+	  "t.ini:4: [usage_hook] url = http://h/#x: a fragment (#...) is not allowed in a webhook url" },
+	/* the backend parser says "backend" where it has to */
+	URL_ERR("https://h?x", "https backends need TLS, which this build does not have yet"),
+
+	/* webhook timeout and method */
+	{ W_URL("http://h") "timeout = 0\n", "t.ini:5: [usage.reporters.0.webhook] timeout = 0: must be more than 0" },
+	{ W_URL("http://h") "timeout = 5\n",
+	  "t.ini:5: [usage.reporters.0.webhook] timeout = 5: a duration needs a unit (e.g. 30s, 500ms, 2m, 1h)" },
+	{ BK "[usage_hook]\nurl = http://h\ntimeout = 1x\n",
+	  "t.ini:5: [usage_hook] timeout = 1x: not a duration (e.g. 500ms, 30s, 2m, 1h, 1m30s)" },
+	{ W_URL("http://h") "method = PUT\n",
+	  "t.ini:5: [usage.reporters.0.webhook] method = PUT: llmproxy sends records with POST only" },
+	{ W_URL("http://h") "method = \"GET\"\n",
+	  "t.ini:5: [usage.reporters.0.webhook] method = GET: llmproxy sends records with POST only" },
+
+	/* webhook headers */
+	H_ERR("X Tenant = a", "a header name is A-Z a-z 0-9 and !#$%&'*+-.^_`|~"),
+	H_ERR("X(Tenant) = a", "a header name is A-Z a-z 0-9 and !#$%&'*+-.^_`|~"),
+	H_ERR("X-\xc3\xa9 = a", "a header name is A-Z a-z 0-9 and !#$%&'*+-.^_`|~"),
+	H_ERR("X-a123456789b123456789c123456789d123456789e123456789f123456789g12 = a",
+	    "a header name has at most 63 characters"),
+	H_ERR("Content-Length = 5", "llmproxy sets Content-Length itself"),
+	H_ERR("host = evil", "llmproxy sets Host itself"),
+	H_ERR("content-type = text/plain", "llmproxy sets Content-Type itself"),
+	H_ERR("Transfer-Encoding = chunked", "llmproxy sets Transfer-Encoding itself"),
+	H_ERR("Connection = close", "llmproxy sets Connection itself"),
+	H_ERR("X-A = a\rX-Injected: 1", "control character in the value"),
+	H_ERR("X-A = a\x01", "control character in the value"),
+	H_ERR("X-A = a\x7f", "control character in the value"),
+	{ HDRS("Authorization = a\nauthorization = b\n"),
+	  "t.ini:7: [usage.reporters.x.webhook.headers] authorization = b: header Authorization is given twice "
+	  "(first on line 6)" },
+	{ HDRS("X-A = a\nX-A = b\n"),
+	  "t.ini:7: duplicate key 'X-A' in [usage.reporters.x.webhook.headers] (first on line 6)" },
+	{ HDRS("X-A = \"a\n"), "t.ini:6: [usage.reporters.x.webhook.headers] X-A = \"a: unbalanced quotes" },
+
+	/* reporter names: labels, unique among reporters */
+	{ "[usage.reporters.0]\nname = bad name\n" BK,
+	  "t.ini:2: [usage.reporters.0] name = bad name: a name has 1 to 63 characters of A-Z a-z 0-9 . _ -" },
+	{ "[usage.reporters.0]\nname = \"\"\n" BK,
+	  "t.ini:2: [usage.reporters.0] name = : a name has 1 to 63 characters of A-Z a-z 0-9 . _ -" },
+	{ BK "[usage.reporters.a]\nname = x\n[usage.reporters.a.webhook]\nurl = http://h1\n"
+	  "[usage.reporters.b]\nname = x\n[usage.reporters.b.webhook]\nurl = http://h2\n",
+	  "t.ini:8: reporter name 'x' is used twice (first by [usage.reporters.a], line 4)" },
+	{ BK "[usage.reporters.0.webhook]\nurl = http://h/a\n[usage.reporters.1.webhook]\nurl = http://h:80/b\n",
+	  "t.ini:5: reporter name 'h:80' is used twice (first by [usage.reporters.0], line 3)" },
+	{ BK "[usage_hook]\nurl = http://a\n[usage.reporters.0]\nname = usage_hook\n"
+	  "[usage.reporters.0.webhook]\nurl = http://b\n",
+	  "t.ini:6: reporter name 'usage_hook' is used twice (first by [usage_hook], line 3)" },
+	{ BK "[usage.reporters.usage_hook.webhook]\nurl = http://b\n[usage_hook]\nurl = http://a\n",
+	  "t.ini:5: reporter name 'usage_hook' is used twice (first by [usage.reporters.usage_hook], line 3)" },
+	{ BK "[usage.reporters.0.webhook]\n"
+	  "url = http://a123456789b123456789c123456789d123456789e123456789f123456789g12:80\n",
+	  "t.ini:3: [usage.reporters.0] needs a name: HOST:PORT of its url is longer than 63 characters" },
+	/* a disabled reporter's values are still checked */
+	{ "[usage.reporters.0]\nenabled = false\n[usage.reporters.0.webhook]\nurl = ftp://h\n" BK,
+	  "t.ini:4: [usage.reporters.0.webhook] url = ftp://h: " W_SYNTAX },
 };
 
 START_TEST(test_error)
@@ -770,6 +1102,156 @@ START_TEST(test_too_many_backends)
 }
 END_TEST
 
+/* CAP_REPORTERS reporter sections, disabled ones and [usage_hook] included. */
+START_TEST(test_too_many_reporters)
+{
+	char *ini = malloc(128 * (CAP_REPORTERS + 2) + 64), want[ERRLEN], err[ERRLEN];
+	struct config *cfg;
+	size_t n = 0;
+	int i;
+
+	ck_assert_ptr_nonnull(ini);
+	n += (size_t)sprintf(ini + n, BK "[usage_hook]\nurl = http://hook\n");
+	for (i = 1; i < CAP_REPORTERS - 1; i++)
+		n += (size_t)sprintf(ini + n, "[usage.reporters.r%d.webhook]\nurl = http://h:%d\n", i, 1000 + i);
+	n += (size_t)sprintf(ini + n, "[usage.reporters.off]\nenabled = false\n");
+	cfg = load_ok(ini);
+	ck_assert_uint_eq(cfg->nreporters, CAP_REPORTERS - 1);
+	ck_assert_str_eq(cfg->reporters[0].name, "usage_hook");
+	ck_assert_str_eq(cfg->reporters[1].name, "r1");
+	config_free(cfg);
+
+	/* One more section, a subsection of one already there: still fine. */
+	n += (size_t)sprintf(ini + n, "[usage.reporters.r1.webhook.headers]\nX-A = 1\n");
+	cfg = load_ok(ini);
+	ck_assert_uint_eq(cfg->reporters[1].nheaders, 1);
+	config_free(cfg);
+
+	/* One more reporter: its header is cited. */
+	sprintf(ini + n, "[usage.reporters.more.webhook]\nurl = http://more\n");
+	ck_assert_ptr_null(config_load_string(ini, "t.ini", err, sizeof err));
+	snprintf(want, sizeof want, "t.ini:%d: more than %d usage reporters ([usage.reporters.*] and "
+	    "[usage_hook], disabled ones included)", 2 + 2 * CAP_REPORTERS + 2 + 1, CAP_REPORTERS);
+	ck_assert_str_eq(err, want);
+	free(ini);
+}
+END_TEST
+
+START_TEST(test_reporter_limits)
+{
+	char ini[8192], big[2048], want[8192], err[8192];
+	struct config *cfg;
+	size_t n;
+	int i;
+
+	/* CAP_REPORTER_HEADERS headers, then one more. */
+	n = (size_t)snprintf(ini, sizeof ini, HDRS(""));
+	for (i = 0; i < CAP_REPORTER_HEADERS; i++)
+		n += (size_t)snprintf(ini + n, sizeof ini - n, "X-H%d = v%d\n", i, i);
+	cfg = load_ok(ini);
+	ck_assert_uint_eq(cfg->reporters[0].nheaders, CAP_REPORTER_HEADERS);
+	ck_assert_str_eq(cfg->reporters[0].headers[CAP_REPORTER_HEADERS - 1].value, "v15");
+	config_free(cfg);
+	snprintf(ini + n, sizeof ini - n, "X-Last = v\n");
+	ck_assert_ptr_null(config_load_string(ini, "t.ini", err, sizeof err));
+	snprintf(want, sizeof want, "t.ini:%d: [usage.reporters.x.webhook.headers] X-Last = v: more than %d "
+	    "headers", 6 + CAP_REPORTER_HEADERS, CAP_REPORTER_HEADERS);
+	ck_assert_str_eq(err, want);
+
+	/* A header value has 511 characters at most. */
+	memset(big, 'v', 511);
+	big[511] = '\0';
+	snprintf(ini, sizeof ini, HDRS("X-Big = %s\n"), big);
+	cfg = load_ok(ini);
+	ck_assert_str_eq(cfg->reporters[0].headers[0].value, big);
+	config_free(cfg);
+	strcat(big, "v");
+	snprintf(ini, sizeof ini, HDRS("X-Big = %s\n"), big);
+	ck_assert_ptr_null(config_load_string(ini, "t.ini", err, sizeof err));
+	snprintf(want, sizeof want, "t.ini:6: [usage.reporters.x.webhook.headers] X-Big = %s: a header "
+	    "value has at most 511 characters", big);
+	ck_assert_str_eq(err, want);
+
+	/* Path and query: 767 characters at most. */
+	memset(big, 'q', 765);
+	big[765] = '\0';
+	snprintf(ini, sizeof ini, W_URL("http://h/?%s"), big);
+	cfg = load_ok(ini);
+	ck_assert_uint_eq(strlen(cfg->reporters[0].path), 767);
+	config_free(cfg);
+	snprintf(ini, sizeof ini, W_URL("http://h?%s"), big);  /* "/" is added */
+	cfg = load_ok(ini);
+	ck_assert_uint_eq(strlen(cfg->reporters[0].path), 767);
+	ck_assert_int_eq(cfg->reporters[0].path[0], '/');
+	config_free(cfg);
+	snprintf(ini, sizeof ini, W_URL("http://h/?q%s"), big);
+	ck_assert_ptr_null(config_load_string(ini, "t.ini", err, sizeof err));
+	snprintf(want, sizeof want, "t.ini:4: [usage.reporters.0.webhook] url = http://h/?q%s: path and "
+	    "query longer than 767 characters", big);
+	ck_assert_str_eq(err, want);
+
+	/* The url: 1023 at most. */
+	memset(big, 'p', 1100);
+	big[1100] = '\0';
+	snprintf(ini, sizeof ini, W_URL("http://h/%s"), big);
+	ck_assert_ptr_null(config_load_string(ini, "t.ini", err, sizeof err));
+	snprintf(want, sizeof want, "t.ini:4: [usage.reporters.0.webhook] url = http://h/%s: longer than "
+	    "1023 characters", big);
+	ck_assert_str_eq(err, want);
+
+	/* The spool path: 1023 at most. */
+	big[0] = '/';
+	snprintf(ini, sizeof ini, "[usage]\nspool = %s\n" BK, big);
+	ck_assert_ptr_null(config_load_string(ini, "t.ini", err, sizeof err));
+	snprintf(want, sizeof want, "t.ini:2: [usage] spool = %s: longer than 1023 characters", big);
+	ck_assert_str_eq(err, want);
+}
+END_TEST
+
+/* Loading checks the spool's directory and leaves the disk alone: the
+ * file is made when the proxy starts, not by `llmproxy -t`. */
+START_TEST(test_spool_untouched)
+{
+	char dir[] = "/tmp/check_config_spool_XXXXXX", ini[512], path[256], want[ERRLEN], err[ERRLEN];
+	struct config *cfg;
+	FILE *fp;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/usage.spool", dir);
+	snprintf(ini, sizeof ini, "[usage]\nspool = %s\n" BK, path);
+	cfg = load_ok(ini);
+	ck_assert_str_eq(cfg->usage_spool, path);
+	config_free(cfg);
+	ck_assert_int_eq(access(path, F_OK), -1);
+
+	/* A spool left by an earlier run is fine (it is replayed). */
+	fp = fopen(path, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs("{\"request_id\":\"x\"}\n", fp);
+	fclose(fp);
+	cfg = load_ok(ini);
+	config_free(cfg);
+	ck_assert_int_eq(unlink(path), 0);
+
+	/* A file where the directory should be. */
+	fp = fopen(path, "w");
+	ck_assert_ptr_nonnull(fp);
+	fclose(fp);
+	snprintf(ini, sizeof ini, "[usage]\nspool = %s/x\n" BK, path);
+	ck_assert_ptr_null(config_load_string(ini, "t.ini", err, sizeof err));
+	snprintf(want, sizeof want, "t.ini:2: [usage] spool = %s/x: %s is not a directory", path, path);
+	ck_assert_str_eq(err, want);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(rmdir(dir), 0);
+
+	/* The directory gone. */
+	snprintf(ini, sizeof ini, "[usage]\nspool = %s\n" BK, path);
+	ck_assert_ptr_null(config_load_string(ini, "t.ini", err, sizeof err));
+	snprintf(want, sizeof want, "t.ini:2: [usage] spool = %s: directory %s does not exist", path, dir);
+	ck_assert_str_eq(err, want);
+}
+END_TEST
+
 START_TEST(test_files)
 {
 	char err[ERRLEN], want[ERRLEN], tmp[] = "/tmp/check_config_XXXXXX";
@@ -845,29 +1327,40 @@ struct notice_case {
 	const char *ini;     /* loaded as "t.ini" */
 	const char *patch;   /* if set: replace this text in the file first, */
 	const char *with;    /*   with this (same number of lines) */
+	const char *patch2, *with2;  /* and this too */
 	const char *notices[MAXN];
 };
 
 #define IGN_SEC(line, s)  "t.ini:" #line ": [" s "] is an LLMProxy section llmproxy does not use; ignored"
 #define LATER_SEC(line, s) "t.ini:" #line ": [" s "] is an LLMProxy section llmproxy does not support yet; ignored"
+#define RETRY(line, s) "t.ini:" #line ": [" s "] retry is an LLMProxy key llmproxy does not use: llmproxy " \
+    "retries every record until it is delivered (backoff capped by [usage] max_wait); ignored"
+#define NO_TYPE(line, s, t) "t.ini:" #line ": [" s "] type = " t " is an LLMProxy reporter type llmproxy " \
+    "does not have; the reporter is disabled; ignored"
+#define HTTPS_MEM(line, s, u, name) "t.ini:" #line ": [" s "] url = " u ": https needs TLS, which this " \
+    "build does not have yet; nothing is sent to reporter '" name "': its records wait in memory (at most " \
+    "[usage] queue_max, none across a restart; set [usage] spool to keep them)"
+#define HTTPS_SPOOL(line, s, u, name) "t.ini:" #line ": [" s "] url = " u ": https needs TLS, which this " \
+    "build does not have yet; nothing is sent to reporter '" name "': its records wait in the spool (at " \
+    "most [usage] spool_max_bytes) for a build with TLS"
 
 static const struct notice_case notice_cases[] = {
 	{ NULL, "[backends.a]\nurl = http://a\ntimeout = 1s\n[backends.b]\nurl = http://b\ntimeout = 2s\n"
-	  "[backends.c]\ntimeout = 3s\nurl = http://c\nconnect_timeout = 1s\n", NULL, NULL,
+	  "[backends.c]\ntimeout = 3s\nurl = http://c\nconnect_timeout = 1s\n", NULL, NULL, NULL, NULL,
 	  { "t.ini:3: [backends.*] timeout is an LLMProxy key llmproxy does not support yet; ignored",
 	    "t.ini:10: [backends.*] connect_timeout is an LLMProxy key llmproxy does not support yet; ignored" } },
 	{ NULL, BK "[storage.databases.0]\nhost = a\n[storage.databases.1]\nhost = b\n"
-	  "[storage.caches.0]\naddr = c\n[storage]\n", NULL, NULL,
+	  "[storage.caches.0]\naddr = c\n[storage]\n", NULL, NULL, NULL, NULL,
 	  { IGN_SEC(3, "storage") } },
-	{ NULL, BK "[auth]\nenabled = false\n[auth.pipeline.0]\nenabled = true\ntype = builtin\n", NULL, NULL,
+	{ NULL, BK "[auth]\nenabled = false\n[auth.pipeline.0]\nenabled = true\ntype = builtin\n", NULL, NULL, NULL, NULL,
 	  { LATER_SEC(3, "auth") } },
 	{ NULL, "[server.tls]\nenabled = no\n[server]\nthreads = 2\n[server.cors]\nenabled = true\n" BK,
-	  NULL, NULL,
+	  NULL, NULL, NULL, NULL,
 	  { IGN_SEC(1, "server.tls"), IGN_SEC(5, "server.cors") } },
 	{ NULL, BK "[backends.a.headers]\nX-A = 1\nAuthorization = Bearer x\n[log]\nformat = json\n"
 	  "output = stdout\n[log.file]\npath = x\n[routing]\nenabled = true\nload_balance = weighted\n"
 	  "[routing.retry]\nmax_retries = 3\n[routing.fallback.0]\nprimary = http://x\n[routing.script]\n",
-	  NULL, NULL,
+	  NULL, NULL, NULL, NULL,
 	  { LATER_SEC(3, "backends.*.headers"),
 	    "t.ini:7: [log] format is an LLMProxy key llmproxy does not use; ignored",
 	    "t.ini:8: [log] output is an LLMProxy key llmproxy does not use; ignored",
@@ -876,17 +1369,44 @@ static const struct notice_case notice_cases[] = {
 	    "t.ini:13: [routing] load_balance is an LLMProxy key llmproxy does not support yet; ignored",
 	    LATER_SEC(14, "routing.retry"), IGN_SEC(16, "routing.fallback"), IGN_SEC(18, "routing.script") } },
 
+	/* usage: what llmproxy leaves out of a reporter */
+	{ NULL, "[usage.reporters.0]\nenabled = false\ntype = database\n[usage.reporters.0.database]\ntable = x\n"
+	  "[usage.reporters.0.script]\npath = x\n[usage.reporters.1]\ntype = builtin\nenabled = no\n"
+	  "[usage.reporters.1.builtin]\nretention_days = 3\n[usage.reporters.1.script]\npath = y\n"
+	  "[usage.reporters.2.webhook]\nurl = http://h\nretry = 2\n[usage.reporters.3.webhook]\n"
+	  "url = http://g\nretry = 5\n[usage_hook]\nretry = 1\n" BK, NULL, NULL, NULL, NULL,
+	  { NO_TYPE(3, "usage.reporters.0", "database"), IGN_SEC(4, "usage.reporters.*.database"),
+	    IGN_SEC(6, "usage.reporters.*.script"), NO_TYPE(9, "usage.reporters.1", "builtin"),
+	    IGN_SEC(11, "usage.reporters.*.builtin"), RETRY(17, "usage.reporters.*.webhook"),
+	    RETRY(22, "usage_hook") } },
+	/* https reporters: where their records wait, in line order */
+	{ NULL, BK "[usage.reporters.0.webhook]\nurl = https://h/u\n[usage_hook]\nurl = HTTPS://g:8443\n",
+	  NULL, NULL, NULL, NULL,
+	  { HTTPS_MEM(4, "usage.reporters.0.webhook", "https://h/u", "h:443"),
+	    HTTPS_MEM(6, "usage_hook", "HTTPS://g:8443", "usage_hook") } },
+	{ NULL, "[usage.reporters.0.webhook]\nurl = https://h/u\n[health_check]\n[usage]\n"
+	  "spool = /tmp/llmproxy-check.spool\n" BK, NULL, NULL, NULL, NULL,
+	  { HTTPS_SPOOL(2, "usage.reporters.0.webhook", "https://h/u", "h:443"), LATER_SEC(3, "health_check") } },
+	{ NULL, "[usage.reporters.0.webhook]\nurl = https://h/u\n[usage]\nenabled = false\n" BK,
+	  NULL, NULL, NULL, NULL, { NULL } },
+	{ NULL, "[usage.reporters.0]\nenabled = false\n[usage.reporters.0.webhook]\nurl = https://h/u\n" BK,
+	  NULL, NULL, NULL, NULL, { NULL } },
+	{ NULL, "[usage_hook]\nenabled = false\nurl = https://h/u\n" BK, NULL, NULL, NULL, NULL, { NULL } },
+
 	/* LLMProxy's own files, flattened by hand */
-	{ "config-v0.1.0.ini", NULL, NULL, NULL,
-	  { LATER_SEC(12, "usage_hook"), LATER_SEC(18, "health_check") } },
-	{ "config-minimal.ini", NULL, NULL, NULL,
-	  { LATER_SEC(11, "usage"), LATER_SEC(24, "health_check") } },
-	{ "config-simple.ini", NULL, NULL, NULL,
-	  { LATER_SEC(11, "usage"), LATER_SEC(24, "health_check") } },
-	{ "config-demo.ini", NULL, NULL, NULL,
-	  { LATER_SEC(11, "usage"), LATER_SEC(24, "health_check") } },
-	/* With auth turned off (as is, it is refused: see test_fixtures_refused). */
-	{ "config-reference.ini", NULL, "[auth]\nenabled = true", "[auth]\nenabled = false",
+	/* usage_hook's https url: accepted, and said loudly (see finish_reporters) */
+	{ "config-v0.1.0.ini", NULL, NULL, NULL, NULL, NULL,
+	  { HTTPS_MEM(14, "usage_hook", "https://your-billing.com/llm-usage", "usage_hook"),
+	    RETRY(16, "usage_hook"), LATER_SEC(18, "health_check") } },
+	{ "config-minimal.ini", NULL, NULL, NULL, NULL, NULL,
+	  { RETRY(22, "usage.reporters.*.webhook"), LATER_SEC(24, "health_check") } },
+	{ "config-simple.ini", NULL, NULL, NULL, NULL, NULL,
+	  { RETRY(22, "usage.reporters.*.webhook"), LATER_SEC(24, "health_check") } },
+	{ "config-demo.ini", NULL, NULL, NULL, NULL, NULL,
+	  { RETRY(22, "usage.reporters.*.webhook"), LATER_SEC(24, "health_check") } },
+	/* With auth turned off (as is, it is refused: see test_fixtures_refused).
+	 * [usage] enabled = false: its https reporter is not worth a word. */
+	{ "config-reference.ini", NULL, "[auth]\nenabled = true", "[auth]\nenabled = false", NULL, NULL,
 	  { IGN_SEC(11, "server.cors"),
 	    IGN_SEC(20, "server.tls"),
 	    "t.ini:27: [log] format is an LLMProxy key llmproxy does not use; ignored",
@@ -909,9 +1429,15 @@ static const struct notice_case notice_cases[] = {
 	    IGN_SEC(409, "routing.fallback"),
 	    LATER_SEC(413, "health_check"),
 	    LATER_SEC(429, "metrics"),
-	    LATER_SEC(435, "usage"),
+	    RETRY(447, "usage.reporters.*.webhook"),
+	    IGN_SEC(452, "usage.reporters.*.script"),
+	    NO_TYPE(460, "usage.reporters.1", "database"),
+	    IGN_SEC(463, "usage.reporters.*.database"),
 	    IGN_SEC(473, "hooks") } },
+	/* With auth and the builtin reporter turned off (as is, both are refused). */
 	{ "config-yaml-example.ini", NULL, "[auth]\nenabled = true", "[auth]\nenabled = false",
+	  "type = builtin\nenabled = true\n\n[usage.reporters.0.builtin]",
+	  "type = builtin\nenabled = false\n\n[usage.reporters.0.builtin]",
 	  { "t.ini:10: [log] format is an LLMProxy key llmproxy does not use; ignored",
 	    "t.ini:11: [log] output is an LLMProxy key llmproxy does not use; ignored",
 	    IGN_SEC(13, "storage"),
@@ -923,7 +1449,8 @@ static const struct notice_case notice_cases[] = {
 	    LATER_SEC(72, "rate_limit"),
 	    LATER_SEC(87, "health_check"),
 	    LATER_SEC(93, "metrics"),
-	    LATER_SEC(97, "usage"),
+	    NO_TYPE(102, "usage.reporters.0", "builtin"),
+	    IGN_SEC(105, "usage.reporters.*.builtin"),
 	    IGN_SEC(108, "logging"),
 	    IGN_SEC(127, "hooks") } },
 };
@@ -957,6 +1484,8 @@ START_TEST(test_notices)
 		text = slurp(rel);
 		if (c->patch != NULL)
 			text = patched(text, c->patch, c->with);
+		if (c->patch2 != NULL)
+			text = patched(text, c->patch2, c->with2);
 	}
 	cfg = load_ok(text != NULL ? text : c->ini);
 	while (n < MAXN && c->notices[n] != NULL)
@@ -992,6 +1521,18 @@ START_TEST(test_fixtures_refused)
 		snprintf(want, sizeof want, "%s%s", path_of(rel), cases[i].err);
 		ck_assert_str_eq(err, want);
 	}
+
+	/* config.yaml.example with auth off: its usage reporter is the builtin
+	 * kind (LLMProxy's own database), which would lose every record. */
+	{
+		char *text = patched(slurp("tests/data/config/config-yaml-example.ini"), "[auth]\nenabled = true",
+		    "[auth]\nenabled = false");
+
+		ck_assert_ptr_null(config_load_string(text, "t.ini", err, sizeof err));
+		ck_assert_str_eq(err, "t.ini:102: [usage.reporters.0] type = builtin: usage reporter type "
+		    "'builtin' is not available in llmproxy; records would be lost");
+		free(text);
+	}
 }
 END_TEST
 
@@ -1014,23 +1555,90 @@ START_TEST(test_fixtures_values)
 	ck_assert_str_eq(cfg->backends[1].name, "localhost:8081");
 	ck_assert_int_eq(cfg->backends[1].weight, 3);
 	ck_assert_int_eq(cfg->backends[1].line, 8);
+	ck_assert_int_eq(cfg->backends[0].continuous_usage, 0);
+	/* [usage_hook]: one reporter, https, held (said at start); usage on
+	 * with every default. */
+	ck_assert_int_eq(cfg->usage_enabled, 1);
+	ck_assert_int_eq(cfg->usage_inject, 1);
+	ck_assert_str_eq(cfg->usage_spool, "");
+	ck_assert_uint_eq(cfg->nreporters, 1);
+	ck_assert_str_eq(cfg->reporters[0].name, "usage_hook");
+	ck_assert_str_eq(cfg->reporters[0].url, "https://your-billing.com/llm-usage");
+	ck_assert_str_eq(cfg->reporters[0].host, "your-billing.com");
+	ck_assert_str_eq(cfg->reporters[0].port, "443");
+	ck_assert_str_eq(cfg->reporters[0].path, "/llm-usage");
+	ck_assert_int_eq(cfg->reporters[0].https, 1);
+	ck_assert_int_eq(cfg->reporters[0].timeout_ms, 1000);
+	ck_assert_int_eq(cfg->reporters[0].line, 12);
+	ck_assert_uint_eq(cfg->reporters[0].nheaders, 0);
 	/* Messages name the file as given. */
-	ck_assert_uint_eq(cfg->nnotices, 2);
-	snprintf(want, sizeof want, "%s:12: [usage_hook] is an LLMProxy section llmproxy does not "
-	    "support yet; ignored", p);
+	ck_assert_uint_eq(cfg->nnotices, 3);
+	snprintf(want, sizeof want, "%s:14: [usage_hook] url = https://your-billing.com/llm-usage: https "
+	    "needs TLS, which this build does not have yet; nothing is sent to reporter 'usage_hook': its "
+	    "records wait in memory (at most [usage] queue_max, none across a restart; set [usage] spool "
+	    "to keep them)", p);
 	ck_assert_str_eq(cfg->notices[0], want);
 	config_free(cfg);
+
+	/* The usage.reporters form: one http webhook each. */
+	{
+		static const char *const files[] = {
+			"tests/data/config/config-minimal.ini", "tests/data/config/config-simple.ini",
+			"tests/data/config/config-demo.ini",
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+			cfg = config_load(path_of(files[i]), err, sizeof err);
+			ck_assert_msg(cfg != NULL, "%s", err);
+			ck_assert_str_eq(cfg->listen_port, "8000");
+			ck_assert_uint_eq(cfg->nbackends, 1);
+			ck_assert_int_eq(cfg->backends[0].weight, 5);
+			ck_assert_int_eq(cfg->usage_enabled, 1);
+			ck_assert_uint_eq(cfg->nreporters, 1);
+			ck_assert_str_eq(cfg->reporters[0].name, "webhook");
+			ck_assert_str_eq(cfg->reporters[0].url, "http://webhook-receiver:3001/llm-usage");
+			ck_assert_str_eq(cfg->reporters[0].host, "webhook-receiver");
+			ck_assert_str_eq(cfg->reporters[0].port, "3001");
+			ck_assert_str_eq(cfg->reporters[0].path, "/llm-usage");
+			ck_assert_int_eq(cfg->reporters[0].https, 0);
+			ck_assert_int_eq(cfg->reporters[0].timeout_ms, 1000);
+			ck_assert_int_eq(cfg->reporters[0].line, 14);
+			ck_assert_uint_eq(cfg->reporters[0].nheaders, 0);
+			config_free(cfg);
+		}
+	}
 
 	p = path_of("tests/data/config/config-minimal.ini");
 	cfg = config_load(p, err, sizeof err);
 	ck_assert_msg(cfg != NULL, "%s", err);
-	ck_assert_str_eq(cfg->listen_port, "8000");
-	ck_assert_uint_eq(cfg->nbackends, 1);
 	ck_assert_str_eq(cfg->backends[0].name, "default");
 	ck_assert_str_eq(cfg->backends[0].host, "host.docker.internal");
 	ck_assert_str_eq(cfg->backends[0].port, "8000");
-	ck_assert_int_eq(cfg->backends[0].weight, 5);
 	config_free(cfg);
+
+	/* The reference, auth off: usage off, one webhook read all the same
+	 * (https, a header), the disabled database reporter left out. */
+	{
+		char *text = patched(slurp("tests/data/config/config-reference.ini"), "[auth]\nenabled = true",
+		    "[auth]\nenabled = false");
+
+		cfg = load_ok(text);
+		ck_assert_int_eq(cfg->usage_enabled, 0);
+		ck_assert_uint_eq(cfg->nreporters, 1);
+		ck_assert_str_eq(cfg->reporters[0].name, "billing_webhook");
+		ck_assert_str_eq(cfg->reporters[0].host, "billing.example.com");
+		ck_assert_str_eq(cfg->reporters[0].port, "443");
+		ck_assert_str_eq(cfg->reporters[0].path, "/usage");
+		ck_assert_int_eq(cfg->reporters[0].https, 1);
+		ck_assert_int_eq(cfg->reporters[0].timeout_ms, 5000);
+		ck_assert_int_eq(cfg->reporters[0].line, 438);
+		ck_assert_uint_eq(cfg->reporters[0].nheaders, 1);
+		ck_assert_str_eq(cfg->reporters[0].headers[0].name, "Authorization");
+		ck_assert_str_eq(cfg->reporters[0].headers[0].value, "Bearer xxx");
+		config_free(cfg);
+		free(text);
+	}
 }
 END_TEST
 
@@ -1093,7 +1701,7 @@ START_TEST(test_example_documented_defaults)
 		strcat(out, line);
 		strcat(out, "\n");
 	}
-	ck_assert_int_ge(uncommented, 11);
+	ck_assert_int_ge(uncommented, 18);
 	cfg = load_ok(out);
 	def = load_ok("[backends.local]\nurl = http://127.0.0.1:8000\n");
 	ck_assert_int_eq(cfg->threads, def->threads);
@@ -1107,6 +1715,16 @@ START_TEST(test_example_documented_defaults)
 	ck_assert_int_eq(cfg->stream_idle_timeout_ms, def->stream_idle_timeout_ms);
 	ck_assert_int_eq(cfg->request_timeout_ms, def->request_timeout_ms);
 	ck_assert_int_eq(cfg->log_level, def->log_level);
+	ck_assert_int_eq(cfg->usage_enabled, def->usage_enabled);
+	ck_assert_int_eq(cfg->usage_inject, def->usage_inject);
+	ck_assert_int_eq(cfg->usage_max_wait_ms, def->usage_max_wait_ms);
+	ck_assert_int_eq(cfg->usage_batch, def->usage_batch);
+	ck_assert_uint_eq(cfg->usage_queue_max, def->usage_queue_max);
+	ck_assert_str_eq(cfg->usage_spool, def->usage_spool);
+	ck_assert_uint_eq(cfg->usage_spool_max_bytes, def->usage_spool_max_bytes);
+	ck_assert_int_eq(cfg->usage_spool_fsync, def->usage_spool_fsync);
+	ck_assert_uint_eq(cfg->nreporters, 0);
+	ck_assert_uint_eq(cfg->nnotices, 0);
 	config_free(cfg);
 	config_free(def);
 	free(out);
@@ -1134,6 +1752,9 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_long_lines);
 	tcase_add_test(tc, test_long_values);
 	tcase_add_test(tc, test_too_many_backends);
+	tcase_add_test(tc, test_too_many_reporters);
+	tcase_add_test(tc, test_reporter_limits);
+	tcase_add_test(tc, test_spool_untouched);
 	tcase_add_test(tc, test_files);
 	suite_add_tcase(s, tc);
 
