@@ -23,19 +23,22 @@ ALL_CFLAGS   = -std=c11 $(WARN) -pthread $(CFLAGS)
 LIBS         = -linih -pthread
 
 # The program, module by module (DESIGN.md has the map).
-SRC = main config log pool conn http io upstream relay sse json balancer reply
+SRC = main config log pool conn http io upstream relay sse json balancer reply \
+      usage webhook spool
 OBJ = $(SRC:%=$(B)/src/%.o)
 
 # Check suites, one per pure module, and what each links.
-UNIT          = http sse json config
+UNIT          = http sse json config usage spool
 UNIT_http     = http
 UNIT_sse      = sse
 UNIT_json     = json
 UNIT_config   = config
+UNIT_usage    = usage json sse
+UNIT_spool    = spool
 CHECK_LIBS    = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
 
 # End-to-end suites: the real binary over loopback against the mock backend.
-E2E       = e2e_stream e2e_http e2e_cli
+E2E       = e2e_stream e2e_http e2e_cli e2e_usage
 E2E_COMMON = tests/e2e/harness.o
 
 .PHONY: all check unit e2e demo deps clean install node-deps
@@ -86,14 +89,19 @@ $(B)/tests/check_%: $(B)/tests/check_%.o $$(addprefix $(B)/src/,$$(addsuffix .o,
 $(B)/tests/mock_upstream: $(B)/tests/mock_upstream.o
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ -pthread
 
+$(B)/tests/webhook_receiver: $(B)/tests/webhook_receiver.o
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ -pthread
+
 $(B)/tests/e2e/%: $(B)/tests/e2e/%.o $(B)/$(E2E_COMMON)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS)
 
 unit: $(UNIT:%=$(B)/tests/check_%)
 	@for t in $^; do echo "== $$t"; $$t || exit 1; done
 
-E2E_ENV = LLMPROXY_BIN=$(B)/llmproxy MOCK_BIN=$(B)/tests/mock_upstream
-e2e: $(B)/llmproxy $(B)/tests/mock_upstream $(E2E:%=$(B)/tests/e2e/%)
+E2E_ENV = LLMPROXY_BIN=$(B)/llmproxy MOCK_BIN=$(B)/tests/mock_upstream \
+          RECEIVER_BIN=$(B)/tests/webhook_receiver
+e2e: $(B)/llmproxy $(B)/tests/mock_upstream $(B)/tests/webhook_receiver \
+     $(E2E:%=$(B)/tests/e2e/%)
 	@for t in $(E2E:%=$(B)/tests/e2e/%); do echo "== $$t"; $(E2E_ENV) $$t || exit 1; done
 
 # The official openai npm package as a real client.

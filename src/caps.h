@@ -163,6 +163,60 @@
 #define CAP_STREAM_IDLE_TIMEOUT_MS (60 * 1000)
 #endif
 
+/* ---- Usage metering ---------------------------------------------------------- */
+
+/* Usage records reporters ([usage.reporters.N] plus [usage_hook]). */
+#ifndef CAP_REPORTERS
+#define CAP_REPORTERS 8
+#endif
+/* Custom header fields per reporter. */
+#ifndef CAP_REPORTER_HEADERS
+#define CAP_REPORTER_HEADERS 16
+#endif
+/* One usage record as JSON. */
+#ifndef CAP_RECORD_BYTES
+#define CAP_RECORD_BYTES 2048
+#endif
+/* The last bytes of a non-streamed response body are kept to find its
+ * "usage" object (it comes last in OpenAI-shaped bodies); never the body. */
+#ifndef CAP_USAGE_TAIL
+#define CAP_USAGE_TAIL 4096
+#endif
+/* Default [usage] queue_max (records in memory without a spool), max_wait,
+ * spool_max_bytes. */
+#ifndef CAP_USAGE_QUEUE_DEFAULT
+#define CAP_USAGE_QUEUE_DEFAULT 10000
+#endif
+#ifndef CAP_USAGE_MAX_WAIT_MS
+#define CAP_USAGE_MAX_WAIT_MS (30 * 1000)
+#endif
+#ifndef CAP_SPOOL_BYTES_DEFAULT
+#define CAP_SPOOL_BYTES_DEFAULT (256ULL * 1024 * 1024)
+#endif
+/* First retry of a failed delivery waits this long; then it doubles, with
+ * jitter, up to max_wait. */
+#ifndef CAP_USAGE_FIRST_RETRY_MS
+#define CAP_USAGE_FIRST_RETRY_MS 250
+#endif
+/* Webhook timeout when the config gives none. */
+#ifndef CAP_WEBHOOK_TIMEOUT_MS
+#define CAP_WEBHOOK_TIMEOUT_MS (5 * 1000)
+#endif
+/* Records per POST at most ([usage] batch). */
+#ifndef CAP_USAGE_BATCH_MAX
+#define CAP_USAGE_BATCH_MAX 1000
+#endif
+
+/* A spool file smaller than this is never rewritten to reclaim its head:
+ * copying costs more than the space is worth. */
+#ifndef CAP_SPOOL_REWRITE_BYTES
+#define CAP_SPOOL_REWRITE_BYTES (1024 * 1024)
+#endif
+/* A spool cursor file larger than this is not ours (8 readers need < 1 KiB). */
+#ifndef CAP_SPOOL_CURSOR_FILE
+#define CAP_SPOOL_CURSOR_FILE (64 * 1024)
+#endif
+
 /* ---- Logging -------------------------------------------------------------- */
 
 /* One log line, written with a single write(2); longer lines are cut. */

@@ -20,10 +20,13 @@
 #include "relay.h"
 #include "reply.h"
 #include "upstream.h"
+#include "usage.h"
+#include "webhook.h"
 
 /* What one request is, as far as the proxy is concerned. */
 struct request {
 	int64_t t0_us;              /* head complete */
+	int64_t t0_wall_ms;         /* the same, wall clock, for the record */
 	int64_t deadline_ms;        /* [routing] timeout, -1 for none */
 	struct http_framing framing;
 	const char *path;           /* origin-form target, query included */
@@ -102,6 +105,12 @@ release_request_buffers(struct conn *c)
 	free(c->relay);
 	c->relay = NULL;
 	c->relay_cap = 0;
+	free(c->tail);
+	c->tail = NULL;
+	c->tail_cap = c->tail_len = 0;
+	free(c->rewrite);
+	c->rewrite = NULL;
+	c->rewrite_cap = 0;
 }
 
 void
@@ -551,7 +560,7 @@ append(char *o, size_t n, const char *s, size_t len)
  */
 static size_t
 build_upstream_head(struct conn *c, const struct request *rq,
-    const struct backend_conf *bc)
+    const struct backend_conf *bc, size_t body_len)
 {
 	const struct http_request *req = &c->req;
 	/* The client's head, re-written: each field may gain the space after
@@ -608,43 +617,26 @@ build_upstream_head(struct conn *c, const struct request *rq,
 	 * the client used: the backend can read it only one way. */
 	if (rq->framing.kind != HTTP_BODY_NONE || method_is(c, "POST") ||
 	    method_is(c, "PUT") || method_is(c, "PATCH"))
-		n += (size_t)sprintf(o + n, "Content-Length: %zu\r\n", c->body_len);
+		n += (size_t)sprintf(o + n, "Content-Length: %zu\r\n", body_len);
 	n = append(o, n, "\r\n", 2);
 	return n;
 }
 
+/*
+ * Sends the request to backend b and relays the answer.  A reused keep-alive
+ * connection that turns out dead before answering is replaced by a fresh one
+ * once.  Fills rq's outcome fields and *res.
+ */
 static enum conn_next
-proxy(struct conn *c, struct request *rq)
+exchange(struct conn *c, struct request *rq, struct backend *b,
+    const char *body, size_t body_len, struct relay_request *rrq,
+    struct relay_result *res)
 {
 	const struct config *cfg = c->srv->cfg;
-	int chat = method_is(c, "POST") && (route_is(rq, "/v1/chat/completions") ||
-	    route_is(rq, "/v1/completions"));
+	size_t head = build_upstream_head(c, rq, b->conf, body_len);
 
-	if (chat) {
-		struct json_request jr;
-		int j = json_inspect_request(c->body, c->body_len, &jr,
-		    &c->json_scratch, &c->json_scratch_bytes);
-		if (j == JSON_TOO_BIG)
-			return fail(c, rq, 413, "the request body has too many JSON tokens", 0);
-		if (j != JSON_OK)
-			return fail(c, rq, 400, "the request body must be a JSON object", 0);
-	}
-
-	struct backend *b = bal_pick(&c->srv->backends, NULL);
-	rq->backend = b->conf->name;
-	size_t head = build_upstream_head(c, rq, b->conf);
 	if (head == 0)
 		return fail(c, rq, 503, "out of memory", 0);
-
-	struct relay_request rrq = {
-		.head_request = method_is(c, "HEAD"),
-		.client_minor = c->req.minor_version,
-		.client_keep = rq->keep,
-		.deadline_ms = rq->deadline_ms,
-	};
-	struct relay_result res = { .ttft_us = -1 };
-
-	b->in_flight++;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct upstream u;
 		int64_t deadline = io_earliest(io_now_ms() +
@@ -654,42 +646,159 @@ proxy(struct conn *c, struct request *rq)
 			int timed_out = errno == ETIMEDOUT;
 			snprintf(msg, sizeof(msg), "cannot connect to backend %s: %s",
 			    b->conf->name, strerror(errno));
-			b->in_flight--;
-			rq->finish = "upstream_error";
 			enum conn_next next = fail(c, rq, timed_out ? 504 : 502, msg, 0);
 			rq->finish = "upstream_error";
 			return next;
 		}
 		struct iovec iov[2] = {
 			{ c->out, head },
-			{ c->body, c->body_len },
+			{ (void *)(uintptr_t)body, body_len },
 		};
-		if (io_writev_all(&u.io, iov, c->body_len ? 2 : 1,
+		if (io_writev_all(&u.io, iov, body_len ? 2 : 1,
 		    cfg->write_timeout_ms) < 0) {
 			int reused = u.reused;
 			upstream_release(&u, 0);
 			if (reused)
 				continue;   /* a stale keep-alive connection */
-			b->in_flight--;
 			enum conn_next next = fail(c, rq, 502,
 			    "sending the request to the backend failed", 0);
 			rq->finish = "upstream_error";
 			return next;
 		}
-		rrq.sent_us = io_now_us();
-		relay_response(c, &u, &rrq, &res);
-		if (!res.retry_fresh)
+		rrq->sent_us = io_now_us();
+		relay_response(c, &u, rrq, res);
+		if (!res->retry_fresh)
 			break;
 	}
-	b->in_flight--;
-	rq->status = res.status;
-	rq->stream = res.stream;
-	rq->bytes = res.bytes;
-	rq->ttft_us = res.ttft_us;
-	rq->finish = res.finish;
-	if (res.status == 0)
+	rq->status = res->status;
+	rq->stream = res->stream;
+	rq->bytes = res->bytes;
+	rq->ttft_us = res->ttft_us;
+	rq->finish = res->finish;
+	if (res->status == 0)
 		return CONN_CLOSE;
-	return res.client_keep ? CONN_PARK : CONN_CLOSE;
+	return res->client_keep ? CONN_PARK : CONN_CLOSE;
+}
+
+/* A request whose usage is metered and reported. */
+struct metered {
+	struct json_request jr;
+	struct usage_meter meter;
+};
+
+/*
+ * A stream whose client did not ask for usage gets stream_options.
+ * include_usage added (and continuous_usage_stats for a backend configured
+ * so), in a copy of the body; the meter then hides from the client what the
+ * addition caused.  Points *body at what is to be sent.
+ */
+static void
+inject_usage(struct conn *c, struct metered *m, const struct backend *b,
+    const char **body, size_t *body_len)
+{
+	int add_usage = !m->jr.include_usage;
+	/* vLLM sends per-chunk usage only with include_usage too: a client's
+	 * continuous_usage_stats alone would have brought it nothing. */
+	int client_continuous = m->jr.include_usage && m->jr.continuous_usage;
+	int add_continuous = !client_continuous &&
+	    (b->conf->continuous_usage || m->jr.continuous_usage);
+
+	usage_meter_init(&m->meter, 0, 0);
+	if (!m->jr.stream || !c->srv->cfg->usage_inject ||
+	    (!add_usage && !add_continuous))
+		return;
+	if (conn_reserve(&c->rewrite, &c->rewrite_cap,
+	    c->body_len + JSON_INJECT_EXTRA) < 0)
+		return;     /* out of memory: unmetered rather than refused */
+	*body_len = json_inject_usage(c->body, c->body_len, &m->jr,
+	    b->conf->continuous_usage, c->rewrite);
+	*body = c->rewrite;
+	usage_meter_init(&m->meter, add_usage, add_continuous);
+}
+
+/* The usage record of a proxied request, to the reporters. */
+static void
+report_usage(struct conn *c, const struct request *rq, struct metered *m,
+    const struct backend *b, const struct relay_result *res)
+{
+	char json[CAP_RECORD_BYTES];
+	const char *finish = rq->finish;
+
+	/* A stream that ended as framed finished the way the backend said. */
+	if (strcmp(finish, "stop") == 0 && m->meter.finish_reason[0] != '\0')
+		finish = m->meter.finish_reason;
+	struct usage_record rec = {
+		.request_id = c->request_id,
+		.timestamp_ms = rq->t0_wall_ms,
+		.model = m->jr.model,
+		.model_len = m->jr.model_len,
+		.is_stream = res->stream,
+		.endpoint = rq->path,
+		.endpoint_len = rq->route_len,
+		.backend_url = b->conf->url,
+		.backend = b->conf->name,
+		.status_code = rq->status,
+		.latency_ms = (io_now_us() - rq->t0_us) / 1000,
+		.ttft_ms = res->ttft_us >= 0 ? res->ttft_us / 1000 : -1,
+		.finish = finish,
+	};
+	int generated = (rq->status >= 200 && rq->status < 300) ||
+	    m->meter.reported;
+	usage_result(&m->meter, m->jr.prompt_bytes, res->bytes, generated,
+	    &rec.usage);
+	size_t n = usage_record_json(&rec, json, sizeof(json));
+	if (n > 0)
+		(void)webhook_submit(json, n);   /* a drop is counted there */
+	else
+		log_warnx("%s: usage record too large; not sent", c->request_id);
+}
+
+static enum conn_next
+proxy(struct conn *c, struct request *rq)
+{
+	const struct config *cfg = c->srv->cfg;
+	int chat = method_is(c, "POST") && (route_is(rq, "/v1/chat/completions") ||
+	    route_is(rq, "/v1/completions"));
+	int embeddings = method_is(c, "POST") && route_is(rq, "/v1/embeddings");
+	int metered = (chat || embeddings) && cfg->usage_enabled &&
+	    webhook_active();
+	struct metered m = { 0 };
+
+	if (chat || metered) {
+		int j = json_inspect_request(c->body, c->body_len, &m.jr,
+		    &c->json_scratch, &c->json_scratch_bytes);
+		if (chat && j == JSON_TOO_BIG)
+			return fail(c, rq, 413, "the request body has too many JSON tokens", 0);
+		if (chat && j != JSON_OK)
+			return fail(c, rq, 400, "the request body must be a JSON object", 0);
+		if (j != JSON_OK)
+			memset(&m.jr, 0, sizeof(m.jr));     /* embeddings: sent on */
+	}
+
+	struct backend *b = bal_pick(&c->srv->backends, NULL);
+	const char *body = c->body;
+	size_t body_len = c->body_len;
+	rq->backend = b->conf->name;
+	if (metered)
+		inject_usage(c, &m, b, &body, &body_len);
+
+	struct relay_request rrq = {
+		.head_request = method_is(c, "HEAD"),
+		.client_minor = c->req.minor_version,
+		.client_keep = rq->keep,
+		.deadline_ms = rq->deadline_ms,
+		.meter = metered ? &m.meter : NULL,
+	};
+	struct relay_result res = { .ttft_us = -1, .finish = "error" };
+
+	b->in_flight++;
+	enum conn_next next = exchange(c, rq, b, body, body_len, &rrq, &res);
+	b->in_flight--;
+	if (metered) {
+		report_usage(c, rq, &m, b, &res);
+		usage_meter_free(&m.meter);
+	}
+	return next;
 }
 
 /* ---- one request ------------------------------------------------------------------- */
@@ -718,6 +827,9 @@ serve_one(struct conn *c, struct request *rq)
 	const struct config *cfg = c->srv->cfg;
 
 	rq->t0_us = io_now_us();
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	rq->t0_wall_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 	rq->deadline_ms = cfg->request_timeout_ms > 0 ?
 	    rq->t0_us / 1000 + cfg->request_timeout_ms : -1;
 	rq->backend = "-";

@@ -54,6 +54,12 @@ struct conn {
 	size_t out_cap;
 	char *relay;                /* upstream response bytes */
 	size_t relay_cap;
+	char *rewrite;              /* the body as sent, when usage injection
+	                               rewrote it */
+	size_t rewrite_cap;
+	char *tail;                 /* the last CAP_USAGE_TAIL bytes of a
+	                               non-streamed body, for its usage */
+	size_t tail_len, tail_cap;
 	struct http_response resp;
 };
 

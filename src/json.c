@@ -308,52 +308,188 @@ is_true(const char *body, const jsmntok_t *v)
 	    memcmp(body + v->start, "true", 4) == 0;
 }
 
-/*
- * Reads the members the proxy acts on.  Only direct members of the object at
- * index obj count (their parent is obj; each key's value is the next token).
- * A repeated member overwrites the earlier one: Python's and JavaScript's
- * parsers keep the last, and the backend is one of them.
- */
-static void
-read_stream_options(const char *body, const jsmntok_t *t, int n, int obj,
-    struct json_request *out)
+static int
+is_null(const char *body, const jsmntok_t *v)
 {
-	int i;
-
-	out->has_stream_options = 1;
-	out->include_usage = 0;
-	for (i = obj + 1; i < n && t[i].start < t[obj].end; i++)
-		if (t[i].parent == obj && key_is(body, &t[i], "include_usage"))
-			out->include_usage = is_true(body, &t[i + 1]);
+	return v->type == JSMN_PRIMITIVE && body[v->start] == 'n';
 }
 
+/* A string's length as sent (between the quotes, escapes not decoded). */
+static size_t
+string_len(const jsmntok_t *v)
+{
+	return v->type == JSMN_STRING ? (size_t)(v->end - v->start) : 0;
+}
+
+/*
+ * The next direct child of the container at index c after token k (start
+ * with k = c), or -1: an object's member names (each name's value is the
+ * token after it) or an array's elements.  Tokens come in document order, so
+ * c's children are the tokens inside c's bytes whose parent is c, and going
+ * through all of them is one pass over c's tokens.
+ */
+static int
+next_child(const jsmntok_t *t, int n, int c, int k)
+{
+	for (k++; k < n && t[k].start < t[c].end; k++)
+		if (t[k].parent == c)
+			return k;
+	return -1;
+}
+
+/*
+ * Finds the members names[0..nn) of the object at index obj, in one pass:
+ * found[i] is the index of the value of the last member called names[i] (a
+ * repeated member overwrites the earlier one: Python's and JavaScript's
+ * parsers keep the last, and the backend is one of them), or -1.  Only direct
+ * members count.  obj need not be an object: then nothing is found.
+ */
+static void
+find_members(const char *body, const jsmntok_t *t, int n, int obj,
+    const char *const *names, int nn, int *found)
+{
+	int i, k;
+
+	for (i = 0; i < nn; i++)
+		found[i] = -1;
+	if (obj < 0 || t[obj].type != JSMN_OBJECT)
+		return;
+	for (k = obj; (k = next_child(t, n, obj, k)) >= 0; )
+		for (i = 0; i < nn; i++)
+			if (key_is(body, &t[k], names[i])) {
+				found[i] = k + 1;	/* validate(): one value */
+				break;
+			}
+}
+
+/* The value of one member, or -1. */
+static int
+find_member(const char *body, const jsmntok_t *t, int n, int obj,
+    const char *name)
+{
+	int v;
+
+	find_members(body, t, n, obj, &name, 1, &v);
+	return v;
+}
+
+/* A boolean member of stream_options, and where its value's bytes are. */
+static void
+read_flag(const char *body, const jsmntok_t *t, int v, int *has, int *on,
+    size_t *at, size_t *len)
+{
+	*has = v >= 0;
+	*on = v >= 0 && is_true(body, &t[v]);
+	*at = v >= 0 ? text_start(&t[v]) : 0;
+	*len = v >= 0 ? text_end(&t[v]) - text_start(&t[v]) : 0;
+}
+
+enum { OPT_INCLUDE, OPT_CONTINUOUS, OPT_N };
+static const char *const option_names[OPT_N] = {
+	[OPT_INCLUDE] = "include_usage",
+	[OPT_CONTINUOUS] = "continuous_usage_stats",
+};
+
+/* The stream_options value at index v (any type), for the rewrite. */
+static void
+read_stream_options(const char *body, const jsmntok_t *t, int n, int v,
+    struct json_request *out)
+{
+	int f[OPT_N];
+
+	out->opts_open = text_start(&t[v]);
+	out->opts_len = text_end(&t[v]) - out->opts_open;
+	out->has_stream_options = t[v].type == JSMN_OBJECT;
+	out->opts_empty = t[v].type == JSMN_OBJECT && t[v].size == 0;
+	find_members(body, t, n, v, option_names, OPT_N, f);
+	read_flag(body, t, f[OPT_INCLUDE], &out->has_include_usage,
+	    &out->include_usage, &out->include_usage_at,
+	    &out->include_usage_len);
+	read_flag(body, t, f[OPT_CONTINUOUS], &out->has_continuous,
+	    &out->continuous_usage, &out->continuous_at, &out->continuous_len);
+}
+
+/* "prompt" and "input": a string, or an array of strings (an array of
+ * token ids has no text to count). */
+static size_t
+strings_bytes(const jsmntok_t *t, int n, int v)
+{
+	size_t sum = 0;
+	int k;
+
+	if (t[v].type != JSMN_ARRAY)
+		return string_len(&t[v]);
+	for (k = v; (k = next_child(t, n, v, k)) >= 0; )
+		sum += string_len(&t[k]);
+	return sum;
+}
+
+/* messages[].content: a string, or content parts whose "text" is one
+ * ({"type":"text","text":"..."}; an image part has none). */
+static size_t
+messages_bytes(const char *body, const jsmntok_t *t, int n, int v)
+{
+	size_t sum = 0;
+	int m, c, p;
+
+	if (t[v].type != JSMN_ARRAY)
+		return 0;
+	for (m = v; (m = next_child(t, n, v, m)) >= 0; ) {
+		c = find_member(body, t, n, m, "content");
+		if (c < 0)
+			continue;
+		if (t[c].type != JSMN_ARRAY) {
+			sum += string_len(&t[c]);
+			continue;
+		}
+		for (p = c; (p = next_child(t, n, c, p)) >= 0; ) {
+			int x = find_member(body, t, n, p, "text");
+
+			if (x >= 0)
+				sum += string_len(&t[x]);
+		}
+	}
+	return sum;
+}
+
+enum { RQ_STREAM, RQ_MODEL, RQ_OPTIONS, RQ_MESSAGES, RQ_PROMPT, RQ_INPUT,
+    RQ_N };
+static const char *const request_names[RQ_N] = {
+	[RQ_STREAM] = "stream",
+	[RQ_MODEL] = "model",
+	[RQ_OPTIONS] = "stream_options",
+	[RQ_MESSAGES] = "messages",	/* /v1/chat/completions */
+	[RQ_PROMPT] = "prompt",		/* /v1/completions */
+	[RQ_INPUT] = "input",		/* /v1/embeddings */
+};
+
+/*
+ * Reads the members the proxy acts on: only the root's own members count
+ * ("model" inside a message is not the request's model).  out is zeroed.
+ */
 static void
 read_request(const char *body, const jsmntok_t *t, int n,
     struct json_request *out)
 {
-	int i;
+	int f[RQ_N];
 
-	for (i = 1; i < n; i++) {
-		const jsmntok_t *v;
-
-		if (t[i].parent != 0)
-			continue;
-		v = &t[i + 1];		/* validate(): every key has a value */
-		if (key_is(body, &t[i], "stream")) {
-			out->stream = is_true(body, v);
-		} else if (key_is(body, &t[i], "model")) {
-			out->model = v->type == JSMN_STRING ? body + v->start : NULL;
-			out->model_len = v->type == JSMN_STRING ?
-			    (size_t)(v->end - v->start) : 0;
-		} else if (key_is(body, &t[i], "stream_options")) {
-			if (v->type == JSMN_OBJECT) {
-				read_stream_options(body, t, n, i + 1, out);
-			} else {
-				out->has_stream_options = 0;
-				out->include_usage = 0;
-			}
-		}
+	out->root_close = (size_t)t[0].end - 1;
+	out->root_empty = t[0].size == 0;
+	find_members(body, t, n, 0, request_names, RQ_N, f);
+	if (f[RQ_STREAM] >= 0)
+		out->stream = is_true(body, &t[f[RQ_STREAM]]);
+	if (f[RQ_MODEL] >= 0 && t[f[RQ_MODEL]].type == JSMN_STRING) {
+		out->model = body + t[f[RQ_MODEL]].start;
+		out->model_len = string_len(&t[f[RQ_MODEL]]);
 	}
+	if (f[RQ_OPTIONS] >= 0)
+		read_stream_options(body, t, n, f[RQ_OPTIONS], out);
+	if (f[RQ_MESSAGES] >= 0)
+		out->prompt_bytes += messages_bytes(body, t, n, f[RQ_MESSAGES]);
+	if (f[RQ_PROMPT] >= 0)
+		out->prompt_bytes += strings_bytes(t, n, f[RQ_PROMPT]);
+	if (f[RQ_INPUT] >= 0)
+		out->prompt_bytes += strings_bytes(t, n, f[RQ_INPUT]);
 }
 
 /* Makes room for want tokens in the caller's scratch; on failure the old
@@ -373,19 +509,23 @@ scratch_grow(void **scratch, size_t *scratch_bytes, size_t want)
 	return 0;
 }
 
-int
-json_inspect_request(const char *body, size_t len, struct json_request *out,
-    void **scratch, size_t *scratch_bytes)
+/*
+ * Tokenises buf[0..len) into the caller's scratch and checks that it is
+ * exactly one JSON object.  Returns JSON_OK and the token count in *ntok, or
+ * a negative JSON_ code.
+ */
+static int
+parse(const char *buf, size_t len, void **scratch, size_t *scratch_bytes,
+    int *ntok)
 {
 	size_t have;
 	jsmn_parser parser;
 	int n;
 
-	memset(out, 0, sizeof *out);
 	/* jsmn keeps offsets in int. */
 	if (len > INT_MAX - 1)
 		return JSON_TOO_BIG;
-	if (too_deep(body, len))
+	if (too_deep(buf, len))
 		return JSON_TOO_BIG;
 
 	have = *scratch_bytes / sizeof(jsmntok_t);
@@ -398,13 +538,13 @@ json_inspect_request(const char *body, size_t len, struct json_request *out,
 	if (have > CAP_JSON_TOKENS)
 		have = CAP_JSON_TOKENS;
 
-	/* Most bodies fit the scratch left by the previous request: one pass.
+	/* Most bodies fit the scratch left by the previous one: one pass.
 	 * Otherwise count exactly (jsmn with no tokens), then parse again. */
 	jsmn_init(&parser);
-	n = jsmn_parse(&parser, body, len, *scratch, (unsigned)have);
+	n = jsmn_parse(&parser, buf, len, *scratch, (unsigned)have);
 	if (n == JSMN_ERROR_NOMEM) {
 		jsmn_init(&parser);
-		n = jsmn_parse(&parser, body, len, NULL, 0);
+		n = jsmn_parse(&parser, buf, len, NULL, 0);
 		if (n < 0)
 			return JSON_INVALID;
 		if ((size_t)n > CAP_JSON_TOKENS)
@@ -414,13 +554,298 @@ json_inspect_request(const char *body, size_t len, struct json_request *out,
 		/* The count skips only checks that fail earlier, so it is
 		 * never short: no NOMEM a second time. */
 		jsmn_init(&parser);
-		n = jsmn_parse(&parser, body, len, *scratch, (unsigned)n);
+		n = jsmn_parse(&parser, buf, len, *scratch, (unsigned)n);
 	}
 	/* n == 0: empty or all whitespace. */
-	if (n <= 0 || !validate(body, len, *scratch, n))
+	if (n <= 0 || !validate(buf, len, *scratch, n))
 		return JSON_INVALID;
-	read_request(body, *scratch, n, out);
+	*ntok = n;
 	return JSON_OK;
+}
+
+int
+json_inspect_request(const char *body, size_t len, struct json_request *out,
+    void **scratch, size_t *scratch_bytes)
+{
+	int n, r;
+
+	memset(out, 0, sizeof *out);
+	r = parse(body, len, scratch, scratch_bytes, &n);
+	if (r == JSON_OK)
+		read_request(body, *scratch, n, out);
+	return r;
+}
+
+/* ---- the usage rewrite ------------------------------------------------------ */
+
+#define INCLUDE_USAGE "\"include_usage\":true"
+#define CONTINUOUS "\"continuous_usage_stats\":true"
+
+/* The longest insertion fits the room the header promises. */
+_Static_assert(sizeof(",\"stream_options\":{" INCLUDE_USAGE "," CONTINUOUS "}")
+    - 1 <= JSON_INJECT_EXTRA, "JSON_INJECT_EXTRA too small");
+
+/* Bytes [at, at + del) of the body become text[0..len). */
+struct edit {
+	size_t at;
+	size_t del;
+	const char *text;
+	size_t len;
+};
+
+static size_t
+append(char *buf, size_t n, const char *s)
+{
+	size_t k = strlen(s);
+
+	memcpy(buf + n, s, k);
+	return n + k;
+}
+
+/*
+ * The members to insert at the start of an existing stream_options object
+ * (none, one or both), each followed by a comma unless the object was empty.
+ * Returns their length in buf.
+ */
+static size_t
+opts_insertion(const struct json_request *jr, int continuous, char *buf)
+{
+	size_t n = 0;
+
+	if (!jr->has_include_usage)
+		n = append(buf, n, INCLUDE_USAGE);
+	if (continuous && !jr->has_continuous)
+		n = append(buf, n, n > 0 ? "," CONTINUOUS : CONTINUOUS);
+	if (n > 0 && !jr->opts_empty)
+		n = append(buf, n, ",");
+	return n;
+}
+
+size_t
+json_inject_usage(const char *body, size_t len,
+    const struct json_request *jr, int continuous, char *out)
+{
+	char text[JSON_INJECT_EXTRA];
+	struct edit e[3], tmp;
+	size_t ne = 0, tn = 0, o = 0, from = 0, i, j;
+
+	if (jr->opts_len == 0) {
+		/* No stream_options: a new last member of the root. */
+		tn = append(text, tn, jr->root_empty ? "" : ",");
+		tn = append(text, tn, "\"stream_options\":{" INCLUDE_USAGE);
+		tn = append(text, tn, continuous ? "," CONTINUOUS "}" : "}");
+		e[ne++] = (struct edit){ jr->root_close, 0, text, tn };
+	} else if (!jr->has_stream_options) {
+		/* null (or a value no backend accepts): an object in its place,
+		 * rather than a second "stream_options" member, which a strict
+		 * parser (serde, behind TGI) refuses as a duplicate. */
+		tn = append(text, tn, "{" INCLUDE_USAGE);
+		tn = append(text, tn, continuous ? "," CONTINUOUS "}" : "}");
+		e[ne++] = (struct edit){ jr->opts_open, jr->opts_len, text, tn };
+	} else {
+		tn = opts_insertion(jr, continuous, text);
+		if (tn > 0)
+			e[ne++] = (struct edit){ jr->opts_open + 1, 0, text, tn };
+		if (jr->has_include_usage && !jr->include_usage)
+			e[ne++] = (struct edit){ jr->include_usage_at,
+			    jr->include_usage_len, "true", 4 };
+		if (continuous && jr->has_continuous && !jr->continuous_usage)
+			e[ne++] = (struct edit){ jr->continuous_at,
+			    jr->continuous_len, "true", 4 };
+	}
+
+	/* In body order (the two values may come either way round). */
+	for (i = 1; i < ne; i++)
+		for (j = i; j > 0 && e[j - 1].at > e[j].at; j--) {
+			tmp = e[j];
+			e[j] = e[j - 1];
+			e[j - 1] = tmp;
+		}
+	for (i = 0; i < ne; i++) {
+		memcpy(out + o, body + from, e[i].at - from);
+		o += e[i].at - from;
+		memcpy(out + o, e[i].text, e[i].len);
+		o += e[i].len;
+		from = e[i].at + e[i].del;
+	}
+	memcpy(out + o, body + from, len - from);
+	return o + len - from;
+}
+
+/* ---- usage in responses ------------------------------------------------------ */
+
+/* A token count: a non-negative integer that fits, else -1 (absent). */
+static int64_t
+count_value(const char *buf, const jsmntok_t *v)
+{
+	int64_t x = 0;
+	int i;
+
+	if (v->type != JSMN_PRIMITIVE || v->end - v->start > 18)
+		return -1;
+	for (i = v->start; i < v->end; i++) {
+		if (!is_digit(buf[i]))
+			return -1;
+		x = x * 10 + (buf[i] - '0');
+	}
+	return x;
+}
+
+/*
+ * The bytes to delete to remove the member whose name is token k: name,
+ * value, and one comma next to it — the one before it, or, for the first
+ * member, the one after it (none when it is the only member).  validate()
+ * has made sure that what surrounds a member is whitespace and ',' or the
+ * object's brackets.
+ */
+static void
+member_span(const char *buf, const jsmntok_t *t, int k, size_t *at,
+    size_t *len)
+{
+	size_t from = text_start(&t[k]), to = text_end(&t[k + 1]), i;
+
+	for (i = from; is_ws(buf[i - 1]); i--)
+		;
+	if (buf[i - 1] == ',') {
+		from = i - 1;
+	} else {
+		for (i = to; is_ws(buf[i]); i++)
+			;
+		if (buf[i] == ',')
+			to = i + 1;
+	}
+	*at = from;
+	*len = to - from;
+}
+
+/* A finish reason, as sent, cut to fit. */
+static void
+copy_reason(const char *buf, const jsmntok_t *v, char *out, size_t cap)
+{
+	size_t n = string_len(v);
+
+	if (n == 0)
+		return;
+	if (n > cap - 1)
+		n = cap - 1;
+	memcpy(out, buf + v->start, n);
+	out[n] = '\0';
+}
+
+enum { US_PROMPT, US_COMPLETION, US_TOTAL, US_N };
+static const char *const count_names[US_N] = {
+	[US_PROMPT] = "prompt_tokens",
+	[US_COMPLETION] = "completion_tokens",
+	[US_TOTAL] = "total_tokens",
+};
+
+/* Where generated text is in a choice's delta (a stream) or message (a
+ * body): the answer, and the reasoning models produce beside it, which is
+ * billed as completion tokens too. */
+static const char *const text_names[] = {
+	"content", "reasoning_content", "reasoning",
+};
+#define TEXT_N ((int)(sizeof text_names / sizeof text_names[0]))
+
+enum { CH_DELTA, CH_MESSAGE, CH_TEXT, CH_FINISH, CH_N };
+static const char *const choice_names[CH_N] = {
+	[CH_DELTA] = "delta",
+	[CH_MESSAGE] = "message",
+	[CH_TEXT] = "text",		/* /v1/completions */
+	[CH_FINISH] = "finish_reason",
+};
+
+/* choices[]: text generated in each, finish reason of the first. */
+static void
+read_choices(const char *buf, const jsmntok_t *t, int n, int v,
+    struct json_usage *out)
+{
+	int c, i, f[CH_N], x[TEXT_N];
+
+	out->has_choices = 1;
+	out->choices_empty = t[v].size == 0;
+	for (c = v; (c = next_child(t, n, v, c)) >= 0; ) {
+		find_members(buf, t, n, c, choice_names, CH_N, f);
+		if (f[CH_TEXT] >= 0)
+			out->content_bytes += string_len(&t[f[CH_TEXT]]);
+		find_members(buf, t, n, f[CH_DELTA] >= 0 ? f[CH_DELTA] :
+		    f[CH_MESSAGE], text_names, TEXT_N, x);
+		for (i = 0; i < TEXT_N; i++)
+			if (x[i] >= 0)
+				out->content_bytes += string_len(&t[x[i]]);
+		if (c == v + 1 && f[CH_FINISH] >= 0)
+			copy_reason(buf, &t[f[CH_FINISH]], out->finish_reason,
+			    sizeof out->finish_reason);
+	}
+}
+
+enum { TG_GENERATED, TG_INPUT, TG_FINISH, TG_N };
+static const char *const details_names[TG_N] = {
+	[TG_GENERATED] = "generated_tokens",
+	[TG_INPUT] = "input_length",
+	[TG_FINISH] = "finish_reason",
+};
+
+enum { RS_USAGE, RS_CHOICES, RS_ID, RS_DETAILS, RS_TOKEN, RS_N };
+static const char *const response_names[RS_N] = {
+	[RS_USAGE] = "usage",
+	[RS_CHOICES] = "choices",
+	[RS_ID] = "id",
+	[RS_DETAILS] = "details",	/* TGI /generate_stream, last event */
+	[RS_TOKEN] = "token",		/* TGI /generate_stream */
+};
+
+static void
+read_usage(const char *buf, const jsmntok_t *t, int n, struct json_usage *out)
+{
+	int f[RS_N], u[US_N], d[TG_N], v;
+
+	find_members(buf, t, n, 0, response_names, RS_N, f);
+	if ((v = f[RS_USAGE]) >= 0 && t[v].type == JSMN_OBJECT) {
+		out->has_usage = 1;
+		find_members(buf, t, n, v, count_names, US_N, u);
+		out->prompt_tokens = u[US_PROMPT] < 0 ? -1 :
+		    count_value(buf, &t[u[US_PROMPT]]);
+		out->completion_tokens = u[US_COMPLETION] < 0 ? -1 :
+		    count_value(buf, &t[u[US_COMPLETION]]);
+		out->total_tokens = u[US_TOTAL] < 0 ? -1 :
+		    count_value(buf, &t[u[US_TOTAL]]);
+	} else if (v >= 0 && is_null(buf, &t[v])) {
+		out->usage_null = 1;
+	}
+	if (out->has_usage || out->usage_null)
+		member_span(buf, t, v - 1, &out->usage_member_at,
+		    &out->usage_member_len);
+	if ((v = f[RS_CHOICES]) >= 0 && t[v].type == JSMN_ARRAY)
+		read_choices(buf, t, n, v, out);
+	if ((v = f[RS_ID]) >= 0 && t[v].type == JSMN_STRING &&
+	    string_len(&t[v]) == 0)
+		out->empty_id = 1;
+	find_members(buf, t, n, f[RS_DETAILS], details_names, TG_N, d);
+	if (d[TG_GENERATED] >= 0)
+		out->generated_tokens = count_value(buf, &t[d[TG_GENERATED]]);
+	if (d[TG_INPUT] >= 0)
+		out->input_length = count_value(buf, &t[d[TG_INPUT]]);
+	if (d[TG_FINISH] >= 0 && out->finish_reason[0] == '\0')
+		copy_reason(buf, &t[d[TG_FINISH]], out->finish_reason,
+		    sizeof out->finish_reason);
+	if ((v = find_member(buf, t, n, f[RS_TOKEN], "text")) >= 0)
+		out->content_bytes += string_len(&t[v]);
+}
+
+int
+json_inspect_usage(const char *buf, size_t len, struct json_usage *out,
+    void **scratch, size_t *scratch_bytes)
+{
+	int n, r;
+
+	memset(out, 0, sizeof *out);
+	out->prompt_tokens = out->completion_tokens = out->total_tokens = -1;
+	out->generated_tokens = out->input_length = -1;
+	r = parse(buf, len, scratch, scratch_bytes, &n);
+	if (r == JSON_OK)
+		read_usage(buf, *scratch, n, out);
+	return r;
 }
 
 /* Short escapes for control bytes (RFC 8259 §7); 0: use \u00XX. */

@@ -6,6 +6,7 @@
 #define LLMPROXY_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* What a /v1/chat/completions or /v1/completions request asks for. */
 struct json_request {
@@ -15,6 +16,28 @@ struct json_request {
 	size_t model_len;
 	int has_stream_options;  /* "stream_options" is an object */
 	int include_usage;       /* "stream_options": {"include_usage": true} */
+	int continuous_usage;    /* stream_options.continuous_usage_stats: true */
+
+	/* Where json_inject_usage() writes (byte offsets into the body), for
+	 * the last occurrence of each member, which is the one that counts. */
+	size_t root_close;       /* the root object's closing '}' */
+	int root_empty;          /* the root object has no members */
+	size_t opts_open;        /* stream_options' value: its '{' when
+	                            has_stream_options; a value of another type
+	                            (null, say) is replaced by an object */
+	size_t opts_len;         /* that value's length; 0: no stream_options */
+	int opts_empty;          /* stream_options has no members */
+	int has_include_usage;   /* stream_options has include_usage, any value */
+	size_t include_usage_at; /* its value's bytes */
+	size_t include_usage_len;
+	int has_continuous;      /* stream_options has continuous_usage_stats */
+	size_t continuous_at;    /* its value's bytes */
+	size_t continuous_len;
+
+	/* For an estimate when the backend reports nothing: the bytes of the
+	 * prompt text — messages[].content (strings, and the "text" of content
+	 * parts), "prompt" and "input" (strings or arrays of strings). */
+	size_t prompt_bytes;
 };
 
 enum {
@@ -35,6 +58,52 @@ enum {
  * tokens.  Returns JSON_OK and fills *out, or a negative JSON_ code.
  */
 int json_inspect_request(const char *body, size_t len, struct json_request *out,
+    void **scratch, size_t *scratch_bytes);
+
+/* Room json_inject_usage() may add to a body. */
+#define JSON_INJECT_EXTRA 96
+
+/*
+ * Rewrites an inspected request body so that a streaming backend reports
+ * usage: stream_options.include_usage becomes true, and with `continuous`
+ * stream_options.continuous_usage_stats too (vLLM).  The rewrite is minimal:
+ * members are inserted (or a value other than true replaced); every other
+ * byte stays as it was.  out must hold len + JSON_INJECT_EXTRA bytes.  Returns
+ * the new length.
+ */
+size_t json_inject_usage(const char *body, size_t len,
+    const struct json_request *jr, int continuous, char *out);
+
+/* What one SSE event's data, or a response body, says about usage. */
+struct json_usage {
+	int has_usage;           /* a top-level "usage" object */
+	int64_t prompt_tokens;   /* its members; -1 when absent */
+	int64_t completion_tokens;
+	int64_t total_tokens;
+	int usage_null;          /* a top-level "usage": null */
+	size_t usage_member_at;  /* has_usage or usage_null: the bytes to delete
+	                            to remove the member (key, value and one
+	                            comma next to it), leaving valid JSON */
+	size_t usage_member_len;
+	int has_choices;         /* a top-level "choices" array */
+	int choices_empty;       /* ... and it is [] */
+	int empty_id;            /* "id": "" (TGI's Messages API) */
+	int64_t generated_tokens;/* TGI: details.generated_tokens, -1 absent */
+	int64_t input_length;    /* TGI: details.input_length, -1 absent */
+	size_t content_bytes;    /* generated text in it: choices[].delta.content,
+	                            .text, .message.content (and the reasoning
+	                            text beside content), TGI token.text;
+	                            length as sent (escapes not decoded) */
+	char finish_reason[24];  /* choices[0].finish_reason, TGI
+	                            details.finish_reason; "" when none */
+};
+
+/*
+ * Inspects one JSON object (an event's data, or a response body).  Only
+ * top-level members count.  Scratch as for json_inspect_request.  Returns
+ * JSON_OK and fills *out (zeroed, counts -1) or a negative JSON_ code.
+ */
+int json_inspect_usage(const char *buf, size_t len, struct json_usage *out,
     void **scratch, size_t *scratch_bytes);
 
 /*

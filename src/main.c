@@ -15,6 +15,7 @@
 #include "llmproxy.h"
 #include "log.h"
 #include "pool.h"
+#include "webhook.h"
 
 static void
 usage(FILE *f)
@@ -161,6 +162,12 @@ main(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
+	/* Before the first request: records left in the spool by an earlier
+	 * run are on their way again. */
+	if (webhook_start(cfg, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return 1;
+	}
 	if (pool_start(&srv, fd) < 0) {
 		log_warn("cannot start the waiting room thread");
 		return 1;
@@ -180,6 +187,8 @@ main(int argc, char **argv)
 			continue;
 		}
 		log_info("%s: exiting", sig == SIGINT ? "SIGINT" : "SIGTERM");
+		/* Pending usage records: a moment to deliver, then on disk. */
+		webhook_stop(1000);
 		return 0;
 	}
 }

@@ -63,6 +63,9 @@ struct relay {
 	size_t pending;
 	int spill;                      /* passing an oversized event through */
 	struct sse_scanner scan;
+	int dropped_last;               /* the meter dropped the last event, so
+	                                   the LF that completes its CRLF goes
+	                                   too */
 
 	int64_t first_deadline_ms;      /* until the first body byte is out */
 	int64_t idle_ms;                /* between body reads after that */
@@ -132,16 +135,43 @@ wait_upstream(struct conn *c, struct upstream *u, int64_t deadline_ms)
 
 /* ---- writing to the client --------------------------------------------------- */
 
+/* Body bytes on their way to the client: pieces of the relay buffer (events
+ * with what the meter removed left out), sent in one write as one chunk. */
+#define OUT_PIECES 32
+
+struct pieces {
+	int n;
+	size_t total;
+	struct iovec v[OUT_PIECES];
+};
+
+/* Adds data[0..len); adjacent pieces merge, so an unmetered stream is always
+ * one piece. */
+static void
+piece_add(struct pieces *p, const char *data, size_t len)
+{
+	struct iovec *last = p->n > 0 ? &p->v[p->n - 1] : NULL;
+
+	if (len == 0)
+		return;
+	if (last != NULL && (const char *)last->iov_base + last->iov_len == data)
+		last->iov_len += len;
+	else
+		p->v[p->n++] = (struct iovec){ (void *)(uintptr_t)data, len };
+	p->total += len;
+}
+
 /*
- * Sends data[0..len) as body bytes, preceded by the held head the first time
+ * Sends the pieces as body bytes, preceded by the held head the first time
  * and followed by the end of the body when `last`.  One write for all of it.
  * Returns 0, or -1 when the client is gone or stalled past write_timeout.
  */
 static int
-send_client(struct relay *r, const char *data, size_t len, int last)
+send_pieces(struct relay *r, const struct pieces *p, int last)
 {
-	struct iovec iov[5];
+	struct iovec iov[OUT_PIECES + 4];
 	int n = 0;
+	size_t len = p->total;
 	char size_line[24];
 
 	if (!r->head_sent)
@@ -151,7 +181,8 @@ send_client(struct relay *r, const char *data, size_t len, int last)
 			size_t sl = http_chunk_size_line(size_line, len);
 			iov[n++] = (struct iovec){ size_line, sl };
 		}
-		iov[n++] = (struct iovec){ (void *)(uintptr_t)data, len };
+		for (int i = 0; i < p->n; i++)
+			iov[n++] = p->v[i];
 		if (r->out == OUT_CHUNKED)
 			iov[n++] = (struct iovec){ (void *)(uintptr_t)"\r\n", 2 };
 	}
@@ -169,6 +200,15 @@ send_client(struct relay *r, const char *data, size_t len, int last)
 		r->res->ttft_us = io_now_us() - r->rq->sent_us;
 	r->res->bytes += len;
 	return 0;
+}
+
+static int
+send_client(struct relay *r, const char *data, size_t len, int last)
+{
+	struct pieces p = { 0 };
+
+	piece_add(&p, data, len);
+	return send_pieces(r, &p, last);
 }
 
 /* An error the client must see after the stream started: an SSE event in the
@@ -381,6 +421,62 @@ build_client_head(struct relay *r, size_t upstream_head_len)
 /* ---- body -------------------------------------------------------------------- */
 
 /*
+ * One complete event: what the client gets of it goes into `out`.  Without a
+ * meter that is all of it; with one, the meter reads it and may drop it or
+ * cut a member from it (the usage the proxy asked for, which the client did
+ * not).  The lone LF that completes the CRLF of an event reported at its CR
+ * shares that event's fate.
+ */
+static void
+meter_event(struct relay *r, struct pieces *out, const char *ev, size_t len)
+{
+	struct usage_verdict v = { .action = USAGE_FORWARD };
+
+	if (r->rq->meter != NULL) {
+		if (sse_scan_lf_tail(&r->scan))
+			v.action = r->dropped_last ? USAGE_DROP : USAGE_FORWARD;
+		else
+			usage_event(r->rq->meter, ev, len, &v);
+		r->dropped_last = v.action == USAGE_DROP;
+	}
+	switch (v.action) {
+	case USAGE_FORWARD:
+		piece_add(out, ev, len);
+		break;
+	case USAGE_CUT:
+		piece_add(out, ev, v.cut_at);
+		piece_add(out, ev + v.cut_at + v.cut_len, len - v.cut_at - v.cut_len);
+		break;
+	case USAGE_DROP:
+		break;
+	}
+}
+
+/* Keeps the last CAP_USAGE_TAIL bytes of a non-streamed body: OpenAI-shaped
+ * bodies end with their "usage". */
+static void
+keep_tail(struct relay *r, const char *p, size_t n)
+{
+	struct conn *c = r->c;
+
+	if (r->rq->meter == NULL || n == 0 ||
+	    conn_reserve(&c->tail, &c->tail_cap, CAP_USAGE_TAIL) < 0)
+		return;
+	if (n >= CAP_USAGE_TAIL) {
+		memcpy(c->tail, p + n - CAP_USAGE_TAIL, CAP_USAGE_TAIL);
+		c->tail_len = CAP_USAGE_TAIL;
+		return;
+	}
+	if (c->tail_len + n > CAP_USAGE_TAIL) {
+		size_t drop = c->tail_len + n - CAP_USAGE_TAIL;
+		memmove(c->tail, c->tail + drop, c->tail_len - drop);
+		c->tail_len -= drop;
+	}
+	memcpy(c->tail + c->tail_len, p, n);
+	c->tail_len += n;
+}
+
+/*
  * Forwards the complete events in c->relay[0..avail) — the scanner has already
  * seen [0..r->pending) — and keeps the incomplete rest at the front.
  */
@@ -403,14 +499,23 @@ forward_events(struct relay *r, size_t avail)
 		avail -= through;
 		pos = 0;
 	}
+	struct pieces out = { 0 };
 	while (pos < avail) {
 		size_t k = sse_scan(&r->scan, buf + pos, avail - pos);
 		if (k == 0)
 			break;
+		/* The event began where the last one ended, which may be
+		 * bytes scanned in earlier reads. */
 		pos += k;
+		meter_event(r, &out, buf + complete, pos - complete);
 		complete = pos;
+		if (out.n > OUT_PIECES - 2) {
+			if (send_pieces(r, &out, 0) < 0)
+				return -1;
+			out = (struct pieces){ 0 };
+		}
 	}
-	if (complete > 0 && send_client(r, buf, complete, 0) < 0)
+	if (out.total > 0 && send_pieces(r, &out, 0) < 0)
 		return -1;
 	memmove(buf, buf + complete, avail - complete);
 	r->pending = avail - complete;
@@ -498,8 +603,10 @@ consume(struct relay *r, size_t fresh, int eof)
 		 * byte as the backend sent it. */
 		if (done && send_client(r, r->c->relay, r->pending, 1) < 0)
 			return CLIENT_GONE;
-	} else if ((n > 0 || done) && send_client(r, p, n, done) < 0) {
-		return CLIENT_GONE;
+	} else {
+		keep_tail(r, p, n);
+		if ((n > 0 || done) && send_client(r, p, n, done) < 0)
+			return CLIENT_GONE;
 	}
 	if (done)
 		return DONE;
@@ -604,7 +711,10 @@ relay_response(struct conn *c, struct upstream *u,
 	}
 	memmove(c->relay, c->relay + head, have - head);
 
+	c->tail_len = 0;
 	enum outcome o = relay_body(&r, have - head);
+	if (rq->meter != NULL && !res->stream && c->tail_len > 0)
+		usage_body_tail(rq->meter, c->tail, c->tail_len);
 	switch (o) {
 	case DONE:
 		res->client_keep = rq->client_keep && r.out != OUT_CLOSE;

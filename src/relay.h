@@ -9,6 +9,7 @@
 
 #include "conn.h"
 #include "upstream.h"
+#include "usage.h"
 
 struct relay_request {
 	int head_request;       /* the method was HEAD: no response body */
@@ -16,6 +17,8 @@ struct relay_request {
 	int client_keep;        /* the client wants the connection kept */
 	int64_t sent_us;        /* when the request was fully sent upstream */
 	int64_t deadline_ms;    /* [routing] timeout for the whole request; -1 */
+	struct usage_meter *meter;  /* usage metering, or NULL: every event is
+	                               shown to it and its verdict applied */
 };
 
 struct relay_result {

@@ -100,18 +100,27 @@ upstream_connect(struct upstream *u, struct backend *b, int64_t deadline_ms,
 		io_init_plain(&u->io, fd);
 		return 0;
 	}
+	fd = upstream_dial(b->conf->host, b->conf->port, deadline_ms);
+	if (fd < 0)
+		return -1;
+	io_init_plain(&u->io, fd);
+	return 0;
+}
 
+int
+upstream_dial(const char *host, const char *port, int64_t deadline_ms)
+{
 	/* Resolved on every new connection, so a DNS change is followed; the
 	 * idle cache keeps this off the hot path. */
 	struct addrinfo hints = { .ai_family = AF_UNSPEC,
 	    .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
 	struct addrinfo *res;
-	int gai = getaddrinfo(b->conf->host, b->conf->port, &hints, &res);
+	int gai = getaddrinfo(host, port, &hints, &res);
 	if (gai != 0) {
 		errno = gai == EAI_SYSTEM ? errno : EHOSTUNREACH;
 		return -1;
 	}
-	int err = ECONNREFUSED;
+	int fd = -1, err = ECONNREFUSED;
 	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
 		fd = connect_addr(ai, deadline_ms);
 		if (fd >= 0)
@@ -121,12 +130,9 @@ upstream_connect(struct upstream *u, struct backend *b, int64_t deadline_ms,
 			break;
 	}
 	freeaddrinfo(res);
-	if (fd < 0) {
+	if (fd < 0)
 		errno = err;
-		return -1;
-	}
-	io_init_plain(&u->io, fd);
-	return 0;
+	return fd;
 }
 
 void

@@ -23,6 +23,14 @@ struct upstream {
 int upstream_connect(struct upstream *u, struct backend *b, int64_t deadline_ms,
     int fresh_only);
 
+/*
+ * A new TCP connection to host:port (each address in turn) within
+ * deadline_ms, non-blocking with TCP_NODELAY.  Returns the fd, or -1 with
+ * errno (ETIMEDOUT, the connect error, EHOSTUNREACH when the name does not
+ * resolve).  For anything that talks to a server: backends, webhooks.
+ */
+int upstream_dial(const char *host, const char *port, int64_t deadline_ms);
+
 /* Ends the use of *u: the connection goes back to the idle cache when keep
  * is set and there is room, else it is closed. */
 void upstream_release(struct upstream *u, int keep);

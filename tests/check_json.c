@@ -418,6 +418,608 @@ START_TEST(test_deep_body_refused_fast)
 }
 END_TEST
 
+/* ---- where the rewrite writes ------------------------------------------------ */
+
+/*
+ * json_inject_usage() writes at these offsets without looking at the body
+ * again, so each must be exact.  The numbers were worked out apart from
+ * json.c (Python's json module, which keeps the last of repeated members as
+ * the backend does).
+ */
+static const struct offset_case {
+	const char *name;
+	const char *body;
+	size_t root_close;
+	int root_empty, has_stream_options;
+	size_t opts_open, opts_len;
+	int opts_empty;
+	int has_include_usage, include_usage;
+	size_t include_usage_at, include_usage_len;
+	int has_continuous, continuous_usage;
+	size_t continuous_at, continuous_len;
+} offset_cases[] = {
+	{ "empty root",
+	  "{}",
+	  1, 1, 0, 0, 0, 0,
+	  0, 0, 0, 0, 0, 0, 0, 0 },
+	{ "no stream_options",
+	  "{\"model\":\"m\",\"stream\":true}",
+	  26, 0, 0, 0, 0, 0,
+	  0, 0, 0, 0, 0, 0, 0, 0 },
+	{ "empty stream_options",
+	  "{\"stream\":true,\"stream_options\":{}}",
+	  34, 0, 1, 32, 2, 1,
+	  0, 0, 0, 0, 0, 0, 0, 0 },
+	{ "include_usage false",
+	  "{\"stream_options\":{\"include_usage\":false}}",
+	  41, 0, 1, 18, 23, 0,
+	  1, 0, 35, 5, 0, 0, 0, 0 },
+	{ "both, string value",
+	  "{\"stream_options\":{\"continuous_usage_stats\":true,\"include_usage\":\"yes\"}}",
+	  71, 0, 1, 18, 53, 0,
+	  1, 0, 65, 5, 1, 1, 44, 4 },
+	{ "stream_options null",
+	  "{\"stream_options\":null}",
+	  22, 0, 0, 18, 4, 0,
+	  0, 0, 0, 0, 0, 0, 0, 0 },
+	{ "stream_options an array",
+	  "{\"stream_options\":[1, 2]}",
+	  24, 0, 0, 18, 6, 0,
+	  0, 0, 0, 0, 0, 0, 0, 0 },
+	{ "stream_options a string",
+	  "{\"stream_options\":\"x\",\"n\":1}",
+	  27, 0, 0, 18, 3, 0,
+	  0, 0, 0, 0, 0, 0, 0, 0 },
+	{ "last stream_options counts",
+	  "{\"stream_options\":{\"include_usage\":true},\"stream_options\":{ \"include_usage\" : 0 }}",
+	  81, 0, 1, 58, 23, 0,
+	  1, 0, 78, 1, 0, 0, 0, 0 },
+	{ "last stream_options null",
+	  "{\"stream_options\":{\"include_usage\":true},\"stream_options\":null}",
+	  62, 0, 0, 58, 4, 0,
+	  0, 0, 0, 0, 0, 0, 0, 0 },
+	{ "last include_usage counts",
+	  "{\"stream_options\":{\"include_usage\":false,\"include_usage\":true}}",
+	  62, 0, 1, 18, 44, 0,
+	  1, 1, 57, 4, 0, 0, 0, 0 },
+	{ "whitespace",
+	  " {\"a\":1 , \"stream_options\" : { } } \n",
+	  33, 0, 1, 29, 3, 1,
+	  0, 0, 0, 0, 0, 0, 0, 0 },
+	{ "nested stream_options ignored",
+	  "{\"x\":{\"stream_options\":{\"include_usage\":false}}}",
+	  47, 0, 0, 0, 0, 0,
+	  0, 0, 0, 0, 0, 0, 0, 0 },
+	{ "continuous false",
+	  "{\"stream_options\":{\"continuous_usage_stats\":false}}",
+	  50, 0, 1, 18, 32, 0,
+	  0, 0, 0, 0, 1, 0, 44, 5 },
+};
+
+/* What every inspected body must satisfy, whatever it is. */
+static void
+assert_offsets_sane(const char *name, const char *body, size_t len,
+    const struct json_request *rq)
+{
+	ck_assert_msg(rq->root_close < len && body[rq->root_close] == '}',
+	    "%s: root_close %zu", name, rq->root_close);
+	ck_assert(rq->opts_open + rq->opts_len <= len);
+	if (rq->has_stream_options)
+		ck_assert_msg(body[rq->opts_open] == '{' &&
+		    body[rq->opts_open + rq->opts_len - 1] == '}',
+		    "%s: opts at %zu", name, rq->opts_open);
+	ck_assert(rq->has_stream_options || (!rq->has_include_usage &&
+	    !rq->has_continuous && !rq->include_usage &&
+	    !rq->continuous_usage));
+	ck_assert(!rq->include_usage || rq->has_include_usage);
+	ck_assert(!rq->continuous_usage || rq->has_continuous);
+	ck_assert(rq->include_usage_at + rq->include_usage_len <= len);
+	ck_assert(rq->continuous_at + rq->continuous_len <= len);
+}
+
+START_TEST(test_offsets)
+{
+	const struct offset_case *c = &offset_cases[_i];
+	size_t len = strlen(c->body);
+	struct json_request rq;
+
+	memset(&rq, 0x55, sizeof rq);
+	ck_assert_msg(inspect(c->body, len, &rq) == JSON_OK, "%s", c->name);
+	assert_offsets_sane(c->name, c->body, len, &rq);
+#define EQ(f) ck_assert_msg(rq.f == c->f, "%s: " #f " %zu, want %zu", \
+	    c->name, (size_t)rq.f, (size_t)c->f)
+	EQ(root_close);
+	EQ(root_empty);
+	EQ(has_stream_options);
+	EQ(opts_open);
+	EQ(opts_len);
+	EQ(opts_empty);
+	EQ(has_include_usage);
+	EQ(include_usage);
+	EQ(include_usage_at);
+	EQ(include_usage_len);
+	EQ(has_continuous);
+	EQ(continuous_usage);
+	EQ(continuous_at);
+	EQ(continuous_len);
+#undef EQ
+}
+END_TEST
+
+/* Every existing valid body: offsets that point where they say. */
+START_TEST(test_valid_offsets)
+{
+	const struct valid_case *c = &valid_cases[_i];
+	struct json_request rq;
+
+	ck_assert_int_eq(inspect(c->body, strlen(c->body), &rq), JSON_OK);
+	assert_offsets_sane(c->name, c->body, strlen(c->body), &rq);
+}
+END_TEST
+
+/* ---- prompt bytes ------------------------------------------------------------- */
+
+static const struct prompt_case {
+	const char *name;
+	const char *body;
+	size_t prompt_bytes;
+} prompt_cases[] = {
+	{ "chat, string contents",
+	  "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":"
+	  "\"Be brief.\"},{\"role\":\"user\",\"content\":\"Hi\"}]}", 9 + 2 },
+	{ "content parts: text only",
+	  "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+	  "\"text\":\"What is\"},{\"type\":\"image_url\",\"image_url\":{\"url\":"
+	  "\"data:image/png;base64,AAAA\"}},{\"type\":\"text\",\"text\":"
+	  "\" this?\"}]}]}", 7 + 6 },
+	{ "escapes counted as sent",
+	  "{\"messages\":[{\"content\":\"a\\nb\\u00e9\\\"\"}]}", 12 },
+	{ "UTF-8 counted in bytes",
+	  "{\"messages\":[{\"content\":\"\xe6\x88\x91\xe6\x98\xaf\"}]}", 6 },
+	{ "no text: null, missing, a number, an image",
+	  "{\"messages\":[{\"role\":\"assistant\",\"content\":null,"
+	  "\"tool_calls\":[]},{\"role\":\"user\"},{\"content\":5},{\"content\":"
+	  "[{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\"}}]}]}", 0 },
+	{ "part text not a string, part not an object",
+	  "{\"messages\":[{\"content\":[{\"type\":\"text\",\"text\":5},\"raw\","
+	  "[\"x\"]]}]}", 0 },
+	{ "text beside content does not count",
+	  "{\"messages\":[{\"content\":\"ab\",\"text\":\"zzzz\"}]}", 2 },
+	{ "completions: prompt string", "{\"prompt\":\"Once upon\"}", 9 },
+	{ "completions: prompt strings", "{\"prompt\":[\"ab\",\"cde\"]}", 5 },
+	{ "completions: token ids have no text", "{\"prompt\":[1,2,3]}", 0 },
+	{ "embeddings: input string", "{\"input\":\"hello world\"}", 11 },
+	{ "embeddings: input strings, nested arrays skipped",
+	  "{\"input\":[\"a\",\"bc\",[\"zz\"],{\"t\":\"zz\"}]}", 3 },
+	{ "only top-level members start it",
+	  "{\"metadata\":{\"prompt\":\"xxxx\",\"messages\":[{\"content\":\"yyyy\"}]},"
+	  "\"messages\":[{\"content\":\"z\",\"messages\":[{\"content\":\"q\"}]}]}",
+	  1 },
+	{ "repeated messages: the last counts",
+	  "{\"messages\":[{\"content\":\"aaaa\"}],\"messages\":[{\"content\":"
+	  "\"b\"}]}", 1 },
+	{ "repeated content: the last counts",
+	  "{\"messages\":[{\"content\":\"aaaa\",\"content\":\"b\"}]}", 1 },
+	{ "messages not an array", "{\"messages\":{\"content\":\"x\"}}", 0 },
+	{ "all three together",
+	  "{\"prompt\":\"ab\",\"messages\":[{\"content\":\"c\"}],\"input\":"
+	  "\"de\"}", 5 },
+	{ "escaped member names",
+	  "{\"m\\u0065ssages\":[{\"c\\u006fntent\":\"abc\"}]}", 3 },
+	{ "none", "{\"model\":\"m\"}", 0 },
+};
+
+START_TEST(test_prompt_bytes)
+{
+	const struct prompt_case *c = &prompt_cases[_i];
+	struct json_request rq;
+
+	ck_assert_msg(inspect(c->body, strlen(c->body), &rq) == JSON_OK,
+	    "%s", c->name);
+	ck_assert_msg(rq.prompt_bytes == c->prompt_bytes, "%s: %zu, want %zu",
+	    c->name, rq.prompt_bytes, c->prompt_bytes);
+}
+END_TEST
+
+/* ---- the include_usage rewrite ------------------------------------------------- */
+
+static const struct inject_case {
+	const char *name;
+	const char *body;
+	int continuous;
+	const char *out;
+} inject_cases[] = {
+	{ "no stream_options", "{\"model\":\"m\",\"stream\":true}", 0,
+	  "{\"model\":\"m\",\"stream\":true,\"stream_options\":"
+	  "{\"include_usage\":true}}" },
+	{ "no stream_options, continuous", "{\"model\":\"m\",\"stream\":true}", 1,
+	  "{\"model\":\"m\",\"stream\":true,\"stream_options\":"
+	  "{\"include_usage\":true,\"continuous_usage_stats\":true}}" },
+	{ "empty root", "{}", 0, "{\"stream_options\":{\"include_usage\":true}}" },
+	{ "empty root with whitespace, continuous", " { } ", 1,
+	  " { \"stream_options\":{\"include_usage\":true,"
+	  "\"continuous_usage_stats\":true}} " },
+	{ "whitespace kept, insertion before the root's '}'",
+	  " { \"stream\" : true }\r\n", 0,
+	  " { \"stream\" : true ,\"stream_options\":{\"include_usage\":true}}"
+	  "\r\n" },
+	{ "a '}' in a string is not the root's",
+	  "{\"messages\":[{\"content\":\"}\"}],\"stream\":true}", 0,
+	  "{\"messages\":[{\"content\":\"}\"}],\"stream\":true,"
+	  "\"stream_options\":{\"include_usage\":true}}" },
+	{ "empty stream_options", "{\"stream\":true,\"stream_options\":{}}", 0,
+	  "{\"stream\":true,\"stream_options\":{\"include_usage\":true}}" },
+	{ "empty stream_options, continuous",
+	  "{\"stream\":true,\"stream_options\":{}}", 1,
+	  "{\"stream\":true,\"stream_options\":{\"include_usage\":true,"
+	  "\"continuous_usage_stats\":true}}" },
+	{ "empty stream_options with whitespace", "{\"stream_options\":{ }}", 0,
+	  "{\"stream_options\":{\"include_usage\":true }}" },
+	{ "other options kept", "{\"stream_options\":{\"foo\":1}}", 0,
+	  "{\"stream_options\":{\"include_usage\":true,\"foo\":1}}" },
+	{ "include_usage false", "{\"stream_options\":{\"include_usage\":false}}",
+	  0, "{\"stream_options\":{\"include_usage\":true}}" },
+	{ "include_usage a string, continuous 0",
+	  "{\"stream_options\":{\"include_usage\":\"yes\","
+	  "\"continuous_usage_stats\":0}}", 1,
+	  "{\"stream_options\":{\"include_usage\":true,"
+	  "\"continuous_usage_stats\":true}}" },
+	{ "both replaced, in the other order",
+	  "{\"stream_options\":{\"continuous_usage_stats\":false,"
+	  "\"include_usage\":null}}", 1,
+	  "{\"stream_options\":{\"continuous_usage_stats\":true,"
+	  "\"include_usage\":true}}" },
+	{ "one inserted, one replaced",
+	  "{\"stream_options\":{\"include_usage\":false}}", 1,
+	  "{\"stream_options\":{\"continuous_usage_stats\":true,"
+	  "\"include_usage\":true}}" },
+	{ "include_usage already true, continuous added",
+	  "{\"stream_options\":{\"include_usage\":true}}", 1,
+	  "{\"stream_options\":{\"continuous_usage_stats\":true,"
+	  "\"include_usage\":true}}" },
+	{ "nothing to do", "{\"stream_options\":{\"include_usage\":true}}", 0,
+	  "{\"stream_options\":{\"include_usage\":true}}" },
+	{ "continuous already true",
+	  "{\"stream_options\":{\"continuous_usage_stats\":true}}", 1,
+	  "{\"stream_options\":{\"include_usage\":true,"
+	  "\"continuous_usage_stats\":true}}" },
+	{ "continuous not asked for: left as it is",
+	  "{\"stream_options\":{\"continuous_usage_stats\":false}}", 0,
+	  "{\"stream_options\":{\"include_usage\":true,"
+	  "\"continuous_usage_stats\":false}}" },
+	{ "stream_options null: replaced by an object",
+	  "{\"stream_options\":null}", 0,
+	  "{\"stream_options\":{\"include_usage\":true}}" },
+	{ "stream_options null, continuous, members after",
+	  "{\"stream_options\":null,\"stream\":true}", 1,
+	  "{\"stream_options\":{\"include_usage\":true,"
+	  "\"continuous_usage_stats\":true},\"stream\":true}" },
+	{ "stream_options an array", "{\"stream_options\":[],\"x\":1}", 0,
+	  "{\"stream_options\":{\"include_usage\":true},\"x\":1}" },
+	{ "stream_options a string", "{\"stream_options\":\"on\"}", 0,
+	  "{\"stream_options\":{\"include_usage\":true}}" },
+	{ "repeated stream_options: the last is written",
+	  "{\"stream_options\":{\"include_usage\":true},\"stream_options\":{}}",
+	  0, "{\"stream_options\":{\"include_usage\":true},\"stream_options\":"
+	  "{\"include_usage\":true}}" },
+	{ "repeated stream_options, the last null",
+	  "{\"stream_options\":{\"include_usage\":true},"
+	  "\"stream_options\":null}", 0,
+	  "{\"stream_options\":{\"include_usage\":true},\"stream_options\":"
+	  "{\"include_usage\":true}}" },
+	{ "repeated include_usage: the last is replaced",
+	  "{\"stream_options\":{\"include_usage\":true,\"include_usage\":0}}", 0,
+	  "{\"stream_options\":{\"include_usage\":true,\"include_usage\":true}}" },
+	{ "whitespace inside stream_options",
+	  "{\"stream_options\": { \"include_usage\" : false , \"x\" : 1 } }", 1,
+	  "{\"stream_options\": {\"continuous_usage_stats\":true, "
+	  "\"include_usage\" : true , \"x\" : 1 } }" },
+	{ "escaped member names",
+	  "{\"stream_\\u006fptions\":{\"include\\u005fusage\":false}}", 0,
+	  "{\"stream_\\u006fptions\":{\"include\\u005fusage\":true}}" },
+	{ "nested include_usage does not count",
+	  "{\"stream_options\":{\"x\":{\"include_usage\":false}}}", 0,
+	  "{\"stream_options\":{\"include_usage\":true,\"x\":"
+	  "{\"include_usage\":false}}}" },
+};
+
+/*
+ * The rewrite of body, into a buffer of exactly len + JSON_INJECT_EXTRA
+ * bytes (and a guard after it), read back: the backend sees include_usage,
+ * and (with continuous) continuous_usage_stats, and nothing else changed.
+ */
+static size_t
+inject_round_trip(const char *name, const char *body, int continuous,
+    char *out)
+{
+	size_t len = strlen(body), n, i;
+	struct json_request before, after;
+
+	ck_assert_msg(inspect(body, len, &before) == JSON_OK, "%s", name);
+	memset(out, '#', len + JSON_INJECT_EXTRA + 16);
+	n = json_inject_usage(body, len, &before, continuous, out);
+	ck_assert_uint_le(n, len + JSON_INJECT_EXTRA);
+	for (i = len + JSON_INJECT_EXTRA; i < len + JSON_INJECT_EXTRA + 16; i++)
+		ck_assert_msg(out[i] == '#', "%s: wrote past the room", name);
+	ck_assert_msg(inspect(out, n, &after) == JSON_OK, "%s: \"%.*s\" is not "
+	    "valid", name, (int)n, out);
+	assert_offsets_sane(name, out, n, &after);
+	ck_assert_msg(after.include_usage && after.has_stream_options,
+	    "%s: include_usage not read back from \"%.*s\"", name, (int)n, out);
+	ck_assert_msg(!continuous || after.continuous_usage,
+	    "%s: continuous_usage_stats not read back", name);
+	ck_assert(after.continuous_usage == (continuous ||
+	    before.continuous_usage));
+	ck_assert_int_eq(after.stream, before.stream);
+	ck_assert_uint_eq(after.model_len, before.model_len);
+	ck_assert_mem_eq(after.model != NULL ? after.model : "",
+	    before.model != NULL ? before.model : "", before.model_len);
+	ck_assert_uint_eq(after.prompt_bytes, before.prompt_bytes);
+	/* Done once, there is nothing left to do. */
+	{
+		char again[1024];
+		size_t m;
+
+		ck_assert_uint_lt(n, sizeof again);
+		m = json_inject_usage(out, n, &after, continuous, again);
+		ck_assert_msg(m == n && memcmp(again, out, n) == 0,
+		    "%s: a second rewrite changed \"%.*s\"", name, (int)n, out);
+	}
+	return n;
+}
+
+START_TEST(test_inject)
+{
+	const struct inject_case *c = &inject_cases[_i];
+	char out[1024];
+	size_t n = inject_round_trip(c->name, c->body, c->continuous, out);
+
+	ck_assert_msg(n == strlen(c->out) && memcmp(out, c->out, n) == 0,
+	    "%s: got \"%.*s\"", c->name, (int)n, out);
+}
+END_TEST
+
+/* Every valid request of the first table, with and without continuous. */
+START_TEST(test_inject_valid_cases)
+{
+	const struct valid_case *c = &valid_cases[_i];
+	char out[1024];
+
+	ck_assert_uint_lt(strlen(c->body) + JSON_INJECT_EXTRA + 16, sizeof out);
+	inject_round_trip(c->name, c->body, 0, out);
+	inject_round_trip(c->name, c->body, 1, out);
+}
+END_TEST
+
+/* ---- usage in events and bodies ------------------------------------------------ */
+
+static const struct usage_case {
+	const char *name;
+	const char *data;
+	int has_usage;
+	int64_t prompt, completion, total;
+	int usage_null;
+	const char *cut;	/* data without the usage member; NULL: none */
+	int has_choices, choices_empty, empty_id;
+	int64_t generated, input_length;
+	size_t content_bytes;
+	const char *finish;
+} usage_cases[] = {
+	{ "vLLM usage chunk",
+	  "{\"id\":\"chatcmpl-a1\",\"object\":\"chat.completion.chunk\","
+	  "\"created\":1719969577,\"model\":\"Qwen-v\",\"choices\":[],"
+	  "\"usage\":{\"prompt_tokens\":24,\"total_tokens\":27,"
+	  "\"completion_tokens\":3}}",
+	  1, 24, 3, 27, 0,
+	  "{\"id\":\"chatcmpl-a1\",\"object\":\"chat.completion.chunk\","
+	  "\"created\":1719969577,\"model\":\"Qwen-v\",\"choices\":[]}",
+	  1, 1, 0, -1, -1, 0, "" },
+	{ "OpenAI content chunk with a null",
+	  "{\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+	  "\"assistant\",\"content\":\"Hi\"},\"logprobs\":null,"
+	  "\"finish_reason\":null}],\"usage\":null}",
+	  0, -1, -1, -1, 1,
+	  "{\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+	  "\"assistant\",\"content\":\"Hi\"},\"logprobs\":null,"
+	  "\"finish_reason\":null}]}",
+	  1, 0, 0, -1, -1, 2, "" },
+	{ "usage first: the comma after it goes",
+	  "{\"usage\":null,\"id\":\"x\",\"choices\":[]}",
+	  0, -1, -1, -1, 1, "{\"id\":\"x\",\"choices\":[]}",
+	  1, 1, 0, -1, -1, 0, "" },
+	{ "usage the only member",
+	  "{\"usage\":{\"prompt_tokens\":1}}",
+	  1, 1, -1, -1, 0, "{}", 0, 0, 0, -1, -1, 0, "" },
+	{ "whitespace: the comma before and what is between",
+	  "{ \"a\" : 1 ,\n \"usage\" : null , \"b\":2 }",
+	  0, -1, -1, -1, 1, "{ \"a\" : 1  , \"b\":2 }",
+	  0, 0, 0, -1, -1, 0, "" },
+	{ "whitespace, first member",
+	  "{ \"usage\":null , \"a\":1}",
+	  0, -1, -1, -1, 1, "{  \"a\":1}", 0, 0, 0, -1, -1, 0, "" },
+	{ "continuous usage on a content chunk",
+	  "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+	  "\"a\"},\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":16,"
+	  "\"total_tokens\":17,\"completion_tokens\":1}}",
+	  1, 16, 1, 17, 0,
+	  "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+	  "\"a\"},\"finish_reason\":null}]}",
+	  1, 0, 0, -1, -1, 1, "" },
+	{ "TGI Messages chunk",
+	  "{\"id\":\"\",\"choices\":[{\"delta\":{\"role\":\"assistant\","
+	  "\"content\":\"Deep\"},\"finish_reason\":\"length\"}],\"usage\":null}",
+	  0, -1, -1, -1, 1,
+	  "{\"id\":\"\",\"choices\":[{\"delta\":{\"role\":\"assistant\","
+	  "\"content\":\"Deep\"},\"finish_reason\":\"length\"}]}",
+	  1, 0, 1, -1, -1, 4, "length" },
+	{ "TGI generate_stream, last event",
+	  "{\"index\":2,\"token\":{\"id\":349,\"text\":\" is\",\"logprob\":-0.2,"
+	  "\"special\":false},\"generated_text\":\"This is\",\"details\":"
+	  "{\"finish_reason\":\"length\",\"generated_tokens\":2,\"seed\":42,"
+	  "\"input_length\":5}}",
+	  0, -1, -1, -1, 0, NULL, 0, 0, 0, 2, 5, 3, "length" },
+	{ "TGI generate_stream, details null",
+	  "{\"index\":1,\"token\":{\"id\":1,\"text\":\"This\"},"
+	  "\"generated_text\":null,\"details\":null}",
+	  0, -1, -1, -1, 0, NULL, 0, 0, 0, -1, -1, 4, "" },
+	{ "completions text",
+	  "{\"choices\":[{\"index\":0,\"text\":\" hello\",\"logprobs\":null,"
+	  "\"finish_reason\":null}]}",
+	  0, -1, -1, -1, 0, NULL, 1, 0, 0, -1, -1, 6, "" },
+	{ "a body: message content, usage",
+	  "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":"
+	  "\"Hello there\"},\"finish_reason\":\"stop\"}],\"usage\":"
+	  "{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}",
+	  1, 5, 2, 7, 0,
+	  "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":"
+	  "\"Hello there\"},\"finish_reason\":\"stop\"}]}",
+	  1, 0, 0, -1, -1, 11, "stop" },
+	{ "two choices: all text, the first one's finish",
+	  "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ab\"},"
+	  "\"finish_reason\":null},{\"index\":1,\"delta\":{\"content\":\"cde\"},"
+	  "\"finish_reason\":\"stop\"}]}",
+	  0, -1, -1, -1, 0, NULL, 1, 0, 0, -1, -1, 5, "" },
+	{ "reasoning text counts",
+	  "{\"choices\":[{\"delta\":{\"reasoning_content\":\"hmm\"}},"
+	  "{\"delta\":{\"reasoning\":\"ok\",\"content\":\"!\"}}]}",
+	  0, -1, -1, -1, 0, NULL, 1, 0, 0, -1, -1, 6, "" },
+	{ "tool call: no content",
+	  "{\"choices\":[{\"message\":{\"content\":null,\"tool_calls\":[]},"
+	  "\"finish_reason\":\"tool_calls\"}]}",
+	  0, -1, -1, -1, 0, NULL, 1, 0, 0, -1, -1, 0, "tool_calls" },
+	{ "nested usage and id do not count",
+	  "{\"choices\":[{\"delta\":{\"usage\":{\"prompt_tokens\":1},"
+	  "\"id\":\"\"}}],\"x\":{\"usage\":null,\"details\":"
+	  "{\"generated_tokens\":3}}}",
+	  0, -1, -1, -1, 0, NULL, 1, 0, 0, -1, -1, 0, "" },
+	{ "usage neither an object nor null", "{\"usage\":5,\"a\":\"null\"}",
+	  0, -1, -1, -1, 0, NULL, 0, 0, 0, -1, -1, 0, "" },
+	{ "counts that are not counts",
+	  "{\"usage\":{\"prompt_tokens\":-1,\"completion_tokens\":1.5,"
+	  "\"total_tokens\":\"3\"}}",
+	  1, -1, -1, -1, 0, "{}", 0, 0, 0, -1, -1, 0, "" },
+	{ "a count too large",
+	  "{\"usage\":{\"prompt_tokens\":1234567890123456789,"
+	  "\"total_tokens\":123456789012345678}}",
+	  1, -1, -1, 123456789012345678, 0, "{}", 0, 0, 0, -1, -1, 0, "" },
+	{ "escaped member names",
+	  "{\"us\\u0061ge\":{\"prompt_t\\u006fkens\":2}}",
+	  1, 2, -1, -1, 0, "{}", 0, 0, 0, -1, -1, 0, "" },
+	{ "repeated usage: the last counts and is cut",
+	  "{\"usage\":{\"prompt_tokens\":1},\"usage\":{\"prompt_tokens\":2}}",
+	  1, 2, -1, -1, 0, "{\"usage\":{\"prompt_tokens\":1}}",
+	  0, 0, 0, -1, -1, 0, "" },
+	{ "a long finish reason is cut",
+	  "{\"choices\":[{\"finish_reason\":\"abcdefghijklmnopqrstuvwxyz\"}]}",
+	  0, -1, -1, -1, 0, NULL, 1, 0, 0, -1, -1, 0,
+	  "abcdefghijklmnopqrstuvw" },
+	{ "id null is not empty", "{\"id\":null,\"choices\":null}",
+	  0, -1, -1, -1, 0, NULL, 0, 0, 0, -1, -1, 0, "" },
+	{ "llama.cpp usage chunk with timings",
+	  "{\"choices\":[],\"id\":\"chatcmpl-abvo\",\"usage\":"
+	  "{\"completion_tokens\":22,\"prompt_tokens\":28,\"total_tokens\":50},"
+	  "\"timings\":{\"prompt_n\":28,\"predicted_n\":22}}",
+	  1, 28, 22, 50, 0,
+	  "{\"choices\":[],\"id\":\"chatcmpl-abvo\",\"timings\":"
+	  "{\"prompt_n\":28,\"predicted_n\":22}}",
+	  1, 1, 0, -1, -1, 0, "" },
+};
+
+static int
+inspect_usage(const char *buf, size_t len, struct json_usage *u)
+{
+	void *scratch = NULL;
+	size_t scratch_bytes = 0;
+	int r = json_inspect_usage(buf, len, u, &scratch, &scratch_bytes);
+
+	free(scratch);
+	return r;
+}
+
+START_TEST(test_usage)
+{
+	const struct usage_case *c = &usage_cases[_i];
+	size_t len = strlen(c->data), cut_len;
+	struct json_usage u, after;
+	char cut[1024];
+
+	memset(&u, 0x55, sizeof u);
+	ck_assert_msg(inspect_usage(c->data, len, &u) == JSON_OK, "%s",
+	    c->name);
+#define EQ(f, w) ck_assert_msg(u.f == (w), "%s: " #f " %lld, want %lld", \
+	    c->name, (long long)u.f, (long long)(w))
+	EQ(has_usage, c->has_usage);
+	EQ(prompt_tokens, c->prompt);
+	EQ(completion_tokens, c->completion);
+	EQ(total_tokens, c->total);
+	EQ(usage_null, c->usage_null);
+	EQ(has_choices, c->has_choices);
+	EQ(choices_empty, c->choices_empty);
+	EQ(empty_id, c->empty_id);
+	EQ(generated_tokens, c->generated);
+	EQ(input_length, c->input_length);
+	EQ(content_bytes, c->content_bytes);
+#undef EQ
+	ck_assert_msg(strcmp(u.finish_reason, c->finish) == 0,
+	    "%s: finish_reason \"%s\"", c->name, u.finish_reason);
+	if (c->cut == NULL) {
+		ck_assert(!u.has_usage && !u.usage_null);
+		ck_assert_uint_eq(u.usage_member_at, 0);
+		ck_assert_uint_eq(u.usage_member_len, 0);
+		return;
+	}
+	/* Deleting the member leaves exactly the expected JSON... */
+	ck_assert(u.usage_member_at + u.usage_member_len <= len);
+	cut_len = len - u.usage_member_len;
+	memcpy(cut, c->data, u.usage_member_at);
+	memcpy(cut + u.usage_member_at, c->data + u.usage_member_at +
+	    u.usage_member_len, cut_len - u.usage_member_at);
+	ck_assert_msg(cut_len == strlen(c->cut) &&
+	    memcmp(cut, c->cut, cut_len) == 0, "%s: cut to \"%.*s\"", c->name,
+	    (int)cut_len, cut);
+	/* ...which is valid, and has no usage member left (one repeated
+	 * member aside). */
+	ck_assert_int_eq(inspect_usage(cut, cut_len, &after), JSON_OK);
+	ck_assert_int_eq(after.usage_null, 0);
+	ck_assert_int_eq(after.content_bytes, u.content_bytes);
+}
+END_TEST
+
+/* Every event cut short is invalid, and leaves nothing behind. */
+START_TEST(test_usage_truncated)
+{
+	const struct usage_case *c = &usage_cases[_i];
+	size_t len = strlen(c->data), cut;
+	struct json_usage u;
+
+	for (cut = 0; cut < len; cut++) {
+		ck_assert_msg(inspect_usage(c->data, cut, &u) == JSON_INVALID,
+		    "%s: accepted cut at %zu", c->name, cut);
+		ck_assert(!u.has_usage && !u.usage_null && !u.has_choices &&
+		    u.content_bytes == 0 && u.prompt_tokens == -1 &&
+		    u.generated_tokens == -1 && u.finish_reason[0] == '\0');
+	}
+}
+END_TEST
+
+/* What jsmn alone would take, as event data: refused, so that a cut is
+ * never made in bytes the proxy misread. */
+START_TEST(test_usage_invalid)
+{
+	static const char *const bad[] = {
+		"{\"usage\":}", "{\"usage\":null,}", "[{\"usage\":null}]",
+		"{\"usage\":null}x", "{\"usage\":nul}", "{\"usage\"::null}",
+		"{\"choices\":[,],\"usage\":null}", "", "[DONE]",
+	};
+	struct json_usage u;
+	size_t i;
+
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		ck_assert_msg(inspect_usage(bad[i], strlen(bad[i]), &u) ==
+		    JSON_INVALID, "\"%s\" accepted", bad[i]);
+}
+END_TEST
+
 /* ---- json_escape ---------------------------------------------------------------- */
 
 static const struct escape_case {
@@ -514,6 +1116,20 @@ json_suite(void)
 	tcase_add_loop_test(tc, test_valid, 0, N(valid_cases));
 	tcase_add_loop_test(tc, test_valid_truncated, 0, N(valid_cases));
 	tcase_add_loop_test(tc, test_invalid, 0, N(invalid_cases));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("rewrite");
+	tcase_add_loop_test(tc, test_offsets, 0, N(offset_cases));
+	tcase_add_loop_test(tc, test_valid_offsets, 0, N(valid_cases));
+	tcase_add_loop_test(tc, test_prompt_bytes, 0, N(prompt_cases));
+	tcase_add_loop_test(tc, test_inject, 0, N(inject_cases));
+	tcase_add_loop_test(tc, test_inject_valid_cases, 0, N(valid_cases));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("usage");
+	tcase_add_loop_test(tc, test_usage, 0, N(usage_cases));
+	tcase_add_loop_test(tc, test_usage_truncated, 0, N(usage_cases));
+	tcase_add_test(tc, test_usage_invalid);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");

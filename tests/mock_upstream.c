@@ -37,6 +37,7 @@
  *   X-Mock-Health: status|close-before-head|reset-before-head|garbage|stall-head
  *                               what GET /health answers (default 200)
  *   X-Mock-Models: a,b          ids listed by GET /v1/models (default mock-model)
+ *   X-Mock-No-Usage: 1          report no usage anywhere, whatever the request asks
  *   X-Mock-Timestamps: 1        each token event carries "t_us": CLOCK_MONOTONIC
  *                               microseconds when it was made (latency tests)
  *
@@ -614,6 +615,7 @@ enum fail {
 
 struct steer {
 	long tokens, first_delay, delay, head_delay, pad, fail_after, idle_close, timestamps;
+	long no_usage;
 	int dialect, chunking, framing, fail;
 	long health_status;
 	int health_fail;
@@ -1230,6 +1232,7 @@ static const char *const knob_names[] = {
     "X-Mock-Health",
     "X-Mock-Models",
     "X-Mock-Timestamps",
+    "X-Mock-No-Usage",
 };
 #define NKNOBS ((int)(sizeof knob_names / sizeof knob_names[0]))
 
@@ -1308,6 +1311,7 @@ steer_parse(
 	    {"X-Mock-Fail-After", offsetof(struct steer, fail_after), 0, MAX_TOKENS},
 	    {"X-Mock-Idle-Close-Ms", offsetof(struct steer, idle_close), 0, MAX_DELAY_MS},
 	    {"X-Mock-Timestamps", offsetof(struct steer, timestamps), 0, 1},
+	    {"X-Mock-No-Usage", offsetof(struct steer, no_usage), 0, 1},
 	};
 	const char *v;
 	int i, k;
@@ -1784,7 +1788,7 @@ send_body(struct ctx *x, const char *ctype, const char *body, size_t len)
 enum ev { EV_ROLE, EV_TOKEN, EV_FINISH, EV_USAGE, EV_DONE };
 
 struct gen {
-	int dialect, chat, include_usage, continuous;
+	int dialect, chat, include_usage, continuous, no_usage;
 	long n, prompt, pad, first_delay, delay, timestamps;
 	const char *finish, *model, *data, *eol;
 	char id[96];
@@ -1812,7 +1816,16 @@ has_role_chunk(const struct gen *g)
 static long
 prompt_tokens(const struct req *r)
 {
-	long p = (long)(r->body_len / 4);
+	/* Not counting "stream_options": a proxy that adds it must not change
+	 * what the prompt costs, or the stream it relays would differ. */
+	size_t len = r->body_len;
+	const char *so = r->body ? memmem(r->body, r->body_len, "\"stream_options\"", 16) : NULL;
+	if (so != NULL) {
+		const char *end = memchr(so, '}', r->body_len - (size_t)(so - r->body));
+		if (end != NULL)
+			len -= (size_t)(end + 1 - so) + (so > r->body && so[-1] == ',');
+	}
+	long p = (long)(len / 4);
 	return p < 1 ? 1 : p;
 }
 
@@ -1824,7 +1837,9 @@ gen_init(struct gen *g, struct ctx *x, int chat)
 	memset(g, 0, sizeof *g);
 	g->dialect = x->st.dialect;
 	g->chat = chat;
-	g->include_usage = json_true(r->body, r->body_len, "include_usage");
+	/* A backend that reports no usage at all ignores what it is asked. */
+	g->no_usage = x->st.no_usage;
+	g->include_usage = !g->no_usage && json_true(r->body, r->body_len, "include_usage");
 	/* vLLM sends continuous usage only together with include_usage */
 	g->continuous = g->dialect == D_VLLM && g->include_usage &&
 	    json_true(r->body, r->body_len, "continuous_usage_stats");
@@ -1979,7 +1994,7 @@ gen_event(struct sb *b, const struct gen *g, enum ev kind, long tok, long cum)
 				sb_puts(b, ",\"timings\":");
 				timings_obj(b, g, cum);
 			}
-		} else if (g->dialect == D_LLAMACPP_OLD && fin) {
+		} else if (g->dialect == D_LLAMACPP_OLD && fin && !g->no_usage) {
 			sb_puts(b, ",\"usage\":");
 			usage_obj(b, g->dialect, g->prompt, cum);
 			sb_printf(b, ",\"timings\":{\"prompt_n\":%ld,\"predicted_n\":%ld}",
@@ -2271,8 +2286,11 @@ do_complete(struct ctx *x, int chat)
 		sb_printf(&b,
 		    "{\"index\":0,\"text\":\"%s\",\"logprobs\":null,\"finish_reason\":\"%s\"}",
 		    text.len ? text.p : "", g.finish);
-	sb_puts(&b, "],\"usage\":");
-	usage_obj(&b, g.dialect, g.prompt, n);
+	sb_putc(&b, ']');
+	if (!g.no_usage) {
+		sb_puts(&b, ",\"usage\":");
+		usage_obj(&b, g.dialect, g.prompt, n);
+	}
 	sb_putc(&b, '}');
 	x_tokens(x, gen_n);
 	rc = send_body(x, "application/json", b.p, b.len);
@@ -2293,9 +2311,11 @@ do_embeddings(struct ctx *x)
 		return x_abort(x);
 	sb_printf(&b,
 	    "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
-	    "\"embedding\":[0.125,0.25,0.375,0.5,0.625,0.75,0.875,1.0]}],\"model\":\"%s\","
-	    "\"usage\":{\"prompt_tokens\":%ld,\"total_tokens\":%ld}}",
-	    x->model, p, p);
+	    "\"embedding\":[0.125,0.25,0.375,0.5,0.625,0.75,0.875,1.0]}],\"model\":\"%s\"",
+	    x->model);
+	if (!x->st.no_usage)
+		sb_printf(&b, ",\"usage\":{\"prompt_tokens\":%ld,\"total_tokens\":%ld}", p, p);
+	sb_putc(&b, '}');
 	rc = send_body(x, "application/json", b.p, b.len);
 	sb_free(&b);
 	return rc;

@@ -61,7 +61,7 @@ env_or(const char *name, char *fallback)
 
 /* ---- processes ------------------------------------------------------------------ */
 
-static void
+void
 make_temp_dir(char *out, size_t cap, const char *what)
 {
 	snprintf(out, cap, "%s/llmproxy-e2e-%s.XXXXXX", env_or("TMPDIR", default_tmp), what);
@@ -203,6 +203,139 @@ mock_start(struct mock *m)
 	    line, sizeof(line)) == 0, "mock_upstream did not start");
 	m->port = port_of(line);
 	ck_assert_int_gt(m->port, 0);
+}
+
+void
+rm_rf_dir(const char *dir)
+{
+	char cmd[512];
+
+	if (getenv("E2E_KEEP") != NULL || strstr(dir, "llmproxy-e2e-") == NULL)
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+}
+
+/* ---- the webhook receiver ------------------------------------------------------ */
+
+static char default_receiver[] = "build/tests/webhook_receiver";
+
+void
+receiver_start(struct receiver *rv, int port, const char *records_path)
+{
+	char dir[128], line[512], listen[64];
+
+	memset(&rv->proc, 0, sizeof(rv->proc));
+	make_temp_dir(dir, sizeof(dir), "receiver");
+	snprintf(rv->proc.out_path, sizeof(rv->proc.out_path), "%s/out", dir);
+	snprintf(rv->proc.err_path, sizeof(rv->proc.err_path), "%s/err", dir);
+	if (records_path != rv->records_path) {
+		if (records_path != NULL)
+			snprintf(rv->records_path, sizeof(rv->records_path), "%s",
+			    records_path);
+		else
+			snprintf(rv->records_path, sizeof(rv->records_path),
+			    "%s/records", dir);
+	}
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	char *argv[] = { env_or("RECEIVER_BIN", default_receiver), "--listen",
+	    listen, "--out", rv->records_path, NULL };
+	spawn(&rv->proc, argv);
+	ck_assert_msg(wait_file_contains(rv->proc.out_path, "listening on", 5000,
+	    line, sizeof(line)) == 0, "webhook_receiver did not start");
+	rv->port = port_of(line);
+	ck_assert_int_gt(rv->port, 0);
+}
+
+void
+receiver_stop(struct receiver *rv)
+{
+	proc_stop(&rv->proc);
+}
+
+void
+receiver_control(const struct receiver *rv, const char *query)
+{
+	char req[512];
+	struct response r;
+
+	snprintf(req, sizeof(req), "POST /control?%s HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 0\r\nConnection: close\r\n\r\n", query);
+	ck_assert_int_eq(http_exchange(rv->port, req, &r, 3000), 0);
+	ck_assert_int_eq(r.status, 200);
+	response_free(&r);
+}
+
+size_t
+receiver_records(const struct receiver *rv, char ***lines, char **block)
+{
+	FILE *f = fopen(rv->records_path, "r");
+	size_t n = 0, len = 0, cap = 0;
+	char *buf = NULL;
+
+	*lines = NULL;
+	*block = NULL;
+	if (f == NULL)
+		return 0;
+	char chunk[65536];
+	size_t got;
+	while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (len + got + 1 > cap) {
+			cap = (len + got + 1) * 2;
+			buf = realloc(buf, cap);
+			ck_assert_ptr_nonnull(buf);
+		}
+		memcpy(buf + len, chunk, got);
+		len += got;
+	}
+	fclose(f);
+	if (buf == NULL)
+		return 0;
+	buf[len] = '\0';
+	/* Only whole lines: the receiver may be writing the last one. */
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] == '\n')
+			n++;
+	*lines = calloc(n + 1, sizeof(char *));
+	ck_assert_ptr_nonnull(*lines);
+	size_t k = 0;
+	char *p = buf;
+	for (size_t i = 0; i < n; i++) {
+		char *nl = strchr(p, '\n');
+		*nl = '\0';
+		(*lines)[k++] = p;
+		p = nl + 1;
+	}
+	*block = buf;
+	return n;
+}
+
+size_t
+receiver_wait_records(const struct receiver *rv, size_t n, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	size_t got;
+
+	for (;;) {
+		char **lines, *block;
+		got = receiver_records(rv, &lines, &block);
+		free(lines);
+		free(block);
+		if (got >= n || now_ms() >= deadline)
+			return got;
+		pause_ms(5);
+	}
+}
+
+void
+proxy_kill9(struct proxy *px)
+{
+	if (px->proc.pid > 0) {
+		kill(px->proc.pid, SIGKILL);
+		waitpid(px->proc.pid, NULL, 0);
+		px->proc.pid = 0;
+	}
 }
 
 void

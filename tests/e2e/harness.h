@@ -45,6 +45,31 @@ struct proxy {
 void mock_start(struct mock *m);
 void mock_stop(struct mock *m);
 
+/* The webhook receiver ($RECEIVER_BIN): records what it acknowledged, one
+ * per line, in its out file. */
+struct receiver {
+	struct proc proc;
+	int port;
+	char records_path[256];
+};
+
+/* Starts it on `port` (0: any free one; a port of an earlier run to come
+ * back "up" on the same address), keeping records_path if given (NULL: a new
+ * file). */
+void receiver_start(struct receiver *rv, int port, const char *records_path);
+void receiver_stop(struct receiver *rv);
+/* POST /control?query ("status=503", "delay_ms=3000", "reset=1"). */
+void receiver_control(const struct receiver *rv, const char *query);
+/* The acknowledged records, each a NUL-terminated line in one malloc'd
+ * block: *lines[i]; returns the count (free(*lines) and free(*block)). */
+size_t receiver_records(const struct receiver *rv, char ***lines, char **block);
+/* Waits until at least n records were acknowledged; returns the count seen
+ * (less than n at the deadline). */
+size_t receiver_wait_records(const struct receiver *rv, size_t n, int timeout_ms);
+
+/* SIGKILL, no goodbye: for tests of what survives a crash. */
+void proxy_kill9(struct proxy *px);
+
 /* Writes config_text to a file and starts `llmproxy -c FILE`, waiting for its
  * "listening on" line.  Returns 0, or -1 if it exited instead (its stderr is
  * then in px->proc.err_path). */
@@ -52,6 +77,10 @@ int proxy_start(struct proxy *px, const char *config_text);
 /* proxy_start, asserting success. */
 void proxy_start_ok(struct proxy *px, const char *config_text);
 void proxy_stop(struct proxy *px);
+
+/* A temp dir for a test's own files (a spool, say); removed by rm_rf_dir. */
+void make_temp_dir(char *out, size_t cap, const char *what);
+void rm_rf_dir(const char *dir);
 
 /* A minimal config: listen on 127.0.0.1:0, one backend at the mock, plus
  * `extra` (more sections / keys, may be ""). */
