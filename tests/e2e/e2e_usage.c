@@ -506,6 +506,35 @@ START_TEST(usage_hook_v01_form)
 }
 END_TEST
 
+START_TEST(every_reporter_gets_every_record_in_batches)
+{
+	struct proxy px;
+	struct receiver second;
+	char extra[1024], cfg[4096], rec[4096], id[32];
+	struct response r;
+
+	receiver_start(&second, 0, NULL);
+	snprintf(extra, sizeof(extra), "[usage]\nbatch = 3\nmax_wait = 200ms\n"
+	    "[usage.reporters.audit]\n[usage.reporters.audit.webhook]\n"
+	    "url = http://127.0.0.1:%d/audit\n", second.port);
+	usage_config(cfg, sizeof(cfg), rv.port, extra);
+	proxy_start_ok(&px, cfg);
+	for (int i = 0; i < 7; i++) {
+		char h[128];
+		snprintf(h, sizeof(h), "X-Request-Id: both-%d\r\n", i);
+		post(px.port, "/v1/chat/completions", h, stream_body, &r);
+		response_free(&r);
+	}
+	for (int i = 0; i < 7; i++) {
+		snprintf(id, sizeof(id), "both-%d", i);
+		wait_record(&rv, id, rec, sizeof(rec));
+		wait_record(&second, id, rec, sizeof(rec));
+	}
+	proxy_stop(&px);
+	receiver_stop(&second);
+}
+END_TEST
+
 static Suite *
 usage_suite(void)
 {
@@ -527,6 +556,7 @@ usage_suite(void)
 	tcase_add_test(tc, webhook_down_then_up_loses_nothing);
 	tcase_add_test(tc, kill9_then_restart_replays_the_spool);
 	tcase_add_test(tc, usage_hook_v01_form);
+	tcase_add_test(tc, every_reporter_gets_every_record_in_batches);
 	suite_add_tcase(s, tc);
 	return s;
 }
