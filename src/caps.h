@@ -148,6 +148,11 @@
 #ifndef CAP_IDLE_TIMEOUT_MS
 #define CAP_IDLE_TIMEOUT_MS (120 * 1000)
 #endif
+/* [server] shutdown_timeout: on SIGTERM, requests in flight (long streams
+ * included) get this long to finish before the process exits. */
+#ifndef CAP_SHUTDOWN_TIMEOUT_MS
+#define CAP_SHUTDOWN_TIMEOUT_MS (30 * 1000)
+#endif
 /* [routing] connect_timeout. */
 #ifndef CAP_CONNECT_TIMEOUT_MS
 #define CAP_CONNECT_TIMEOUT_MS (5 * 1000)

@@ -184,6 +184,7 @@ static const struct key_rule keys[] = {
 	{ "server",   "read_timeout",        SUPPORTED, set_ms,         CFG(read_timeout_ms),          1, INT_MAX, NULL },
 	{ "server",   "write_timeout",       SUPPORTED, set_ms,         CFG(write_timeout_ms),         1, INT_MAX, NULL },
 	{ "server",   "idle_timeout",        SUPPORTED, set_ms,         CFG(idle_timeout_ms),          1, INT_MAX, NULL },
+	{ "server",   "shutdown_timeout",    SUPPORTED, set_ms,         CFG(shutdown_timeout_ms),      0, INT_MAX, NULL },
 	{ "server",   "max_header_bytes",    SUPPORTED, set_size,       CFG(max_header_bytes),         1024, CAP_HEAD_BYTES_MAX, NULL },
 	{ "server",   "max_body_size",       SUPPORTED, set_size64,     CFG(max_body_size),            1, CAP_BODY_BYTES_MAX, NULL },
 
@@ -1610,6 +1611,7 @@ set_defaults(struct config *cfg)
 	cfg->read_timeout_ms = CAP_READ_TIMEOUT_MS;
 	cfg->write_timeout_ms = CAP_WRITE_TIMEOUT_MS;
 	cfg->idle_timeout_ms = CAP_IDLE_TIMEOUT_MS;
+	cfg->shutdown_timeout_ms = CAP_SHUTDOWN_TIMEOUT_MS;
 	cfg->max_header_bytes = CAP_HEAD_BYTES_DEFAULT;
 	cfg->max_body_size = CAP_BODY_BYTES_DEFAULT;
 	cfg->connect_timeout_ms = CAP_CONNECT_TIMEOUT_MS;

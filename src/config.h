@@ -70,6 +70,7 @@ struct config {
 	int read_timeout_ms;    /* whole request head + body */
 	int write_timeout_ms;   /* a write to the client making no progress */
 	int idle_timeout_ms;    /* client keep-alive idle */
+	int shutdown_timeout_ms;/* SIGTERM: time for requests in flight */
 	size_t max_header_bytes;
 	uint64_t max_body_size;
 

@@ -186,9 +186,15 @@ main(int argc, char **argv)
 			log_info("SIGHUP: configuration reload is not available yet");
 			continue;
 		}
-		log_info("%s: exiting", sig == SIGINT ? "SIGINT" : "SIGTERM");
+		log_info("%s: no new connections; %d ms for requests in flight",
+		    sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_timeout_ms);
+		int left = pool_drain(cfg->shutdown_timeout_ms);
+		if (left > 0)
+			log_warnx("shutdown_timeout: %d request%s cut short", left,
+			    left == 1 ? "" : "s");
 		/* Pending usage records: a moment to deliver, then on disk. */
 		webhook_stop(1000);
+		log_info("exiting");
 		return 0;
 	}
 }

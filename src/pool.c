@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "caps.h"
@@ -30,6 +31,7 @@ static struct {
 	int64_t accept_paused_until;
 
 	/* Owned by the waiting room thread alone. */
+	int closing;                /* it has seen `draining` */
 	struct conn **parked;
 	size_t nparked, cap;
 	struct pollfd *pfd;
@@ -45,6 +47,8 @@ static struct {
 	int busy;                   /* requests queued or being served */
 	int nworkers;
 	int max_workers;
+	int draining;               /* pool_drain() was called */
+	pthread_cond_t all_done;    /* busy fell to 0 (CLOCK_MONOTONIC) */
 } pool = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.work = PTHREAD_COND_INITIALIZER,
@@ -82,7 +86,8 @@ worker_main(void *arg)
 		/* The slot is free before the connection can come back with its
 		 * next request, or that request could find every thread busy. */
 		pthread_mutex_lock(&pool.lock);
-		pool.busy--;
+		if (--pool.busy == 0)
+			pthread_cond_broadcast(&pool.all_done);
 		pthread_mutex_unlock(&pool.lock);
 		if (next == CONN_CLOSE) {
 			conn_free(c);
@@ -238,7 +243,9 @@ ready(struct conn *c, int64_t now)
 static void
 returned(struct conn *c, int64_t now)
 {
-	if (c->waiting_state == WAIT_LINGER)
+	if (pool.closing && c->waiting_state != WAIT_LINGER)
+		close_conn(c);          /* its request is done; no next one */
+	else if (c->waiting_state == WAIT_LINGER)
 		linger(c, now);
 	else
 		wait_for_request(c, now);
@@ -355,11 +362,37 @@ take_returned(int64_t now)
 	}
 }
 
+/* Draining: stop accepting, and let go of every connection that is only
+ * waiting for a request (one that lingers after an error keeps lingering). */
+static void
+start_draining(void)
+{
+	size_t kept = 0;
+
+	pool.closing = 1;
+	close(pool.listen_fd);
+	pool.listen_fd = -1;
+	for (size_t i = 0; i < pool.nparked; i++) {
+		struct conn *c = pool.parked[i];
+		if (c->waiting_state == WAIT_LINGER)
+			pool.parked[kept++] = c;
+		else
+			close_conn(c);
+	}
+	pool.nparked = kept;
+}
+
 static void *
 waiting_room_main(void *arg)
 {
 	(void)arg;
 	for (;;) {
+		pthread_mutex_lock(&pool.lock);
+		int draining = pool.draining;
+		pthread_mutex_unlock(&pool.lock);
+		if (draining && !pool.closing)
+			start_draining();
+
 		int64_t now = io_now_ms();
 		int64_t next_deadline = -1;
 		int listening = now >= pool.accept_paused_until;
@@ -409,7 +442,7 @@ waiting_room_main(void *arg)
 
 		if (pool.pfd[1].revents)
 			take_returned(now);
-		if (pool.pfd[0].revents)
+		if (pool.pfd[0].revents && pool.listen_fd >= 0)
 			accept_new(now);
 	}
 	return NULL;
@@ -418,6 +451,11 @@ waiting_room_main(void *arg)
 int
 pool_start(struct server *srv, int listen_fd)
 {
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&pool.all_done, &ca);
+	pthread_condattr_destroy(&ca);
 	pool.srv = srv;
 	pool.listen_fd = listen_fd;
 	pool.max_workers = srv->cfg->threads;
@@ -427,4 +465,30 @@ pool_start(struct server *srv, int listen_fd)
 	if (pool.pfd == NULL)
 		return -1;
 	return start_thread(waiting_room_main);
+}
+
+int
+pool_drain(int timeout_ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&pool.lock);
+	pool.draining = 1;
+	pthread_mutex_unlock(&pool.lock);
+	(void)!write(pool.wake[1], "", 1);
+
+	pthread_mutex_lock(&pool.lock);
+	while (pool.busy > 0 &&
+	    pthread_cond_timedwait(&pool.all_done, &pool.lock, &until) == 0)
+		;
+	int left = pool.busy;
+	pthread_mutex_unlock(&pool.lock);
+	return left;
 }

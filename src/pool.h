@@ -18,4 +18,13 @@
  * Returns 0, or -1 when the waiting room thread cannot start. */
 int pool_start(struct server *srv, int listen_fd);
 
+/*
+ * Graceful stop: closes the listening socket at once (new connections are
+ * refused), closes idle keep-alive connections and every connection whose
+ * request is done, and waits up to timeout_ms for the requests in flight —
+ * long streams included — to finish.  Returns how many were still running
+ * when it gave up (0: all done).
+ */
+int pool_drain(int timeout_ms);
+
 #endif

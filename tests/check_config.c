@@ -196,7 +196,7 @@ END_TEST
 /* ---- good configs: one field each ---------------------------------------------- */
 
 enum field {
-	LISTEN_HOST, LISTEN_PORT, THREADS, READ_TO, WRITE_TO, IDLE_TO, HEAD_BYTES,
+	LISTEN_HOST, LISTEN_PORT, THREADS, READ_TO, WRITE_TO, IDLE_TO, SHUTDOWN_TO, HEAD_BYTES,
 	BODY_BYTES, CONNECT_TO, FIRST_TOKEN_TO, STREAM_IDLE_TO, REQUEST_TO, LOG_LEVEL,
 	NBACKENDS, NNOTICES,
 	U_ENABLED, U_INJECT, U_MAX_WAIT, U_BATCH, U_QUEUE, U_SPOOL, U_SPOOL_MAX, U_FSYNC,
@@ -237,6 +237,7 @@ static const struct good goods[] = {
 	NUM(BK, READ_TO, CAP_READ_TIMEOUT_MS),
 	NUM(BK, WRITE_TO, CAP_WRITE_TIMEOUT_MS),
 	NUM(BK, IDLE_TO, CAP_IDLE_TIMEOUT_MS),
+	NUM(BK, SHUTDOWN_TO, CAP_SHUTDOWN_TIMEOUT_MS),
 	NUM(BK, HEAD_BYTES, CAP_HEAD_BYTES_DEFAULT),
 	NUM(BK, BODY_BYTES, CAP_BODY_BYTES_DEFAULT),
 	NUM(BK, CONNECT_TO, CAP_CONNECT_TIMEOUT_MS),
@@ -289,6 +290,8 @@ static const struct good goods[] = {
 	NUM("[server]\nread_timeout = 1.5s\n" BK, READ_TO, 1500),
 	NUM("[server]\nwrite_timeout = 61s\n" BK, WRITE_TO, 61000),
 	NUM("[server]\nidle_timeout = 121s\n" BK, IDLE_TO, 121000),
+	NUM("[server]\nshutdown_timeout = 0\n" BK, SHUTDOWN_TO, 0),
+	NUM("[server]\nshutdown_timeout = 5s\n" BK, SHUTDOWN_TO, 5000),
 	NUM("[routing]\nconnect_timeout = 250ms\n" BK, CONNECT_TO, 250),
 	NUM("[routing]\nfirst_token_timeout = 10m\n" BK, FIRST_TOKEN_TO, 600000),
 	NUM("[routing]\nidle_timeout = 45s\n" BK, STREAM_IDLE_TO, 45000),
@@ -530,6 +533,7 @@ START_TEST(test_good)
 	case READ_TO: n = cfg->read_timeout_ms; break;
 	case WRITE_TO: n = cfg->write_timeout_ms; break;
 	case IDLE_TO: n = cfg->idle_timeout_ms; break;
+	case SHUTDOWN_TO: n = cfg->shutdown_timeout_ms; break;
 	case HEAD_BYTES: n = (long long)cfg->max_header_bytes; break;
 	case BODY_BYTES: n = (long long)cfg->max_body_size; break;
 	case CONNECT_TO: n = cfg->connect_timeout_ms; break;
@@ -1708,6 +1712,7 @@ START_TEST(test_example_documented_defaults)
 	ck_assert_int_eq(cfg->read_timeout_ms, def->read_timeout_ms);
 	ck_assert_int_eq(cfg->write_timeout_ms, def->write_timeout_ms);
 	ck_assert_int_eq(cfg->idle_timeout_ms, def->idle_timeout_ms);
+	ck_assert_int_eq(cfg->shutdown_timeout_ms, def->shutdown_timeout_ms);
 	ck_assert_uint_eq(cfg->max_header_bytes, def->max_header_bytes);
 	ck_assert_uint_eq(cfg->max_body_size, def->max_body_size);
 	ck_assert_int_eq(cfg->connect_timeout_ms, def->connect_timeout_ms);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -535,6 +536,39 @@ START_TEST(every_reporter_gets_every_record_in_batches)
 }
 END_TEST
 
+/*
+ * SIGTERM: no new connections, but a stream in flight runs to its end, and
+ * its record is delivered before the process exits 0.
+ */
+START_TEST(sigterm_lets_streams_finish_and_reports_them)
+{
+	struct proxy px;
+	char cfg[4096], req[4096], rec[4096];
+	struct response r;
+
+	usage_config(cfg, sizeof(cfg), rv.port, "[server]\nshutdown_timeout = 10s\n");
+	proxy_start_ok(&px, cfg);
+	chat_request(req, sizeof(req), "X-Request-Id: drain\r\nX-Mock-Tokens: 20\r\n"
+	    "X-Mock-Delay-Ms: 50\r\n", stream_body);
+	int fd = tcp_connect(px.port);
+	send_str(fd, req);
+	ck_assert(mock_wait_state(&mock, "drain", "running", 3000) == 0);
+	proxy_signal(&px, SIGTERM);
+	ck_assert_int_eq(read_response(fd, &r, 10000, 0), 0);
+	close(fd);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_msg(r.complete, "the stream was cut at shutdown");
+	ck_assert(memmem(r.body, r.body_len, " tok20", 6) != NULL);
+	ck_assert(memmem(r.body, r.body_len, "[DONE]", 6) != NULL);
+	response_free(&r);
+	ck_assert_int_eq(proxy_wait_exit(&px, 10000), 0);
+	wait_record(&rv, "drain", rec, sizeof(rec));
+	assert_str(rec, "finish", "stop");
+	ck_assert_int_eq(json_int(rec, "completion_tokens"), 20);
+	proxy_stop(&px);
+}
+END_TEST
+
 static Suite *
 usage_suite(void)
 {
@@ -557,6 +591,7 @@ usage_suite(void)
 	tcase_add_test(tc, kill9_then_restart_replays_the_spool);
 	tcase_add_test(tc, usage_hook_v01_form);
 	tcase_add_test(tc, every_reporter_gets_every_record_in_batches);
+	tcase_add_test(tc, sigterm_lets_streams_finish_and_reports_them);
 	suite_add_tcase(s, tc);
 	return s;
 }

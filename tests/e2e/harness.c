@@ -339,6 +339,28 @@ proxy_kill9(struct proxy *px)
 }
 
 void
+proxy_signal(struct proxy *px, int sig)
+{
+	ck_assert_int_gt(px->proc.pid, 0);
+	kill(px->proc.pid, sig);
+}
+
+int
+proxy_wait_exit(struct proxy *px, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	int status;
+
+	while (waitpid(px->proc.pid, &status, WNOHANG) != px->proc.pid) {
+		if (now_ms() >= deadline)
+			return -1;
+		pause_ms(5);
+	}
+	px->proc.pid = 0;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void
 mock_stop(struct mock *m)
 {
 	proc_stop(&m->proc);

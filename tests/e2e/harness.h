@@ -70,6 +70,12 @@ size_t receiver_wait_records(const struct receiver *rv, size_t n, int timeout_ms
 /* SIGKILL, no goodbye: for tests of what survives a crash. */
 void proxy_kill9(struct proxy *px);
 
+/* Sends sig to the proxy without waiting. */
+void proxy_signal(struct proxy *px, int sig);
+/* Waits for the proxy to exit; returns its exit status, or -1 if it was still
+ * running at the deadline. */
+int proxy_wait_exit(struct proxy *px, int timeout_ms);
+
 /* Writes config_text to a file and starts `llmproxy -c FILE`, waiting for its
  * "listening on" line.  Returns 0, or -1 if it exited instead (its stderr is
  * then in px->proc.err_path). */
