@@ -24,21 +24,23 @@ LIBS         = -linih -pthread
 
 # The program, module by module (DESIGN.md has the map).
 SRC = main config log pool conn http io upstream relay sse json balancer reply \
-      usage webhook spool
+      usage webhook spool httpc health
 OBJ = $(SRC:%=$(B)/src/%.o)
 
 # Check suites, one per pure module, and what each links.
-UNIT          = http sse json config usage spool
+UNIT          = http sse json config usage spool balancer httpc
 UNIT_http     = http
 UNIT_sse      = sse
 UNIT_json     = json
 UNIT_config   = config
 UNIT_usage    = usage json sse
 UNIT_spool    = spool
+UNIT_balancer = balancer
+UNIT_httpc    = httpc io upstream http health balancer json log
 CHECK_LIBS    = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
 
 # End-to-end suites: the real binary over loopback against the mock backend.
-E2E       = e2e_stream e2e_http e2e_cli e2e_usage
+E2E       = e2e_stream e2e_http e2e_cli e2e_usage e2e_balance
 E2E_COMMON = tests/e2e/harness.o
 
 .PHONY: all check unit e2e demo deps clean install node-deps
@@ -95,8 +97,9 @@ $(B)/tests/webhook_receiver: $(B)/tests/webhook_receiver.o
 $(B)/tests/e2e/%: $(B)/tests/e2e/%.o $(B)/$(E2E_COMMON)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS)
 
-unit: $(UNIT:%=$(B)/tests/check_%)
-	@for t in $^; do echo "== $$t"; $$t || exit 1; done
+unit: $(UNIT:%=$(B)/tests/check_%) $(B)/tests/mock_upstream
+	@for t in $(UNIT:%=$(B)/tests/check_%); do echo "== $$t"; \
+	  MOCK_BIN=$(B)/tests/mock_upstream $$t || exit 1; done
 
 E2E_ENV = LLMPROXY_BIN=$(B)/llmproxy MOCK_BIN=$(B)/tests/mock_upstream \
           RECEIVER_BIN=$(B)/tests/webhook_receiver

@@ -118,6 +118,42 @@
 #ifndef CAP_UPSTREAM_IDLE_MS
 #define CAP_UPSTREAM_IDLE_MS (30 * 1000)
 #endif
+/* Models a backend's `models` list may name, and the length of one name. */
+#ifndef CAP_BACKEND_MODELS
+#define CAP_BACKEND_MODELS 32
+#endif
+#ifndef CAP_MODEL_NAME
+#define CAP_MODEL_NAME 128
+#endif
+/* [routing.retry] max_retries at most. */
+#ifndef CAP_RETRIES
+#define CAP_RETRIES 8
+#endif
+/* Defaults of [health_check] and [routing.retry]. */
+#ifndef CAP_HEALTH_INTERVAL_MS
+#define CAP_HEALTH_INTERVAL_MS (10 * 1000)
+#endif
+#ifndef CAP_HEALTH_TIMEOUT_MS
+#define CAP_HEALTH_TIMEOUT_MS (5 * 1000)
+#endif
+#ifndef CAP_EJECT_COOLDOWN_MS
+#define CAP_EJECT_COOLDOWN_MS (10 * 1000)
+#endif
+/* An ejected backend's cool-down doubles on each ejection in a row, up to
+ * this many times the first. */
+#ifndef CAP_EJECT_COOLDOWN_GROWTH
+#define CAP_EJECT_COOLDOWN_GROWTH 32
+#endif
+#ifndef CAP_RETRY_INITIAL_WAIT_MS
+#define CAP_RETRY_INITIAL_WAIT_MS 100
+#endif
+#ifndef CAP_RETRY_MAX_WAIT_MS
+#define CAP_RETRY_MAX_WAIT_MS (2 * 1000)
+#endif
+/* A /v1/models answer from a backend: bytes read, and ids kept per backend. */
+#ifndef CAP_MODELS_RESPONSE_BYTES
+#define CAP_MODELS_RESPONSE_BYTES (64 * 1024)
+#endif
 /* Backends in one config. */
 #ifndef CAP_BACKENDS
 #define CAP_BACKENDS 64

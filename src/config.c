@@ -41,8 +41,21 @@
 
 #include <ini.h>
 
-/* [backends.X] weight range. */
-#define WEIGHT_MAX 1000
+/* [backends.X] ranges. */
+#define WEIGHT_MAX          1000
+#define MAX_CONNECTIONS_MAX 100000
+
+/* [routing.retry] and [health_check] ranges. */
+#define RETRY_WAIT_MAX_MS   (10 * 60 * 1000)
+#define HC_INTERVAL_MIN_MS  100
+#define HC_MAX_MS           (3600 * 1000)
+#define HC_THRESHOLD_MAX    100
+
+/* Defaults with no cap of their own in caps.h. */
+#define RETRY_MAX_DEFAULT        2
+#define RETRY_MULTIPLIER_DEFAULT 2.0
+#define HC_HEALTHY_DEFAULT       2
+#define HC_UNHEALTHY_DEFAULT     3
 
 /* [usage] ranges. */
 #define MAX_WAIT_MAX_MS     (3600 * 1000)
@@ -90,6 +103,7 @@ struct section_rule {
 
 static int open_backend(struct parse *p, const char *name);
 static int open_reporter(struct parse *p, const char *name);
+static int open_health_check(struct parse *p, const char *name);
 
 static const struct section_rule sections[] = {
 	/* section              use        at each header */
@@ -102,7 +116,7 @@ static const struct section_rule sections[] = {
 	{ "backends.*",         SUPPORTED, open_backend },
 	{ "backends.*.headers", LATER,     NULL },  /* a map: any key */
 	{ "routing",            SUPPORTED, NULL },
-	{ "routing.retry",      LATER,     NULL },
+	{ "routing.retry",      SUPPORTED, NULL },
 	{ "routing.script",     IGNORED,   NULL },
 	{ "routing.fallback",   IGNORED,   NULL },
 	{ "usage_hook",         SUPPORTED, open_reporter },  /* LLMProxy v0.1 */
@@ -113,7 +127,8 @@ static const struct section_rule sections[] = {
 	{ "usage.reporters.*.script",   IGNORED, NULL },
 	{ "usage.reporters.*.database", IGNORED, NULL },
 	{ "usage.reporters.*.builtin",  IGNORED, NULL },
-	{ "health_check",       LATER,     NULL },
+	{ "health_check",       SUPPORTED, open_health_check },
+	{ "health_check.script", IGNORED,  NULL },
 	{ "metrics",            LATER,     NULL },
 	{ "rate_limit",         LATER,     NULL },
 	{ "auth",               LATER,     NULL },  /* but enabled = true: error */
@@ -160,6 +175,12 @@ static int set_rep_enabled(struct parse *, const struct key_rule *, const char *
 static int set_rep_url(struct parse *, const struct key_rule *, const char *);
 static int set_method(struct parse *, const struct key_rule *, const char *);
 static int set_header(struct parse *, const struct key_rule *, const char *);
+static int set_load_balance(struct parse *, const struct key_rule *, const char *);
+static int set_multiplier(struct parse *, const struct key_rule *, const char *);
+static int set_retry_on(struct parse *, const struct key_rule *, const char *);
+static int set_path(struct parse *, const struct key_rule *, const char *);
+static int set_hc_method(struct parse *, const struct key_rule *, const char *);
+static int set_models(struct parse *, const struct key_rule *, const char *);
 static int refuse_if_true(struct parse *, const struct key_rule *, const char *);
 
 #define CFG(f)  IN_CONFIG, offsetof(struct config, f)
@@ -167,13 +188,18 @@ static int refuse_if_true(struct parse *, const struct key_rule *, const char *)
 #define REP(f)  IN_REPORTER, offsetof(struct reporter_conf, f)
 #define NOFIELD NOWHERE, 0
 
+/* A char array field's size, as a set_path rule's max. */
+#define PATH_MAX_CFG ((long long)sizeof ((struct config *)0)->hc_path)
+#define PATH_MAX_BE  ((long long)sizeof ((struct backend_conf *)0)->health_path)
+
 /*
  * Every key of a SUPPORTED section, from LLMProxy's config-reference.yaml and
  * config.yaml.example (commented-out keys included: they are documented
  * options too), plus llmproxy's own (threads, first_token_timeout,
- * [routing] idle_timeout, [backends.X] continuous_usage, every [usage] key
- * but enabled).  Keys of LATER / IGNORED sections are not listed:
- * those sections are ignored whole.
+ * [routing] idle_timeout, [backends.X] continuous_usage, health_path and
+ * max_connections, [health_check] eject, eject_on_5xx and eject_cooldown,
+ * every [usage] key but enabled).  Keys of LATER / IGNORED sections are not
+ * listed: those sections are ignored whole.
  */
 static const struct key_rule keys[] = {
 	/* section    key                    use        parser          field                          min   max */
@@ -202,13 +228,39 @@ static const struct key_rule keys[] = {
 	{ "backends.*", "connect_timeout",   LATER,     NULL,           NOFIELD,                       0, 0, NULL },
 	{ "backends.*", "max_idle_conns",    IGNORED,   NULL,           NOFIELD,                       0, 0, NULL },
 	{ "backends.*", "continuous_usage",  SUPPORTED, set_bool,       BE(continuous_usage),          0, 0, NULL },
+	{ "backends.*", "models",            SUPPORTED, set_models,     NOFIELD,                       0, 0, NULL },
+	{ "backends.*", "health_path",       SUPPORTED, set_path,       BE(health_path),               0, PATH_MAX_BE, NULL },
+	{ "backends.*", "max_connections",   SUPPORTED, set_int,        BE(max_connections),           0, MAX_CONNECTIONS_MAX, NULL },
 
 	{ "routing",  "timeout",             SUPPORTED, set_ms,         CFG(request_timeout_ms),       0, INT_MAX, NULL },
 	{ "routing",  "connect_timeout",     SUPPORTED, set_ms,         CFG(connect_timeout_ms),       1, INT_MAX, NULL },
 	{ "routing",  "first_token_timeout", SUPPORTED, set_ms,         CFG(first_token_timeout_ms),   1, INT_MAX, NULL },
 	{ "routing",  "idle_timeout",        SUPPORTED, set_ms,         CFG(stream_idle_timeout_ms),   1, INT_MAX, NULL },
-	{ "routing",  "load_balance",        LATER,     NULL,           NOFIELD,                       0, 0, NULL },
+	{ "routing",  "load_balance",        SUPPORTED, set_load_balance, CFG(load_balance),           0, 0, NULL },
 	{ "routing",  "enabled",             IGNORED,   NULL,           NOFIELD,                       0, 0, NULL },
+
+	/* Failover before the first byte.  initial_wait <= max_wait: see
+	 * finish_retry_health(). */
+	{ "routing.retry", "enabled",        SUPPORTED, set_bool,       CFG(retry_enabled),            0, 0, NULL },
+	{ "routing.retry", "max_retries",    SUPPORTED, set_int,        CFG(retry_max),                0, CAP_RETRIES, NULL },
+	{ "routing.retry", "initial_wait",   SUPPORTED, set_ms,         CFG(retry_initial_wait_ms),    0, RETRY_WAIT_MAX_MS, NULL },
+	{ "routing.retry", "max_wait",       SUPPORTED, set_ms,         CFG(retry_max_wait_ms),        0, RETRY_WAIT_MAX_MS, NULL },
+	{ "routing.retry", "multiplier",     SUPPORTED, set_multiplier, CFG(retry_multiplier),         0, 0, NULL },
+	{ "routing.retry", "retry_on",       SUPPORTED, set_retry_on,   CFG(retry_on),                 0, 0, NULL },
+
+	/* Active probes and passive ejection.  timeout <= interval, and
+	 * enabled's default: see finish_retry_health(). */
+	{ "health_check", "enabled",         SUPPORTED, set_bool,       CFG(hc_enabled),               0, 0, NULL },
+	{ "health_check", "interval",        SUPPORTED, set_ms,         CFG(hc_interval_ms),           HC_INTERVAL_MIN_MS, HC_MAX_MS, NULL },
+	{ "health_check", "timeout",         SUPPORTED, set_ms,         CFG(hc_timeout_ms),            1, HC_MAX_MS, NULL },
+	{ "health_check", "method",          SUPPORTED, set_hc_method,  NOFIELD,                       0, 0, NULL },
+	{ "health_check", "path",            SUPPORTED, set_path,       CFG(hc_path),                  0, PATH_MAX_CFG, NULL },
+	{ "health_check", "expected_status", SUPPORTED, set_int,        CFG(hc_expected_status),       100, 599, NULL },
+	{ "health_check", "healthy_threshold", SUPPORTED, set_int,      CFG(hc_healthy_threshold),     1, HC_THRESHOLD_MAX, NULL },
+	{ "health_check", "unhealthy_threshold", SUPPORTED, set_int,    CFG(hc_unhealthy_threshold),   1, HC_THRESHOLD_MAX, NULL },
+	{ "health_check", "eject",           SUPPORTED, set_bool,       CFG(hc_eject),                 0, 0, NULL },
+	{ "health_check", "eject_on_5xx",    SUPPORTED, set_bool,       CFG(hc_eject_on_5xx),          0, 0, NULL },
+	{ "health_check", "eject_cooldown",  SUPPORTED, set_ms,         CFG(hc_eject_cooldown_ms),     1, HC_MAX_MS, NULL },
 
 	{ "auth",     "enabled",             REFUSE_IF_TRUE, refuse_if_true, NOFIELD,                  0, 0,
 	  "this build has no API-key authentication yet; refusing to run open" },
@@ -298,6 +350,11 @@ struct parse {
 
 	bool section_noticed[NSECTIONS];
 	bool key_noticed[NKEYS];
+	/* Keys of the config itself (IN_CONFIG) that the file sets: their line
+	 * (0: not given) and value, for the checks that need several keys. */
+	int given_line[NKEYS];
+	char *given_text[NKEYS];
+	bool hc_section;               /* [health_check] is in the file */
 
 	char value[CAP_CONFIG_LINE];   /* the current value, quotes removed */
 	bool failed;
@@ -777,7 +834,7 @@ set_bool(struct parse *p, const struct key_rule *r, const char *v)
 static int
 set_ms(struct parse *p, const struct key_rule *r, const char *v)
 {
-	char hi[32];
+	char lo[32], hi[32];
 	int ms;
 
 	switch (parse_duration(v, &ms)) {
@@ -790,8 +847,10 @@ set_ms(struct parse *p, const struct key_rule *r, const char *v)
 	default:
 		return bad(p, r, v, "not a duration (e.g. 500ms, 30s, 2m, 1h, 1m30s)");
 	}
-	if (ms < r->min)
+	if (ms < r->min && r->min <= 1)
 		return bad(p, r, v, "must be more than 0");
+	if (ms < r->min)
+		return bad(p, r, v, "must be at least %s", duration_text(lo, sizeof lo, r->min));
 	if (ms > r->max)
 		return bad(p, r, v, "must be at most %s", duration_text(hi, sizeof hi, r->max));
 	*(int *)field(p, r) = ms;
@@ -1212,6 +1271,202 @@ set_header(struct parse *p, const struct key_rule *r, const char *v)
 	return 0;
 }
 
+/* [routing] load_balance.  LLMProxy's "weighted" is our round_robin, which
+ * honours weights.  latency_based is refused: doing something else under
+ * its name would mislead. */
+static int
+set_load_balance(struct parse *p, const struct key_rule *r, const char *v)
+{
+	static const struct { const char *name; enum lb_strategy lb; } names[] = {
+		{ "round_robin", LB_ROUND_ROBIN }, { "weighted", LB_ROUND_ROBIN },
+		{ "least_connections", LB_LEAST_CONNECTIONS },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (strcasecmp(v, names[i].name) == 0) {
+			*(enum lb_strategy *)field(p, r) = names[i].lb;
+			return 0;
+		}
+	}
+	if (strcasecmp(v, "latency_based") == 0)
+		return bad(p, r, v, "LLMProxy's latency_based is not available in llmproxy; "
+		    "choose round_robin (weights honoured), weighted (the same) or least_connections");
+	return bad(p, r, v, "must be round_robin, weighted or least_connections");
+}
+
+/*
+ * [routing.retry] multiplier: DIGITS[.DIGITS], 1.0 to 10.0 (strict: no sign,
+ * exponent, hex, and no locale: strtod would take "1,5" in some).  The value
+ * is (whole * 10^n + fraction) / 10^n with at most 14 fraction digits: both
+ * exact in a double, so one correctly rounded division gives what a C
+ * literal would; later digits cannot matter.
+ */
+static int
+set_multiplier(struct parse *p, const struct key_rule *r, const char *v)
+{
+	const char *c, *frac = "";
+	unsigned long long mant = 0, scale = 1;
+	size_t nwhole, used = 0;
+	int whole = 0;
+	bool more = false;  /* a nonzero fraction digit past those used */
+
+	nwhole = strspn(v, "0123456789");
+	c = v + nwhole;
+	if (*c == '.') {
+		frac = c + 1;
+		c = frac + strspn(frac, "0123456789");
+		if (c == frac)
+			return bad(p, r, v, "not a decimal number (e.g. 2, 1.5, 2.0)");
+	}
+	if (nwhole == 0 || *c != '\0')
+		return bad(p, r, v, "not a decimal number (e.g. 2, 1.5, 2.0)");
+	for (c = v; c < v + nwhole; c++) {
+		if (whole <= 10)  /* past it: stays past it */
+			whole = whole * 10 + (*c - '0');
+	}
+	for (c = frac; *c != '\0'; c++) {
+		if (used < 14) {
+			mant = mant * 10 + (unsigned)(*c - '0');
+			scale *= 10;
+			used++;
+		} else if (*c != '0') {
+			more = true;
+		}
+	}
+	if (whole < 1 || whole > 10 || (whole == 10 && (mant != 0 || more)))
+		return bad(p, r, v, "must be 1.0 to 10.0");
+	*(double *)field(p, r) = (double)((unsigned long long)whole * scale + mant) / (double)scale;
+	return 0;
+}
+
+/* What to say of `name = "a", "b"`, which unquote() leaves as `a", "b`. */
+#define LIST_QUOTES "quotes go around the whole list (\"a, b\"), not around each item"
+
+/*
+ * The next item of a comma list, trimmed: [*item, *item + *len).  *s moves
+ * past it and its comma.  Returns false at the end of the list.
+ */
+static bool
+list_item(const char **s, const char **item, size_t *len)
+{
+	const char *c = *s, *end;
+
+	if (c == NULL)
+		return false;
+	end = c + strcspn(c, ",");
+	*s = *end == ',' ? end + 1 : NULL;
+	while (c < end && isspace((unsigned char)*c))
+		c++;
+	while (end > c && isspace((unsigned char)end[-1]))
+		end--;
+	*item = c;
+	*len = (size_t)(end - c);
+	return true;
+}
+
+/* [routing.retry] retry_on: which failures before the first byte send a
+ * request to another backend. */
+static int
+set_retry_on(struct parse *p, const struct key_rule *r, const char *v)
+{
+	static const struct { const char *name; unsigned bit; } conds[] = {
+		{ "5xx", RETRY_ON_5XX }, { "connect_failure", RETRY_ON_CONNECT },
+		{ "timeout", RETRY_ON_TIMEOUT }, { "429", RETRY_ON_429 },
+	};
+	static const char list[] = "5xx, connect_failure, timeout, 429";
+	const char *s = v, *item;
+	unsigned bits = 0;
+	size_t len, i;
+
+	while (list_item(&s, &item, &len)) {
+		for (i = 0; i < sizeof conds / sizeof conds[0]; i++) {
+			if (strlen(conds[i].name) == len && strncasecmp(item, conds[i].name, len) == 0)
+				break;
+		}
+		if (len == 0)
+			return bad(p, r, v, "an empty item; retry_on lists some of %s "
+			    "(to retry on nothing, set enabled = false)", list);
+		if (i == sizeof conds / sizeof conds[0] && strcspn(item, "\"'") < len)
+			return bad(p, r, v, "%s", LIST_QUOTES);
+		if (i == sizeof conds / sizeof conds[0])
+			return bad(p, r, v, "unknown condition '%.*s'; retry_on lists some of %s",
+			    (int)len, item, list);
+		bits |= conds[i].bit;
+	}
+	*(unsigned *)field(p, r) = bits;
+	return 0;
+}
+
+/*
+ * A health check path: "/" and visible ASCII, no '#' (it goes on a request
+ * line as it is).  r->max is the size of the field.
+ */
+static int
+set_path(struct parse *p, const struct key_rule *r, const char *v)
+{
+	const char *c;
+	size_t len = strlen(v);
+
+	if (v[0] != '/')
+		return bad(p, r, v, "must start with '/'");
+	for (c = v; *c != '\0'; c++) {
+		if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f || *c == '#')
+			return bad(p, r, v, "bad character (a path is visible ASCII, no spaces or '#')");
+	}
+	if (len >= (size_t)r->max)
+		return bad(p, r, v, "longer than %lld characters", r->max - 1);
+	memcpy(field(p, r), v, len + 1);
+	return 0;
+}
+
+/* LLMProxy's health check method: a probe is a GET. */
+static int
+set_hc_method(struct parse *p, const struct key_rule *r, const char *v)
+{
+	if (strcasecmp(v, "GET") != 0)
+		return bad(p, r, v, "llmproxy probes with GET only");
+	return 0;
+}
+
+/*
+ * [backends.X] models = a, b: the models requests may ask this backend for.
+ * A name is what a request's "model" says: any characters but control
+ * ones, ',' and quotes (see LIST_QUOTES); each once.
+ */
+static int
+set_models(struct parse *p, const struct key_rule *r, const char *v)
+{
+	struct backend_conf *b = cur_backend(p);
+	const char *s = v, *item, *c;
+	size_t len, n = 0, i;
+
+	while (list_item(&s, &item, &len)) {
+		if (len == 0)
+			return bad(p, r, v, "an empty model name; models is a list of names, "
+			    "a, b (leave it out to serve any model)");
+		if (len >= CAP_MODEL_NAME)
+			return bad(p, r, v, "a model name has at most %d characters", CAP_MODEL_NAME - 1);
+		for (c = item; c < item + len; c++) {
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				return bad(p, r, v, "control character in a model name");
+			if (*c == '"' || *c == '\'')
+				return bad(p, r, v, "%s", LIST_QUOTES);
+		}
+		for (i = 0; i < n; i++) {
+			if (strlen(b->models[i]) == len && memcmp(b->models[i], item, len) == 0)
+				return bad(p, r, v, "model '%s' is listed twice", b->models[i]);
+		}
+		if (n == CAP_BACKEND_MODELS)
+			return bad(p, r, v, "more than %d models", CAP_BACKEND_MODELS);
+		memcpy(b->models[n], item, len);
+		b->models[n][len] = '\0';
+		n++;
+	}
+	b->nmodels = n;
+	return 0;
+}
+
 static int
 refuse_if_true(struct parse *p, const struct key_rule *r, const char *v)
 {
@@ -1318,6 +1573,15 @@ open_backend(struct parse *p, const char *name)
 	b->line = p->line;
 	p->backend = i;
 	p->in_backend = true;
+	return 0;
+}
+
+/* [health_check]: its presence turns probes on (see finish_retry_health). */
+static int
+open_health_check(struct parse *p, const char *name)
+{
+	(void)name;
+	p->hc_section = true;
 	return 0;
 }
 
@@ -1597,6 +1861,16 @@ on_key(void *user, const char *inih_section, const char *key,
 	p->key = key;  /* inih's buffer: valid during this call only */
 	ok = (v = unquote(p, r, value)) != NULL && r->set(p, r, v) == 0;
 	p->key = NULL;
+	if (ok && r->where == IN_CONFIG) {
+		size_t i = (size_t)(r - keys);
+
+		free(p->given_text[i]);
+		if ((p->given_text[i] = strdup(v)) == NULL) {
+			fail(p, 0, "out of memory");
+			return 0;
+		}
+		p->given_line[i] = p->line;
+	}
 	return ok;
 }
 
@@ -1626,6 +1900,23 @@ set_defaults(struct config *cfg)
 	cfg->usage_queue_max = CAP_USAGE_QUEUE_DEFAULT;
 	cfg->usage_spool_max_bytes = CAP_SPOOL_BYTES_DEFAULT;
 	cfg->usage_spool_fsync = SPOOL_FSYNC_PERIODIC;
+	cfg->load_balance = LB_ROUND_ROBIN;
+	cfg->retry_enabled = 1;
+	cfg->retry_max = RETRY_MAX_DEFAULT;
+	cfg->retry_initial_wait_ms = CAP_RETRY_INITIAL_WAIT_MS;
+	cfg->retry_max_wait_ms = CAP_RETRY_MAX_WAIT_MS;
+	cfg->retry_multiplier = RETRY_MULTIPLIER_DEFAULT;
+	cfg->retry_on = RETRY_ON_5XX | RETRY_ON_CONNECT | RETRY_ON_TIMEOUT | RETRY_ON_429;
+	cfg->hc_enabled = 0;  /* but see finish_retry_health */
+	cfg->hc_interval_ms = CAP_HEALTH_INTERVAL_MS;
+	cfg->hc_timeout_ms = CAP_HEALTH_TIMEOUT_MS;
+	strcpy(cfg->hc_path, "/health");
+	cfg->hc_expected_status = 0;
+	cfg->hc_healthy_threshold = HC_HEALTHY_DEFAULT;
+	cfg->hc_unhealthy_threshold = HC_UNHEALTHY_DEFAULT;
+	cfg->hc_eject = 1;
+	cfg->hc_eject_on_5xx = 1;
+	cfg->hc_eject_cooldown_ms = CAP_EJECT_COOLDOWN_MS;
 }
 
 /* inih's switches (Debian builds it with INI_RUNTIME_OPTIONS).  Its defaults
@@ -1731,6 +2022,60 @@ finish_reporters(struct parse *p)
 	return p->failed ? -1 : 0;
 }
 
+/* The line a [section] key of the config was set on (0: not set), and its
+ * value as written. */
+static int
+given(struct parse *p, const char *section, const char *key, const char **text)
+{
+	size_t i = (size_t)(find_key(section, key) - keys);
+
+	*text = p->given_text[i];
+	return p->given_line[i];
+}
+
+/*
+ * [health_check] enabled: LLMProxy v0.1 files have no such key (the section
+ * alone turned its probes on), so a [health_check] without it is on; no
+ * [health_check] at all is off.
+ *
+ * Pairs of durations where one bounds the other: initial_wait <= max_wait,
+ * timeout <= interval (a probe ends before the next one is due).  A default
+ * gives way to what the file sets; two values the file sets must agree.
+ */
+static int
+finish_retry_health(struct parse *p)
+{
+	struct config *cfg = p->cfg;
+	const char *init, *max, *interval, *timeout, *enabled;
+	int init_line = given(p, "routing.retry", "initial_wait", &init);
+	int max_line = given(p, "routing.retry", "max_wait", &max);
+	int interval_line = given(p, "health_check", "interval", &interval);
+	int timeout_line = given(p, "health_check", "timeout", &timeout);
+
+	if (p->hc_section && given(p, "health_check", "enabled", &enabled) == 0)
+		cfg->hc_enabled = 1;
+
+	if (cfg->retry_max_wait_ms < cfg->retry_initial_wait_ms) {
+		if (max_line == 0)
+			cfg->retry_max_wait_ms = cfg->retry_initial_wait_ms;
+		else if (init_line == 0)
+			cfg->retry_initial_wait_ms = cfg->retry_max_wait_ms;
+		else
+			return fail(p, max_line, "[routing.retry] max_wait = %s: less than "
+			    "initial_wait = %s (line %d)", max, init, init_line);
+	}
+	if (cfg->hc_timeout_ms > cfg->hc_interval_ms) {
+		if (timeout_line == 0)
+			cfg->hc_timeout_ms = cfg->hc_interval_ms;
+		else if (interval_line == 0)
+			cfg->hc_interval_ms = cfg->hc_timeout_ms;
+		else
+			return fail(p, timeout_line, "[health_check] timeout = %s: longer than "
+			    "interval = %s (line %d)", timeout, interval, interval_line);
+	}
+	return 0;
+}
+
 /* Checks that need the whole file, and derived values. */
 static int
 finish(struct parse *p)
@@ -1770,6 +2115,8 @@ finish(struct parse *p)
 			    p->items[j].name_line ? p->items[j].name_line : cfg->backends[j].line);
 		}
 	}
+	if (finish_retry_health(p) != 0)
+		return -1;
 	return finish_reporters(p);
 }
 
@@ -1817,6 +2164,8 @@ load(struct parse *p, char *err, size_t errlen)
 	}
 	free(p->reps);
 	free(p->notice_lines);
+	for (i = 0; i < NKEYS; i++)
+		free(p->given_text[i]);
 
 	if (p->failed) {
 		if (err != NULL && errlen > 0)

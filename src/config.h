@@ -15,6 +15,20 @@
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
+/* [routing] load_balance.  LLMProxy's "weighted" is round_robin: ours
+ * honours weights (smooth weighted round robin, as nginx does). */
+enum lb_strategy { LB_ROUND_ROBIN, LB_LEAST_CONNECTIONS };
+
+/* [routing.retry] retry_on: what makes a request go to another backend,
+ * before any byte of the answer has reached the client. */
+#define RETRY_ON_CONNECT  0x1   /* connect_failure: refused, unreachable */
+#define RETRY_ON_TIMEOUT  0x2   /* timeout: connect or first token */
+#define RETRY_ON_5XX      0x4   /* 5xx: 502, 503 or 504 (a gateway or an
+                                   overloaded server, not the request's
+                                   fault), or a reset / close before the
+                                   response head */
+#define RETRY_ON_429      0x8   /* 429: the backend is saturated */
+
 struct backend_conf {
 	char name[64];          /* [backends.X] name; default: host:port of url */
 	char url[1024];         /* as written */
@@ -25,6 +39,11 @@ struct backend_conf {
 	int weight;             /* 1..1000, default 1 */
 	int continuous_usage;   /* ask for vLLM's continuous_usage_stats, so an
 	                           aborted stream can be billed exactly */
+	size_t nmodels;         /* models = a, b: requests for these go only to
+	                           backends that list them; 0: any model */
+	char models[CAP_BACKEND_MODELS][CAP_MODEL_NAME];
+	char health_path[256];  /* "" for [health_check] path */
+	int max_connections;    /* requests in flight at most; 0: no cap */
 	int line;               /* line of the section header, for messages */
 };
 
@@ -79,6 +98,31 @@ struct config {
 	int first_token_timeout_ms;  /* request sent -> first event / body byte */
 	int stream_idle_timeout_ms;  /* [routing] idle_timeout: between events */
 	int request_timeout_ms;      /* [routing] timeout: whole request, 0 none */
+	enum lb_strategy load_balance;
+
+	/* [routing.retry] */
+	int retry_enabled;
+	int retry_max;               /* max_retries: other backends tried */
+	int retry_initial_wait_ms;   /* initial_wait: pause before a retry */
+	int retry_max_wait_ms;       /* max_wait: the pause's cap, and the
+	                                longest Retry-After we wait out */
+	double retry_multiplier;     /* multiplier: pause growth, default 2 */
+	unsigned retry_on;           /* RETRY_ON_* */
+
+	/* [health_check] */
+	int hc_enabled;              /* active probes of each backend */
+	int hc_interval_ms;
+	int hc_timeout_ms;
+	char hc_path[256];           /* default /health */
+	int hc_expected_status;      /* expected_status; 0: any 2xx */
+	int hc_healthy_threshold;    /* passes in a row to come back */
+	int hc_unhealthy_threshold;  /* failures in a row to go (probes, and
+	                                requests when eject is on) */
+	int hc_eject;                /* eject: passive ejection on failed
+	                                requests, default on */
+	int hc_eject_on_5xx;         /* eject_on_5xx: a 5xx answer counts as a
+	                                failure too, default on */
+	int hc_eject_cooldown_ms;    /* eject_cooldown: first time out */
 
 	/* [log] */
 	enum log_level log_level;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "health.h"
 #include "json.h"
 #include "log.h"
 #include "relay.h"
@@ -288,18 +289,19 @@ reply_flags(const struct conn *c, const struct request *rq)
 	return c->req.minor_version == 0 ? REPLY_KEEP_ALIVE : 0;
 }
 
-/* Answers with the error JSON, plus `extra` header lines (or NULL).
- * `fatal`: the connection cannot carry another request (framing broken,
- * body not read): close after the reply. */
+/* Answers with the error JSON: `code` a string code ("model_not_found") or
+ * NULL for the status, plus `extra` header lines (or NULL).  `fatal`: the
+ * connection cannot carry another request (framing broken, body not read):
+ * close after the reply. */
 static enum conn_next
-fail_with(struct conn *c, struct request *rq, int status, const char *message,
-    const char *extra, int fatal)
+reply_failure(struct conn *c, struct request *rq, int status,
+    const char *message, const char *code, const char *extra, int fatal)
 {
 	char buf[REPLY_MAX];
 
 	if (fatal)
 		rq->keep = 0;
-	size_t n = reply_error(buf, sizeof(buf), status, message, NULL,
+	size_t n = reply_error(buf, sizeof(buf), status, message, code,
 	    c->request_id, extra, reply_flags(c, rq));
 	rq->finish = "local";
 	if (io_write_all(&c->io, buf, n, c->srv->cfg->write_timeout_ms) < 0)
@@ -314,7 +316,14 @@ static enum conn_next
 fail(struct conn *c, struct request *rq, int status, const char *message,
     int fatal)
 {
-	return fail_with(c, rq, status, message, NULL, fatal);
+	return reply_failure(c, rq, status, message, NULL, NULL, fatal);
+}
+
+static enum conn_next
+fail_with(struct conn *c, struct request *rq, int status, const char *message,
+    const char *extra, int fatal)
+{
+	return reply_failure(c, rq, status, message, NULL, extra, fatal);
 }
 
 static enum conn_next
@@ -623,9 +632,67 @@ build_upstream_head(struct conn *c, const struct request *rq,
 }
 
 /*
+ * One request's trips to backends: those it has tried, and — when a failure
+ * before the first byte sends it elsewhere — the next one, already acquired,
+ * and how long to pause before going there.
+ */
+struct trip {
+	struct conn *c;
+	struct request *rq;
+	struct bal_request want;        /* its model, the backends tried */
+	struct backend *tried[CAP_RETRIES + 1];
+	int retries_left;
+	int failovers;
+	struct backend *next;
+	int64_t pause_ms;
+};
+
+/* The pause before the n-th failover (n from 0): none before the first,
+ * then initial_wait growing by multiplier, capped at max_wait. */
+static int64_t
+retry_pause(const struct config *cfg, int n)
+{
+	if (n == 0)
+		return 0;
+	double ms = cfg->retry_initial_wait_ms;
+	for (int i = 1; i < n && ms < cfg->retry_max_wait_ms; i++)
+		ms *= cfg->retry_multiplier;
+	return ms > cfg->retry_max_wait_ms ? cfg->retry_max_wait_ms : (int64_t)ms;
+}
+
+/*
+ * The failover decision (relay.h): the backend failed before anything
+ * reached the client.  Another backend — one not tried yet for this request
+ * — takes it, if retries are on, the failure is of a kind retry_on names,
+ * retries are left and the request still has time.
+ */
+static int
+failover(void *ctx, unsigned retry_on)
+{
+	struct trip *t = ctx;
+	const struct config *cfg = t->c->srv->cfg;
+	int64_t now = io_now_ms();
+	enum bal_none why;
+
+	if (!cfg->retry_enabled || !(cfg->retry_on & retry_on) ||
+	    t->retries_left <= 0 || t->next != NULL ||
+	    (t->rq->deadline_ms >= 0 && now >= t->rq->deadline_ms))
+		return 0;
+	struct backend *b = bal_acquire(&t->c->srv->backends, &t->want, now, &why);
+	if (b == NULL)
+		return 0;
+	t->next = b;
+	t->pause_ms = retry_pause(cfg, t->failovers);
+	t->retries_left--;
+	t->failovers++;
+	return 1;
+}
+
+/*
  * Sends the request to backend b and relays the answer.  A reused keep-alive
  * connection that turns out dead before answering is replaced by a fresh one
- * once.  Fills rq's outcome fields and *res.
+ * once.  A backend that cannot be reached may hand the request on (failover).
+ * Fills rq's outcome fields and *res.
  */
 static enum conn_next
 exchange(struct conn *c, struct request *rq, struct backend *b,
@@ -635,6 +702,7 @@ exchange(struct conn *c, struct request *rq, struct backend *b,
 	const struct config *cfg = c->srv->cfg;
 	size_t head = build_upstream_head(c, rq, b->conf, body_len);
 
+	*res = (struct relay_result){ .ttft_us = -1, .finish = "error" };
 	if (head == 0)
 		return fail(c, rq, 503, "out of memory", 0);
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -642,10 +710,17 @@ exchange(struct conn *c, struct request *rq, struct backend *b,
 		int64_t deadline = io_earliest(io_now_ms() +
 		    cfg->connect_timeout_ms, rq->deadline_ms);
 		if (upstream_connect(&u, b, deadline, attempt > 0) < 0) {
-			char msg[256];
 			int timed_out = errno == ETIMEDOUT;
+			char msg[256];
 			snprintf(msg, sizeof(msg), "cannot connect to backend %s: %s",
 			    b->conf->name, strerror(errno));
+			res->fault = FAULT_CONNECT;
+			rq->finish = "upstream_error";
+			if (rrq->failover != NULL && rrq->failover(rrq->failover_ctx,
+			    timed_out ? RETRY_ON_TIMEOUT : RETRY_ON_CONNECT)) {
+				res->failed_over = 1;
+				return CONN_PARK;
+			}
 			enum conn_next next = fail(c, rq, timed_out ? 504 : 502, msg, 0);
 			rq->finish = "upstream_error";
 			return next;
@@ -660,6 +735,13 @@ exchange(struct conn *c, struct request *rq, struct backend *b,
 			upstream_release(&u, 0);
 			if (reused)
 				continue;   /* a stale keep-alive connection */
+			res->fault = FAULT_NO_ANSWER;
+			rq->finish = "upstream_error";
+			if (rrq->failover != NULL &&
+			    rrq->failover(rrq->failover_ctx, RETRY_ON_5XX)) {
+				res->failed_over = 1;
+				return CONN_PARK;
+			}
 			enum conn_next next = fail(c, rq, 502,
 			    "sending the request to the backend failed", 0);
 			rq->finish = "upstream_error";
@@ -670,6 +752,8 @@ exchange(struct conn *c, struct request *rq, struct backend *b,
 		if (!res->retry_fresh)
 			break;
 	}
+	if (res->failed_over)
+		return CONN_PARK;
 	rq->status = res->status;
 	rq->stream = res->stream;
 	rq->bytes = res->bytes;
@@ -678,6 +762,34 @@ exchange(struct conn *c, struct request *rq, struct backend *b,
 	if (res->status == 0)
 		return CONN_CLOSE;
 	return res->client_keep ? CONN_PARK : CONN_CLOSE;
+}
+
+/*
+ * What the attempt on b says about b's health (passive checks): no
+ * connection, no answer, no first token, a cut stream, or (eject_on_5xx) a
+ * 5xx are failures; any other answer is a success; a client that left says
+ * nothing.  Retry-After on a 429 / 503 keeps b out that long.
+ */
+static void
+note_health(struct conn *c, struct backend *b, const struct relay_result *res)
+{
+	const struct config *cfg = c->srv->cfg;
+	int64_t now = io_now_ms();
+	int success;
+
+	if (res->retry_after_ms > 0)
+		bal_busy_until(b, now + res->retry_after_ms);
+	if (res->fault != FAULT_NONE)
+		success = 0;
+	else if (res->upstream_status >= 500)
+		success = !cfg->hc_eject_on_5xx;
+	else if (res->upstream_status > 0)
+		success = 1;
+	else
+		return;
+	if (bal_report(&c->srv->backends, b, success, now) < 0)
+		log_warnx("backend %s ejected for %lld ms: requests to it fail",
+		    b->conf->name, (long long)(b->out_until_ms - now));
 }
 
 /* A request whose usage is metered and reported. */
@@ -753,6 +865,23 @@ report_usage(struct conn *c, const struct request *rq, struct metered *m,
 		log_warnx("%s: usage record too large; not sent", c->request_id);
 }
 
+/* No backend for the request: 404 when none serves its model at all, else
+ * 503 at once (never a wait). */
+static enum conn_next
+no_backend(struct conn *c, struct request *rq, enum bal_none why,
+    const struct json_request *jr)
+{
+	char msg[256];
+
+	if (why == BAL_NO_MODEL) {
+		snprintf(msg, sizeof(msg), "no backend serves the model '%.*s'",
+		    (int)(jr->model_len < 128 ? jr->model_len : 128), jr->model);
+		return reply_failure(c, rq, 404, msg, "model_not_found", NULL, 0);
+	}
+	return fail_with(c, rq, 503, "no backend is available for this request",
+	    "Retry-After: 1\r\n", 0);
+}
+
 static enum conn_next
 proxy(struct conn *c, struct request *rq)
 {
@@ -764,7 +893,10 @@ proxy(struct conn *c, struct request *rq)
 	    webhook_active();
 	struct metered m = { 0 };
 
-	if (chat || metered) {
+	/* Chat and completions bodies must be JSON objects; any other JSON
+	 * body is read too, for its "model" (routing), but sent on whatever
+	 * it is. */
+	if (chat || (c->body_len > 0 && memchr("{ \t\r\n", c->body[0], 5))) {
 		int j = json_inspect_request(c->body, c->body_len, &m.jr,
 		    &c->json_scratch, &c->json_scratch_bytes);
 		if (chat && j == JSON_TOO_BIG)
@@ -772,15 +904,20 @@ proxy(struct conn *c, struct request *rq)
 		if (chat && j != JSON_OK)
 			return fail(c, rq, 400, "the request body must be a JSON object", 0);
 		if (j != JSON_OK)
-			memset(&m.jr, 0, sizeof(m.jr));     /* embeddings: sent on */
+			memset(&m.jr, 0, sizeof(m.jr));
 	}
 
-	struct backend *b = bal_pick(&c->srv->backends, NULL);
-	const char *body = c->body;
-	size_t body_len = c->body_len;
-	rq->backend = b->conf->name;
-	if (metered)
-		inject_usage(c, &m, b, &body, &body_len);
+	struct trip t = {
+		.c = c, .rq = rq,
+		.want = { .model = m.jr.model, .model_len = m.jr.model_len },
+		.retries_left = cfg->retry_enabled ? cfg->retry_max : 0,
+	};
+	t.want.exclude = t.tried;
+	enum bal_none why;
+	struct backend *b = bal_acquire(&c->srv->backends, &t.want, io_now_ms(),
+	    &why);
+	if (b == NULL)
+		return no_backend(c, rq, why, &m.jr);
 
 	struct relay_request rrq = {
 		.head_request = method_is(c, "HEAD"),
@@ -788,17 +925,80 @@ proxy(struct conn *c, struct request *rq)
 		.client_keep = rq->keep,
 		.deadline_ms = rq->deadline_ms,
 		.meter = metered ? &m.meter : NULL,
+		.failover = failover,
+		.failover_ctx = &t,
 	};
-	struct relay_result res = { .ttft_us = -1, .finish = "error" };
-
-	b->in_flight++;
-	enum conn_next next = exchange(c, rq, b, body, body_len, &rrq, &res);
-	b->in_flight--;
+	struct relay_result res;
+	enum conn_next next;
+	for (;;) {
+		const char *body = c->body;
+		size_t body_len = c->body_len;
+		if (t.want.nexclude < sizeof(t.tried) / sizeof(t.tried[0]))
+			t.tried[t.want.nexclude++] = b;
+		rq->backend = b->conf->name;
+		if (metered)
+			inject_usage(c, &m, b, &body, &body_len);
+		next = exchange(c, rq, b, body, body_len, &rrq, &res);
+		note_health(c, b, &res);
+		if (!res.failed_over)
+			break;
+		/* Nothing reached the client: the request goes to the next
+		 * backend, the body replayed as it came. */
+		log_info("%s: backend %s failed before answering; trying %s",
+		    c->request_id, b->conf->name, t.next->conf->name);
+		bal_release(b);
+		b = t.next;
+		t.next = NULL;
+		if (metered)
+			usage_meter_free(&m.meter);
+		if (t.pause_ms > 0 &&
+		    relay_client_wait(c, io_now_ms() + t.pause_ms) < 0) {
+			rq->finish = "client_abort";
+			next = CONN_CLOSE;
+			res = (struct relay_result){ .ttft_us = -1 };
+			if (metered)
+				usage_meter_init(&m.meter, 0, 0);
+			break;
+		}
+	}
 	if (metered) {
 		report_usage(c, rq, &m, b, &res);
 		usage_meter_free(&m.meter);
 	}
+	bal_release(b);
 	return next;
+}
+
+/*
+ * GET /v1/models, answered by the proxy: the models every available backend
+ * serves (configured lists, or what the backend itself lists), each once.
+ */
+static enum conn_next
+list_models(struct conn *c, struct request *rq)
+{
+	size_t cap = CAP_MODELS_RESPONSE_BYTES;
+	char head[512];
+
+	if (conn_reserve(&c->rewrite, &c->rewrite_cap, cap) < 0)
+		return fail(c, rq, 503, "out of memory", 0);
+	size_t n = health_models_json(&c->srv->backends, c->rewrite, cap);
+	if (n == 0)
+		return fail(c, rq, 502, "the model list is too large", 0);
+	int flags = reply_flags(c, rq);
+	int h = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+	    "X-Request-Id: %s\r\n%s\r\n", n, c->request_id,
+	    (flags & REPLY_CLOSE) ? "Connection: close\r\n" :
+	    (flags & REPLY_KEEP_ALIVE) ? "Connection: keep-alive\r\n" : "");
+	struct iovec iov[2] = {
+		{ head, (size_t)h },
+		{ c->rewrite, method_is(c, "HEAD") ? 0 : n },
+	};
+	rq->finish = "local";
+	if (io_writev_all(&c->io, iov, 2, c->srv->cfg->write_timeout_ms) < 0)
+		return CONN_CLOSE;
+	rq->status = 200;
+	return rq->keep ? CONN_PARK : CONN_CLOSE;
 }
 
 /* ---- one request ------------------------------------------------------------------- */
@@ -812,6 +1012,9 @@ route(struct conn *c, struct request *rq)
 			    "Allow: GET, HEAD\r\n", 0);
 		return reply_ok_json(c, rq, "{\"status\":\"ok\"}");
 	}
+	if (route_is(rq, "/v1/models") && (method_is(c, "GET") ||
+	    method_is(c, "HEAD")))
+		return list_models(c, rq);
 	if (rq->route_len >= 4 && memcmp(rq->path, "/v1/", 4) == 0) {
 		if (method_is(c, "CONNECT") || method_is(c, "TRACE"))
 			return fail_with(c, rq, 405, "method not allowed",

@@ -848,6 +848,35 @@ json_inspect_usage(const char *buf, size_t len, struct json_usage *out,
 	return r;
 }
 
+/* ---- model lists -------------------------------------------------------------- */
+
+int
+json_model_ids(const char *buf, size_t len,
+    void (*fn)(void *arg, const char *id, size_t id_len), void *arg,
+    void **scratch, size_t *scratch_bytes)
+{
+	const jsmntok_t *t;
+	int n, r, data, c, id, count = 0;
+
+	r = parse(buf, len, scratch, scratch_bytes, &n);
+	if (r != JSON_OK)
+		return r;
+	t = *scratch;
+	data = find_member(buf, t, n, 0, "data");
+	if (data < 0 || t[data].type != JSMN_ARRAY)
+		return JSON_INVALID;
+	for (c = data; (c = next_child(t, n, data, c)) >= 0; ) {
+		id = find_member(buf, t, n, c, "id");
+		if (id < 0 || t[id].type != JSMN_STRING ||
+		    string_len(&t[id]) == 0 ||
+		    string_len(&t[id]) >= CAP_MODEL_NAME)
+			continue;
+		fn(arg, buf + t[id].start, string_len(&t[id]));
+		count++;
+	}
+	return count;
+}
+
 /* Short escapes for control bytes (RFC 8259 §7); 0: use \u00XX. */
 static const char short_escape[0x20] = {
 	['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f', ['\r'] = 'r',

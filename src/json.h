@@ -107,6 +107,23 @@ int json_inspect_usage(const char *buf, size_t len, struct json_usage *out,
     void **scratch, size_t *scratch_bytes);
 
 /*
+ * The model ids in a GET /v1/models answer, the OpenAI list
+ * {"object":"list","data":[{"id":"...",...},...]}: calls fn(arg, id, len)
+ * for the "id" string of each element of the top-level "data" array, in
+ * order, with the string's contents as sent (escapes not decoded, pointing
+ * into buf).  Elements that are not objects, or have no "id" string, or an
+ * empty one, or one of CAP_MODEL_NAME bytes or more (it could not be kept
+ * whole), are skipped.  fn is called only once all of buf is known to be
+ * such a list, so a caller may replace the ids it had as the new ones come.
+ * Scratch as for json_inspect_request.  Returns how many ids fn got, or a
+ * negative JSON_ code: JSON_INVALID too when buf is an object without a
+ * "data" array.
+ */
+int json_model_ids(const char *buf, size_t len,
+    void (*fn)(void *arg, const char *id, size_t id_len), void *arg,
+    void **scratch, size_t *scratch_bytes);
+
+/*
  * Writes s[0..n) as the contents of a JSON string (without the quotes) into
  * out[0..cap), escaping '"', '\\' and control bytes; bytes >= 0x80 are copied
  * (the caller's text is UTF-8).  Returns the length written (<= cap).  When

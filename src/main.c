@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "health.h"
 #include "io.h"
 #include "llmproxy.h"
 #include "log.h"
@@ -168,6 +169,10 @@ main(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
+	if (health_start(&srv.backends) < 0) {
+		log_warn("cannot start the health check thread");
+		return 1;
+	}
 	if (pool_start(&srv, fd) < 0) {
 		log_warn("cannot start the waiting room thread");
 		return 1;
@@ -194,6 +199,7 @@ main(int argc, char **argv)
 			    left == 1 ? "" : "s");
 		/* Pending usage records: a moment to deliver, then on disk. */
 		webhook_stop(1000);
+		health_stop();
 		log_info("exiting");
 		return 0;
 	}

@@ -233,6 +233,8 @@ send_stream_error(struct relay *r, int status, const char *message)
 static void
 send_error_reply(struct relay *r, int status, const char *message)
 {
+	if (r->res->failed_over)
+		return;
 	char buf[REPLY_MAX];
 	int flags = 0;
 
@@ -246,6 +248,44 @@ send_error_reply(struct relay *r, int status, const char *message)
 		r->res->status = status;
 		r->res->client_keep = r->rq->client_keep;
 	}
+}
+
+/*
+ * The backend failed and nothing has reached the client yet: another backend
+ * may take the request (the caller's failover decides), or the client gets
+ * `status` with `message`.
+ */
+static void
+fail_early(struct relay *r, enum upstream_fault fault, unsigned retry_on,
+    int status, const char *message)
+{
+	r->res->fault = fault;
+	r->res->finish = fault == FAULT_TIMEOUT ? "timeout" : "upstream_error";
+	if (r->rq->failover != NULL && r->rq->failover(r->rq->failover_ctx,
+	    retry_on)) {
+		r->res->failed_over = 1;
+		return;
+	}
+	send_error_reply(r, status, message);
+}
+
+/* Retry-After in seconds (RFC 9110 §10.2.3); an HTTP-date is not worth the
+ * parsing here: 0. */
+static int64_t
+retry_after_ms(const struct http_response *resp)
+{
+	const struct http_header *h = http_header_find(resp->headers,
+	    resp->num_headers, "Retry-After", NULL);
+	int64_t s = 0;
+
+	if (h == NULL || h->value_len == 0 || h->value_len > 9)
+		return 0;
+	for (size_t i = 0; i < h->value_len; i++) {
+		if (h->value[i] < '0' || h->value[i] > '9')
+			return 0;
+		s = s * 10 + (h->value[i] - '0');
+	}
+	return s * 1000;
 }
 
 /* ---- response head ----------------------------------------------------------- */
@@ -277,8 +317,7 @@ read_response_head(struct relay *r, size_t *have)
 			return 0;
 		}
 		if (w == 0) {
-			r->res->finish = "timeout";
-			send_error_reply(r, 504,
+			fail_early(r, FAULT_TIMEOUT, RETRY_ON_TIMEOUT, 504,
 			    "the backend did not answer in time (first_token_timeout)");
 			return 0;
 		}
@@ -304,8 +343,7 @@ read_response_head(struct relay *r, size_t *have)
 				r->res->retry_fresh = 1;
 				return 0;
 			}
-			r->res->finish = "upstream_error";
-			send_error_reply(r, 502, n == 0 ?
+			fail_early(r, FAULT_NO_ANSWER, RETRY_ON_5XX, 502, n == 0 ?
 			    "the backend closed the connection without a response" :
 			    "the backend connection failed before a response");
 			return 0;
@@ -325,8 +363,8 @@ read_response_head(struct relay *r, size_t *have)
 		if (h == 0)
 			continue;
 		if (h < 0 || c->resp.status == 101) {
-			r->res->finish = "upstream_error";
-			send_error_reply(r, 502, "the backend sent a malformed response");
+			fail_early(r, FAULT_NO_ANSWER, RETRY_ON_5XX, 502,
+			    "the backend sent a malformed response");
 			return 0;
 		}
 		*have = len;
@@ -690,6 +728,20 @@ relay_response(struct conn *c, struct upstream *u,
 		upstream_release(u, 0);
 		return;
 	}
+	res->upstream_status = c->resp.status;
+	if (c->resp.status == 429 || c->resp.status == 503)
+		res->retry_after_ms = retry_after_ms(&c->resp);
+	/* A saturated or failing backend's answer may go unseen: another
+	 * backend gets the request instead. */
+	if ((c->resp.status == 429 || (c->resp.status >= 502 &&
+	    c->resp.status <= 504)) &&
+	    rq->failover != NULL && rq->failover(rq->failover_ctx,
+	    c->resp.status == 429 ? RETRY_ON_429 : RETRY_ON_5XX)) {
+		res->failed_over = 1;
+		res->finish = "upstream_error";
+		upstream_release(u, 0);
+		return;
+	}
 	if (http_response_framing(&c->resp, rq->head_request, &r.up) < 0) {
 		res->finish = "upstream_error";
 		send_error_reply(&r, 502, "the backend's response framing is ambiguous");
@@ -724,13 +776,18 @@ relay_response(struct conn *c, struct upstream *u,
 		break;
 	case UPSTREAM_CUT:
 	case TIMED_OUT:
+		if (!r.head_sent) {
+			/* The head was held: nothing reached the client yet. */
+			if (o == TIMED_OUT)
+				fail_early(&r, FAULT_TIMEOUT, RETRY_ON_TIMEOUT, 504, r.why);
+			else
+				fail_early(&r, FAULT_NO_ANSWER, RETRY_ON_5XX, 502, r.why);
+			break;
+		}
+		res->fault = FAULT_BROKEN;
 		res->finish = o == TIMED_OUT ? "timeout" : "upstream_error";
-		if (!r.head_sent)
-			send_error_reply(&r, o == TIMED_OUT ? 504 : 502, r.why);
-		else
-			send_stream_error(&r, o == TIMED_OUT ? 504 : 502, r.why);
-		if (r.head_sent)
-			res->client_keep = 0;   /* the body was cut short */
+		send_stream_error(&r, o == TIMED_OUT ? 504 : 502, r.why);
+		res->client_keep = 0;   /* the body was cut short */
 		break;
 	case MORE:
 		break;
@@ -741,4 +798,24 @@ relay_response(struct conn *c, struct upstream *u,
 	upstream_release(u, o == DONE && r.upstream_reusable &&
 	    http_keep_alive(c->resp.minor_version, c->resp.headers,
 	    c->resp.num_headers));
+}
+
+int
+relay_client_wait(struct conn *c, int64_t deadline_ms)
+{
+	struct pollfd p = { .fd = c->io.fd, .events = client_events(c) };
+
+	for (;;) {
+		int n = poll(&p, 1, io_poll_timeout(deadline_ms));
+		if (n == 0)
+			return 0;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return 0;
+		}
+		if (client_gone(c, p.revents))
+			return -1;
+		p.events = client_events(c);
+	}
 }

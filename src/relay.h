@@ -19,6 +19,23 @@ struct relay_request {
 	int64_t deadline_ms;    /* [routing] timeout for the whole request; -1 */
 	struct usage_meter *meter;  /* usage metering, or NULL: every event is
 	                               shown to it and its verdict applied */
+	/*
+	 * Failover: called when the backend failed before anything reached the
+	 * client, with the RETRY_ON_* class of the failure.  Nonzero means
+	 * another backend will get the request: nothing is said to the client
+	 * (res->failed_over is set).  NULL: failures are answered here.
+	 */
+	int (*failover)(void *ctx, unsigned retry_on);
+	void *failover_ctx;
+};
+
+/* How the backend failed, for passive health checks. */
+enum upstream_fault {
+	FAULT_NONE,
+	FAULT_CONNECT,          /* no connection (refused, unreachable, timeout) */
+	FAULT_NO_ANSWER,        /* reset, closed or garbage before the head */
+	FAULT_TIMEOUT,          /* no first token in first_token_timeout */
+	FAULT_BROKEN,           /* cut or stalled after it started */
 };
 
 struct relay_result {
@@ -33,6 +50,10 @@ struct relay_result {
 	int retry_fresh;        /* a reused idle connection turned out dead before
 	                           answering; nothing went to the client, so the
 	                           caller may send the request on a new one */
+	int failed_over;        /* the failover callback took the request */
+	enum upstream_fault fault;
+	int upstream_status;    /* the status the backend sent; 0 if none */
+	int64_t retry_after_ms; /* its Retry-After (429, 503), or 0 */
 };
 
 /*
@@ -45,5 +66,12 @@ struct relay_result {
  */
 void relay_response(struct conn *c, struct upstream *u,
     const struct relay_request *rq, struct relay_result *res);
+
+/*
+ * Waits until deadline_ms while watching the client of c (bytes it sends
+ * are kept for its next request).  Returns 0 at the deadline, -1 when the
+ * client went away.
+ */
+int relay_client_wait(struct conn *c, int64_t deadline_ms);
 
 #endif

@@ -14,31 +14,24 @@
  * do not come back in lockstep), capped at [usage] max_wait.
  *
  * Each sender keeps its connection alive between POSTs when the webhook
- * allows it.  A kept connection the server closed while it sat idle fails
- * before any byte of a response arrives; that one case is retried at once on
- * a new connection and is not a failure of the webhook.
- *
- * The transport is a struct io (io.h): plain TCP now, TLS later without
- * touching the code here.
+ * allows it (httpc.c).  A kept connection the server closed while it sat idle
+ * fails before any byte of a response arrives; httpc retries that one case at
+ * once on a new connection, and it is not a failure of the webhook.
  */
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "caps.h"
-#include "http.h"
+#include "httpc.h"
 #include "io.h"
 #include "log.h"
 #include "spool.h"
-#include "upstream.h"
 #include "webhook.h"
 
 #ifndef LLMPROXY_VERSION
@@ -52,6 +45,8 @@
 #define DROP_LOG_MS     1000
 /* With spool_fsync = periodic: the background fsync's period. */
 #define SYNC_PERIOD_MS  1000
+/* Room after the fixed head for "Content-Length: N\r\n\r\n". */
+#define CL_FIELD_BYTES  48
 
 struct sender {
 	const struct reporter_conf *rc;
@@ -61,18 +56,16 @@ struct sender {
 	int mu_ready;
 	_Atomic int exited;
 
-	/* The connection.  fd_mu guards io.fd against webhook_stop(), which
-	 * shuts it down to end an exchange in progress. */
+	/* The connection.  fd_mu is its httpc lock, so that webhook_stop()
+	 * can end an exchange in progress (httpc_abort). */
 	pthread_mutex_t fd_mu;
-	struct io io;                   /* io.fd < 0: not connected */
-	int64_t idle_since_ms;
+	struct httpc hc;
 
-	char *head;                     /* the head but for Content-Length */
+	char *head;                     /* the head but for Content-Length,
+	                                   with CL_FIELD_BYTES to spare */
 	size_t head_len;
 	char *body;                     /* '[' + batch records */
 	size_t body_cap;
-	char *resp;                     /* CAP_RESPONSE_HEAD_BYTES */
-	struct http_response *parsed;
 
 	uint64_t rnd;                   /* xorshift state for the jitter */
 	char why[512];                  /* what went wrong, for the log */
@@ -160,205 +153,7 @@ backoff_ms(struct sender *sd, uint64_t failures)
 	return d / 2 + (int64_t)(sd->rnd % (uint64_t)(d / 2 + 1));
 }
 
-/* ---- the connection ------------------------------------------------------------- */
-
-static void
-conn_set(struct sender *sd, int fd)
-{
-	pthread_mutex_lock(&sd->fd_mu);
-	if (sd->io.fd >= 0)
-		close(sd->io.fd);
-	io_init_plain(&sd->io, fd);
-	pthread_mutex_unlock(&sd->fd_mu);
-}
-
-static void
-conn_close(struct sender *sd)
-{
-	conn_set(sd, -1);
-}
-
-/* A kept connection is worth trying while it is young and the server has
- * said nothing on it: readable means closed, reset or stray bytes. */
-static int
-conn_usable(struct sender *sd)
-{
-	struct pollfd p = { .fd = sd->io.fd, .events = POLLIN };
-
-	if (io_now_ms() - sd->idle_since_ms >= CAP_UPSTREAM_IDLE_MS)
-		return 0;
-	return poll(&p, 1, 0) == 0;
-}
-
-static int
-conn_open(struct sender *sd, int64_t deadline_ms)
-{
-	int fd = upstream_dial(sd->rc->host, sd->rc->port, deadline_ms);
-
-	if (fd < 0) {
-		snprintf(sd->why, sizeof(sd->why), "connecting to %s:%s: %s",
-		    sd->rc->host, sd->rc->port, strerror(errno));
-		return -1;
-	}
-	conn_set(sd, fd);
-	return 0;
-}
-
-/* ---- one exchange ------------------------------------------------------------------- */
-
-static int
-left_ms(int64_t deadline_ms)
-{
-	int left = io_poll_timeout(deadline_ms);
-	return left > 0 ? left : 1;
-}
-
-/*
- * Reads and drops the response body so that the connection can carry the
- * next POST (RFC 9112 §6.3).  Buffered bytes after the head are at
- * resp[hlen..have).  Returns 0 when the body ended exactly where its framing
- * says, -1 otherwise: the connection is then not reused.
- */
-static int
-skip_body(struct sender *sd, const struct http_framing *f, size_t hlen,
-    size_t have, int64_t deadline_ms)
-{
-	char *buf = sd->resp;
-	size_t n = have - hlen;
-	ssize_t r;
-
-	switch (f->kind) {
-	case HTTP_BODY_NONE:
-		return n == 0 ? 0 : -1;
-	case HTTP_BODY_LENGTH: {
-		uint64_t left = f->length;
-		if (n > left)
-			return -1;      /* bytes we never asked for */
-		left -= n;
-		while (left > 0) {
-			size_t want = left < CAP_RESPONSE_HEAD_BYTES ?
-			    (size_t)left : CAP_RESPONSE_HEAD_BYTES;
-			r = io_read(&sd->io, buf, want, deadline_ms);
-			if (r <= 0)
-				return -1;
-			left -= (uint64_t)r;
-		}
-		return 0;
-	}
-	case HTTP_BODY_CHUNKED: {
-		struct http_chunked d = { 0 };
-		size_t out;
-		memmove(buf, buf + hlen, n);
-		for (;;) {
-			if (n > 0) {
-				ssize_t used = http_chunked_decode(&d, buf, n,
-				    &out);
-				if (used < 0)
-					return -1;
-				if (http_chunked_done(&d))
-					return (size_t)used == n ? 0 : -1;
-			}
-			r = io_read(&sd->io, buf, CAP_RESPONSE_HEAD_BYTES,
-			    deadline_ms);
-			if (r <= 0)
-				return -1;
-			n = (size_t)r;
-		}
-	}
-	case HTTP_BODY_UNTIL_CLOSE:
-		while ((r = io_read(&sd->io, buf, CAP_RESPONSE_HEAD_BYTES,
-		    deadline_ms)) > 0)
-			;
-		return -1;
-	}
-	return -1;
-}
-
-/*
- * Sends the POST and reads the response.  Returns the status, or -1 with
- * sd->why and errno when no complete response head arrived; *answered says
- * whether any byte of a response did.  Closes the connection unless the
- * response leaves it reusable.
- */
-static int
-exchange(struct sender *sd, const char *body, size_t len, int64_t deadline_ms,
-    int *answered)
-{
-	char cl[64];
-	int n = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n\r\n", len);
-	struct iovec iov[3] = {
-		{ .iov_base = sd->head, .iov_len = sd->head_len },
-		{ .iov_base = cl, .iov_len = (size_t)n },
-		{ .iov_base = (void *)(uintptr_t)body, .iov_len = len },
-	};
-	size_t have = 0;
-	int hlen;
-
-	*answered = 0;
-	if (io_writev_all(&sd->io, iov, 3, left_ms(deadline_ms)) < 0) {
-		snprintf(sd->why, sizeof(sd->why), "sending: %s",
-		    strerror(errno));
-		return -1;
-	}
-	for (;;) {
-		if (have == CAP_RESPONSE_HEAD_BYTES) {
-			snprintf(sd->why, sizeof(sd->why), "response head larger "
-			    "than %d bytes", CAP_RESPONSE_HEAD_BYTES);
-			errno = EPROTO;
-			return -1;
-		}
-		ssize_t r = io_read(&sd->io, sd->resp + have,
-		    CAP_RESPONSE_HEAD_BYTES - have, deadline_ms);
-		if (r < 0) {
-			snprintf(sd->why, sizeof(sd->why), "waiting for the "
-			    "response: %s", errno == ETIMEDOUT ?
-			    "timed out" : strerror(errno));
-			return -1;
-		}
-		if (r == 0) {
-			snprintf(sd->why, sizeof(sd->why), "connection closed %s",
-			    have == 0 ? "without a response" :
-			    "in the response head");
-			errno = ECONNRESET;
-			return -1;
-		}
-		*answered = 1;
-		have += (size_t)r;
-		while ((hlen = http_parse_response(sd->resp, have,
-		    sd->parsed)) > 0 && sd->parsed->status < 200 &&
-		    sd->parsed->status != 101) {
-			/* An interim response (100 Continue unasked, 103): the
-			 * final one follows (RFC 9110 §15.2). */
-			memmove(sd->resp, sd->resp + hlen, have - (size_t)hlen);
-			have -= (size_t)hlen;
-		}
-		if (hlen < 0) {
-			snprintf(sd->why, sizeof(sd->why), "malformed response");
-			errno = EPROTO;
-			return -1;
-		}
-		if (hlen > 0)
-			break;
-	}
-
-	const struct http_response *p = sd->parsed;
-	int status = p->status;
-	struct http_framing f;
-	int keep = status != 101 &&
-	    http_keep_alive(p->minor_version, p->headers, p->num_headers) &&
-	    http_response_framing(p, 0, &f) == 0;
-	/* The status decides; the body only decides whether the connection can
-	 * be used again.  `p` points into resp, which skip_body overwrites. */
-	if (keep)
-		keep = skip_body(sd, &f, (size_t)hlen, have, deadline_ms) == 0;
-	if (keep)
-		sd->idle_since_ms = io_now_ms();
-	else
-		conn_close(sd);
-	if (status < 200 || status > 299)
-		snprintf(sd->why, sizeof(sd->why), "answered %d", status);
-	return status;
-}
+/* ---- one delivery ------------------------------------------------------------------ */
 
 /*
  * POSTs body once: the whole attempt, connecting included, within the
@@ -370,41 +165,26 @@ deliver(struct sender *sd, const char *body, size_t len)
 	int timeout = sd->rc->timeout_ms > 0 ? sd->rc->timeout_ms :
 	    CAP_WEBHOOK_TIMEOUT_MS;
 	int64_t deadline_ms = io_now_ms() + timeout;
+	size_t head_len, got;
+	int status;
 
 	if (wh.draining)
 		deadline_ms = io_earliest(deadline_ms, wh.drain_deadline_ms);
-	for (int tries = 0;; tries++) {
-		int reused = sd->io.fd >= 0;
-		if (reused && !conn_usable(sd)) {
-			conn_close(sd);
-			reused = 0;
-		}
-		if (wh.halt)
-			return -1;
-		if (!reused && conn_open(sd, deadline_ms) < 0)
-			return -1;
-		if (wh.halt) {
-			/* Dialled after webhook_stop() shut the old one. */
-			conn_close(sd);
-			return -1;
-		}
-		int answered;
-		int status = exchange(sd, body, len, deadline_ms, &answered);
-		if (status >= 200 && status <= 299)
-			return 0;
-		if (status > 0)
-			return -1;
-		int e = errno;
-		conn_close(sd);
-		/* A kept connection the server closed while it sat idle: no
-		 * byte came back, so say it again on a new connection, once,
-		 * as RFC 9112 §9.3.1 allows (the receiver de-duplicates on
-		 * request_id in any case).  Not a failure of the webhook. */
-		if (reused && !answered && tries == 0 && e != ETIMEDOUT &&
-		    !wh.halt)
-			continue;
+	if (wh.halt)
+		return -1;
+	head_len = sd->head_len + (size_t)snprintf(sd->head + sd->head_len,
+	    CL_FIELD_BYTES, "Content-Length: %zu\r\n\r\n", len);
+	/* The status decides, even when the body after it was cut: a 2xx
+	 * head is the receiver's acknowledgement. */
+	if (httpc_request(&sd->hc, sd->head, head_len, body, len, deadline_ms,
+	    &status, NULL, 0, &got) < 0 && status == 0) {
+		snprintf(sd->why, sizeof(sd->why), "%s", sd->hc.why);
 		return -1;
 	}
+	if (status >= 200 && status <= 299)
+		return 0;
+	snprintf(sd->why, sizeof(sd->why), "answered %d", status);
+	return -1;
 }
 
 /* ---- the sender ------------------------------------------------------------------------ */
@@ -516,7 +296,7 @@ sender_main(void *arg)
 		note_failure(sd);
 		nap(backoff_ms(sd, failures));
 	}
-	conn_close(sd);
+	httpc_close(&sd->hc);
 	pthread_mutex_lock(&wh.mu);
 	sd->exited = 1;
 	pthread_cond_broadcast(&wh.cv);
@@ -563,7 +343,7 @@ build_head(struct sender *sd)
 {
 	const struct reporter_conf *rc = sd->rc;
 	int has_ua = 0, has_ct = 0;
-	size_t cap = 256 + strlen(rc->path) + strlen(rc->host);
+	size_t cap = 256 + CL_FIELD_BYTES + strlen(rc->path) + strlen(rc->host);
 
 	for (size_t i = 0; i < rc->nheaders; i++)
 		cap += strlen(rc->headers[i].name) +
@@ -607,18 +387,17 @@ sender_init(struct sender *sd, const struct reporter_conf *rc, size_t idx)
 {
 	sd->rc = rc;
 	sd->idx = idx;
-	io_init_plain(&sd->io, -1);
+	httpc_init(&sd->hc, rc->host, rc->port);
 	if (pthread_mutex_init(&sd->fd_mu, NULL) != 0)
 		return -1;
 	sd->mu_ready = 1;
+	sd->hc.lock = &sd->fd_mu;
 	sd->rnd = (uint64_t)io_now_us() * 2654435761u + idx * 0x9e3779b97f4a7c15u;
 	if (sd->rnd == 0)
 		sd->rnd = 1;
 	sd->body_cap = wh.batch * CAP_RECORD_BYTES + 1;
 	sd->body = malloc(sd->body_cap);
-	sd->resp = malloc(CAP_RESPONSE_HEAD_BYTES);
-	sd->parsed = malloc(sizeof(*sd->parsed));
-	if (sd->body == NULL || sd->resp == NULL || sd->parsed == NULL)
+	if (sd->body == NULL)
 		return -1;
 	return build_head(sd);
 }
@@ -630,8 +409,6 @@ senders_free(void)
 		struct sender *sd = &wh.senders[i];
 		free(sd->head);
 		free(sd->body);
-		free(sd->resp);
-		free(sd->parsed);
 		if (sd->mu_ready)
 			pthread_mutex_destroy(&sd->fd_mu);
 	}
@@ -671,10 +448,7 @@ halt_threads(void)
 			continue;
 		/* An exchange in progress ends at once instead of at its
 		 * timeout. */
-		pthread_mutex_lock(&sd->fd_mu);
-		if (sd->io.fd >= 0)
-			shutdown(sd->io.fd, SHUT_RDWR);
-		pthread_mutex_unlock(&sd->fd_mu);
+		httpc_abort(&sd->hc);
 	}
 	for (size_t i = 0; i < wh.n; i++) {
 		if (wh.senders[i].started)

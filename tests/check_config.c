@@ -201,7 +201,11 @@ enum field {
 	NBACKENDS, NNOTICES,
 	U_ENABLED, U_INJECT, U_MAX_WAIT, U_BATCH, U_QUEUE, U_SPOOL, U_SPOOL_MAX, U_FSYNC,
 	NREPORTERS,
+	LB, RT_ENABLED, RT_MAX, RT_INIT, RT_MAXW, RT_ON,                      /* [routing.retry] */
+	HC_ENABLED, HC_INTERVAL, HC_TIMEOUT, HC_PATH, HC_STATUS, HC_HEALTHY,  /* [health_check] */
+	HC_UNHEALTHY, HC_EJECT, HC_EJECT5XX, HC_COOLDOWN,
 	B_NAME, B_URL, B_HOST, B_PORT, B_PREFIX, B_WEIGHT, B_LINE, B_CONT,  /* backend `be` */
+	B_NMODELS, B_MODELS /* "a|b" */, B_HPATH, B_MAXCONN,
 	R_NAME, R_URL, R_HOST, R_PORT, R_PATH, R_HTTPS, R_TIMEOUT, R_LINE,  /* reporter `be` */
 	R_NHEADERS, R_HEADERS,  /* "Name: value|Name: value" */
 };
@@ -228,6 +232,13 @@ struct good {
 /* A webhook reporter url, alone. */
 #define W_URL(u) BK "[usage.reporters.0.webhook]\nurl = " u "\n"
 #define HDRS(h) BK "[usage.reporters.x.webhook]\nurl = http://h\n[usage.reporters.x.webhook.headers]\n" h
+/* One key in [routing], [routing.retry], [health_check] (line 2), or in a
+ * backend (line 3). */
+#define RO(kv) "[routing]\n" kv "\n" BK
+#define RT(kv) "[routing.retry]\n" kv "\n" BK
+#define HC(kv) "[health_check]\n" kv "\n" BK
+#define BE(kv) BK kv "\n"
+#define RETRY_ALL (RETRY_ON_5XX | RETRY_ON_CONNECT | RETRY_ON_TIMEOUT | RETRY_ON_429)
 
 static const struct good goods[] = {
 	/* defaults, from caps.h */
@@ -505,6 +516,147 @@ static const struct good goods[] = {
 	RSTR("[usage_hook]\nurl = http://a\n[usage.reporters.0.webhook]\nurl = http://b\n" BK, 0, R_NAME, "usage_hook"),
 	RSTR("[usage_hook]\nurl = http://a\n[usage.reporters.0.webhook]\nurl = http://b\n" BK, 1, R_NAME, "b:80"),
 	RSTR("[usage.reporters.0.webhook]\nurl = http://b\n[usage_hook]\nurl = http://a\n" BK, 1, R_NAME, "usage_hook"),
+
+	/* [routing] load_balance, [routing.retry], [health_check]: defaults */
+	NUM(BK, LB, LB_ROUND_ROBIN),
+	NUM(BK, RT_ENABLED, 1),
+	NUM(BK, RT_MAX, 2),
+	NUM(BK, RT_INIT, CAP_RETRY_INITIAL_WAIT_MS),
+	NUM(BK, RT_MAXW, CAP_RETRY_MAX_WAIT_MS),
+	NUM(BK, RT_ON, RETRY_ALL),
+	NUM(BK, HC_ENABLED, 0),
+	NUM(BK, HC_INTERVAL, CAP_HEALTH_INTERVAL_MS),
+	NUM(BK, HC_TIMEOUT, CAP_HEALTH_TIMEOUT_MS),
+	STR(BK, HC_PATH, "/health"),
+	NUM(BK, HC_STATUS, 0),
+	NUM(BK, HC_HEALTHY, 2),
+	NUM(BK, HC_UNHEALTHY, 3),
+	NUM(BK, HC_EJECT, 1),
+	NUM(BK, HC_EJECT5XX, 1),
+	NUM(BK, HC_COOLDOWN, CAP_EJECT_COOLDOWN_MS),
+	BNUM(BK, 0, B_NMODELS, 0),
+	BSTR(BK, 0, B_HPATH, ""),
+	BNUM(BK, 0, B_MAXCONN, 0),
+	/* the sections alone: used, no notice */
+	NUM("[routing.retry]\n" BK, RT_ENABLED, 1),
+	NUM("[routing.retry]\n" BK, RT_MAX, 2),
+	NUM("[routing.retry]\n[health_check]\n" BK, NNOTICES, 0),
+	NUM("[health_check]\n" BK, HC_INTERVAL, CAP_HEALTH_INTERVAL_MS),
+
+	/* [health_check] enabled: no section, off; a section without it, on
+	 * (LLMProxy v0.1 has no such key: the section turned probes on) */
+	NUM("[health_check]\n" BK, HC_ENABLED, 1),
+	NUM(HC("interval = 10s\npath = /health"), HC_ENABLED, 1),
+	NUM(HC("enabled = true"), HC_ENABLED, 1),
+	NUM(HC("enabled = false"), HC_ENABLED, 0),
+	NUM(HC("enabled = off\ninterval = 5s"), HC_ENABLED, 0),
+	NUM("[health_check]\nenabled = no\n[server]\n[health_check]\ninterval = 5s\n" BK, HC_ENABLED, 0),
+	NUM("[health_check.script]\nenabled = true\n" BK, HC_ENABLED, 0),
+	NUM("[routing]\n[routing.retry]\n[routing.fallback.0]\nprimary = x\n" BK, HC_ENABLED, 0),
+
+	/* load_balance */
+	NUM(RO("load_balance = round_robin"), LB, LB_ROUND_ROBIN),
+	NUM(RO("load_balance = weighted"), LB, LB_ROUND_ROBIN),
+	NUM(RO("load_balance = least_connections"), LB, LB_LEAST_CONNECTIONS),
+	NUM(RO("load_balance = \"least_connections\""), LB, LB_LEAST_CONNECTIONS),
+	NUM(RO("load_balance = Least_Connections"), LB, LB_LEAST_CONNECTIONS),
+	NUM(RO("load_balance = \"round_robin\""), LB, LB_ROUND_ROBIN),
+	NUM(RO("load_balance = weighted"), NNOTICES, 0),
+	NUM(RO("enabled = false\nload_balance = least_connections"), LB, LB_LEAST_CONNECTIONS),
+
+	/* [routing.retry] */
+	NUM(RT("enabled = false"), RT_ENABLED, 0),
+	NUM(RT("enabled = true"), RT_ENABLED, 1),
+	NUM(RT("max_retries = 0"), RT_MAX, 0),
+	NUM(RT("max_retries = 3"), RT_MAX, 3),
+	NUM(RT("max_retries = 8"), RT_MAX, CAP_RETRIES),
+	NUM(RT("initial_wait = 0"), RT_INIT, 0),
+	NUM(RT("initial_wait = 250ms"), RT_INIT, 250),
+	NUM(RT("initial_wait = 1s\nmax_wait = 10s"), RT_INIT, 1000),
+	NUM(RT("initial_wait = 1s\nmax_wait = 10s"), RT_MAXW, 10000),
+	NUM(RT("max_wait = 10m"), RT_MAXW, 600000),
+	NUM(RT("initial_wait = 10m\nmax_wait = 10m"), RT_INIT, 600000),
+	NUM(RT("initial_wait = 1s\nmax_wait = 1000ms"), RT_MAXW, 1000),   /* equal */
+	NUM(RT("initial_wait = 0\nmax_wait = 0"), RT_MAXW, 0),
+	/* a default gives way to what the file sets */
+	NUM(RT("initial_wait = 5s"), RT_MAXW, 5000),
+	NUM(RT("initial_wait = 5s"), RT_INIT, 5000),
+	NUM(RT("initial_wait = 1s"), RT_MAXW, CAP_RETRY_MAX_WAIT_MS),
+	NUM(RT("max_wait = 50ms"), RT_INIT, 50),
+	NUM(RT("max_wait = 0"), RT_INIT, 0),
+	NUM(RT("max_wait = 1s"), RT_INIT, CAP_RETRY_INITIAL_WAIT_MS),
+	/* retry_on */
+	NUM(RT("retry_on = 5xx"), RT_ON, RETRY_ON_5XX),
+	NUM(RT("retry_on = connect_failure"), RT_ON, RETRY_ON_CONNECT),
+	NUM(RT("retry_on = timeout"), RT_ON, RETRY_ON_TIMEOUT),
+	NUM(RT("retry_on = 429"), RT_ON, RETRY_ON_429),
+	NUM(RT("retry_on = 5xx, connect_failure, timeout"), RT_ON, RETRY_ON_5XX | RETRY_ON_CONNECT | RETRY_ON_TIMEOUT),
+	NUM(RT("retry_on = 429,5xx"), RT_ON, RETRY_ON_429 | RETRY_ON_5XX),
+	NUM(RT("retry_on = 5XX ,  Timeout\t, CONNECT_FAILURE"), RT_ON, RETRY_ON_5XX | RETRY_ON_TIMEOUT | RETRY_ON_CONNECT),
+	NUM(RT("retry_on = \"5xx, 429\""), RT_ON, RETRY_ON_5XX | RETRY_ON_429),
+	NUM(RT("retry_on = 5xx, 5xx"), RT_ON, RETRY_ON_5XX),
+	NUM(RT("retry_on = 429, timeout, connect_failure, 5xx"), RT_ON, RETRY_ALL),
+	NUM(RT("enabled = false\nretry_on = 429"), RT_ON, RETRY_ON_429),
+
+	/* [health_check] */
+	NUM(HC("interval = 100ms"), HC_INTERVAL, 100),
+	NUM(HC("interval = 30s"), HC_INTERVAL, 30000),
+	NUM(HC("interval = 1h"), HC_INTERVAL, 3600000),
+	NUM(HC("timeout = 1ms"), HC_TIMEOUT, 1),
+	NUM(HC("timeout = 2s"), HC_TIMEOUT, 2000),
+	NUM(HC("interval = 5s\ntimeout = 5s"), HC_TIMEOUT, 5000),         /* equal */
+	NUM(HC("timeout = 1s\ninterval = 1m"), HC_INTERVAL, 60000),
+	/* a default gives way to what the file sets */
+	NUM(HC("interval = 2s"), HC_TIMEOUT, 2000),
+	NUM(HC("interval = 2s"), HC_INTERVAL, 2000),
+	NUM(HC("interval = 1m"), HC_TIMEOUT, CAP_HEALTH_TIMEOUT_MS),
+	NUM(HC("timeout = 20s"), HC_INTERVAL, 20000),
+	NUM(HC("timeout = 20s"), HC_TIMEOUT, 20000),
+	NUM(HC("timeout = 1s"), HC_INTERVAL, CAP_HEALTH_INTERVAL_MS),
+	STR(HC("path = /api/tags"), HC_PATH, "/api/tags"),
+	STR(HC("path = /"), HC_PATH, "/"),
+	STR(HC("path = \"/health\""), HC_PATH, "/health"),
+	STR(HC("path = /health?full=1&x=%20"), HC_PATH, "/health?full=1&x=%20"),
+	STR(HC("path = /v1/models"), HC_PATH, "/v1/models"),
+	NUM(HC("method = GET"), NNOTICES, 0),
+	NUM(HC("method = \"get\""), HC_ENABLED, 1),
+	NUM(HC("expected_status = 200"), HC_STATUS, 200),
+	NUM(HC("expected_status = 100"), HC_STATUS, 100),
+	NUM(HC("expected_status = 599"), HC_STATUS, 599),
+	NUM(HC("expected_status = 204"), HC_STATUS, 204),
+	NUM(HC("healthy_threshold = 1"), HC_HEALTHY, 1),
+	NUM(HC("healthy_threshold = 100"), HC_HEALTHY, 100),
+	NUM(HC("unhealthy_threshold = 1"), HC_UNHEALTHY, 1),
+	NUM(HC("unhealthy_threshold = 100"), HC_UNHEALTHY, 100),
+	NUM(HC("eject = false"), HC_EJECT, 0),
+	NUM(HC("eject = yes"), HC_EJECT, 1),
+	NUM(HC("eject_on_5xx = off"), HC_EJECT5XX, 0),
+	NUM(HC("eject_on_5xx = on"), HC_EJECT5XX, 1),
+	NUM(HC("eject_cooldown = 1ms"), HC_COOLDOWN, 1),
+	NUM(HC("eject_cooldown = 30s"), HC_COOLDOWN, 30000),
+	NUM(HC("eject_cooldown = 1h"), HC_COOLDOWN, 3600000),
+	/* ejection is its own: a file without [health_check] may set it */
+	NUM("[health_check]\nenabled = false\neject = false\n" BK, HC_EJECT, 0),
+
+	/* [backends.X] models, health_path, max_connections */
+	BNUM(BE("models = llama3"), 0, B_NMODELS, 1),
+	BSTR(BE("models = llama3"), 0, B_MODELS, "llama3"),
+	BNUM(BE("models = meta-llama/Llama-3.1-8B-Instruct, llama3:8b ,qwen2.5 coder"), 0, B_NMODELS, 3),
+	BSTR(BE("models = meta-llama/Llama-3.1-8B-Instruct, llama3:8b ,qwen2.5 coder"), 0, B_MODELS,
+	    "meta-llama/Llama-3.1-8B-Instruct|llama3:8b|qwen2.5 coder"),
+	BSTR(BE("models = \"a, b\""), 0, B_MODELS, "a|b"),
+	BSTR(BE("models = A, a"), 0, B_MODELS, "A|a"),               /* names are case-sensitive */
+	BSTR(BE("models = \xe6\xa8\xa1\xe5\x9e\x8b, x@1"), 0, B_MODELS, "\xe6\xa8\xa1\xe5\x9e\x8b|x@1"),
+	BNUM("[backends.a]\nurl = http://h\nmodels = m\n[backends.b]\nurl = http://g\n", 1, B_NMODELS, 0),
+	BSTR("[backends.a]\nurl = http://h\nmodels = m\n[backends.b]\nurl = http://g\nmodels = m, n\n", 1,
+	    B_MODELS, "m|n"),
+	BSTR(BE("health_path = /"), 0, B_HPATH, "/"),
+	BSTR(BE("health_path = /api/tags"), 0, B_HPATH, "/api/tags"),
+	BSTR(BE("health_path = '/health'"), 0, B_HPATH, "/health"),
+	STR(BE("health_path = /api/tags"), HC_PATH, "/health"),      /* the default is left alone */
+	BNUM(BE("max_connections = 0"), 0, B_MAXCONN, 0),
+	BNUM(BE("max_connections = 1"), 0, B_MAXCONN, 1),
+	BNUM(BE("max_connections = 100000"), 0, B_MAXCONN, 100000),
 };
 
 START_TEST(test_good)
@@ -560,6 +712,31 @@ START_TEST(test_good)
 	case U_SPOOL_MAX: n = (long long)cfg->usage_spool_max_bytes; break;
 	case U_FSYNC: n = cfg->usage_spool_fsync; break;
 	case NREPORTERS: n = (long long)cfg->nreporters; break;
+	case LB: n = cfg->load_balance; break;
+	case RT_ENABLED: n = cfg->retry_enabled; break;
+	case RT_MAX: n = cfg->retry_max; break;
+	case RT_INIT: n = cfg->retry_initial_wait_ms; break;
+	case RT_MAXW: n = cfg->retry_max_wait_ms; break;
+	case RT_ON: n = cfg->retry_on; break;
+	case HC_ENABLED: n = cfg->hc_enabled; break;
+	case HC_INTERVAL: n = cfg->hc_interval_ms; break;
+	case HC_TIMEOUT: n = cfg->hc_timeout_ms; break;
+	case HC_PATH: s = cfg->hc_path; break;
+	case HC_STATUS: n = cfg->hc_expected_status; break;
+	case HC_HEALTHY: n = cfg->hc_healthy_threshold; break;
+	case HC_UNHEALTHY: n = cfg->hc_unhealthy_threshold; break;
+	case HC_EJECT: n = cfg->hc_eject; break;
+	case HC_EJECT5XX: n = cfg->hc_eject_on_5xx; break;
+	case HC_COOLDOWN: n = cfg->hc_eject_cooldown_ms; break;
+	case B_NMODELS: n = (long long)b->nmodels; break;
+	case B_MODELS:
+		for (i = 0; i < b->nmodels; i++)
+			snprintf(hdrs + strlen(hdrs), sizeof hdrs - strlen(hdrs), "%s%s", i ? "|" : "",
+			    b->models[i]);
+		s = hdrs;
+		break;
+	case B_HPATH: s = b->health_path; break;
+	case B_MAXCONN: n = b->max_connections; break;
 	case R_NAME: s = r->name; break;
 	case R_URL: s = r->url; break;
 	case R_HOST: s = r->host; break;
@@ -586,6 +763,34 @@ START_TEST(test_good)
 }
 END_TEST
 
+/* [routing.retry] multiplier: the same double a C literal gives. */
+static const struct { const char *ini; double want; } multipliers[] = {
+	{ BK, 2.0 },
+	{ RT("multiplier = 2"), 2.0 },
+	{ RT("multiplier = 2.0"), 2.0 },
+	{ RT("multiplier = 1"), 1.0 },
+	{ RT("multiplier = 1.0"), 1.0 },
+	{ RT("multiplier = 1.5"), 1.5 },
+	{ RT("multiplier = 1.1"), 1.1 },
+	{ RT("multiplier = 3.14159"), 3.14159 },
+	{ RT("multiplier = 007.50"), 7.5 },
+	{ RT("multiplier = 10"), 10.0 },
+	{ RT("multiplier = 10.000000000000000000000"), 10.0 },
+	{ RT("multiplier = 9.99999999999999"), 9.99999999999999 },
+	{ RT("multiplier = 1.23456789012345678"), 1.23456789012345 },  /* 14 digits count */
+	{ RT("multiplier = \"1.5\""), 1.5 },
+};
+
+START_TEST(test_multiplier)
+{
+	struct config *cfg = load_ok(multipliers[_i].ini);
+
+	ck_assert_msg(cfg->retry_multiplier == multipliers[_i].want, "%.17g, want %.17g\n--- input:\n%s",
+	    cfg->retry_multiplier, multipliers[_i].want, multipliers[_i].ini);
+	config_free(cfg);
+}
+END_TEST
+
 /* ---- errors: the whole message, line included --------------------------------- */
 
 #define LISTEN_IS "listen is :PORT or HOST:PORT (e.g. :8080, 127.0.0.1:8080, [::1]:8080)"
@@ -596,6 +801,11 @@ END_TEST
 #define U_ERR(kv, why) { "[usage]\n" kv "\n" BK, "t.ini:2: [usage] " kv ": " why }
 #define H_ERR(kv, why) { HDRS(kv "\n"), "t.ini:6: [usage.reporters.x.webhook.headers] " kv ": " why }
 #define NOT_AVAILABLE(t) "usage reporter type '" t "' is not available in llmproxy; records would be lost"
+#define RO_ERR(kv, why) { RO(kv), "t.ini:2: [routing] " kv ": " why }
+#define RT_ERR(kv, why) { RT(kv), "t.ini:2: [routing.retry] " kv ": " why }
+#define HC_ERR(kv, why) { HC(kv), "t.ini:2: [health_check] " kv ": " why }
+#define BE_ERR(kv, why) { BE(kv), "t.ini:3: [backends.a] " kv ": " why }
+#define RETRY_ON_IS "retry_on lists some of 5xx, connect_failure, timeout, 429"
 
 static const struct { const char *ini; const char *err; } errors[] = {
 	/* unknown names: a typo never passes */
@@ -941,6 +1151,133 @@ static const struct { const char *ini; const char *err; } errors[] = {
 	/* a disabled reporter's values are still checked */
 	{ "[usage.reporters.0]\nenabled = false\n[usage.reporters.0.webhook]\nurl = ftp://h\n" BK,
 	  "t.ini:4: [usage.reporters.0.webhook] url = ftp://h: " W_SYNTAX },
+
+	/* [routing] load_balance: latency_based is LLMProxy's, not ours */
+	RO_ERR("load_balance = latency_based", "LLMProxy's latency_based is not available in llmproxy; "
+	    "choose round_robin (weights honoured), weighted (the same) or least_connections"),
+	{ RO("load_balance = \"Latency_Based\""), "t.ini:2: [routing] load_balance = Latency_Based: LLMProxy's "
+	  "latency_based is not available in llmproxy; choose round_robin (weights honoured), weighted (the same) "
+	  "or least_connections" },
+	RO_ERR("load_balance = random", "must be round_robin, weighted or least_connections"),
+	RO_ERR("load_balance = round robin", "must be round_robin, weighted or least_connections"),
+	RO_ERR("load_balance = ", "must be round_robin, weighted or least_connections"),
+	RO_ERR("load_balance = round_robin, least_connections", "must be round_robin, weighted or least_connections"),
+
+	/* [routing.retry] */
+	RT_ERR("enabled = maybe", "not a boolean (true/false, yes/no, on/off, 1/0)"),
+	RT_ERR("max_retries = 9", "must be 0..8"),
+	RT_ERR("max_retries = -1", "must be 0..8"),
+	RT_ERR("max_retries = three", "not an integer"),
+	RT_ERR("initial_wait = 11m", "must be at most 10m"),
+	RT_ERR("initial_wait = 1", "a duration needs a unit (e.g. 30s, 500ms, 2m, 1h)"),
+	RT_ERR("max_wait = 10m1ms", "must be at most 10m"),
+	RT_ERR("max_wait = -1s", "not a duration (e.g. 500ms, 30s, 2m, 1h, 1m30s)"),
+	{ RT("initial_wait = 2s\nmax_wait = 1s"),
+	  "t.ini:3: [routing.retry] max_wait = 1s: less than initial_wait = 2s (line 2)" },
+	{ RT("max_wait = 1000ms\ninitial_wait = 1.5s"),
+	  "t.ini:2: [routing.retry] max_wait = 1000ms: less than initial_wait = 1.5s (line 3)" },
+	{ "[routing.retry]\ninitial_wait = 1ms\n" BK "[routing.retry]\nmax_wait = 0\n",
+	  "t.ini:6: [routing.retry] max_wait = 0: less than initial_wait = 1ms (line 2)" },
+	RT_ERR("multiplier = 0.5", "must be 1.0 to 10.0"),
+	RT_ERR("multiplier = 0.999999999999999999", "must be 1.0 to 10.0"),
+	RT_ERR("multiplier = 0", "must be 1.0 to 10.0"),
+	RT_ERR("multiplier = 10.5", "must be 1.0 to 10.0"),
+	RT_ERR("multiplier = 10.000000000000000000001", "must be 1.0 to 10.0"),
+	RT_ERR("multiplier = 11", "must be 1.0 to 10.0"),
+	RT_ERR("multiplier = 99999999999999999999999", "must be 1.0 to 10.0"),
+	RT_ERR("multiplier = 2.", "not a decimal number (e.g. 2, 1.5, 2.0)"),
+	RT_ERR("multiplier = .5", "not a decimal number (e.g. 2, 1.5, 2.0)"),
+	RT_ERR("multiplier = -2", "not a decimal number (e.g. 2, 1.5, 2.0)"),
+	RT_ERR("multiplier = +2", "not a decimal number (e.g. 2, 1.5, 2.0)"),
+	RT_ERR("multiplier = 2e0", "not a decimal number (e.g. 2, 1.5, 2.0)"),
+	RT_ERR("multiplier = 1,5", "not a decimal number (e.g. 2, 1.5, 2.0)"),
+	RT_ERR("multiplier = 0x2", "not a decimal number (e.g. 2, 1.5, 2.0)"),
+	RT_ERR("multiplier = inf", "not a decimal number (e.g. 2, 1.5, 2.0)"),
+	RT_ERR("multiplier = nan", "not a decimal number (e.g. 2, 1.5, 2.0)"),
+	RT_ERR("multiplier = 2.0.0", "not a decimal number (e.g. 2, 1.5, 2.0)"),
+	RT_ERR("multiplier = 2 x", "not a decimal number (e.g. 2, 1.5, 2.0)"),
+	RT_ERR("multiplier = 2x", "not a decimal number (e.g. 2, 1.5, 2.0)"),
+	RT_ERR("multiplier = ", "not a decimal number (e.g. 2, 1.5, 2.0)"),
+	{ RT("multiplier = \" 2\""), "t.ini:2: [routing.retry] multiplier =  2: not a decimal number (e.g. 2, 1.5, 2.0)" },
+	RT_ERR("retry_on = 5xx, 503", "unknown condition '503'; " RETRY_ON_IS),
+	RT_ERR("retry_on = connection_failure", "unknown condition 'connection_failure'; " RETRY_ON_IS),
+	RT_ERR("retry_on = 5xx timeout", "unknown condition '5xx timeout'; " RETRY_ON_IS),
+	{ RT("retry_on = \"5xx\", \"timeout\""), "t.ini:2: [routing.retry] retry_on = 5xx\", \"timeout: "
+	  "quotes go around the whole list (\"a, b\"), not around each item" },
+	RT_ERR("retry_on = 5xx, 'timeout'", "quotes go around the whole list (\"a, b\"), not around each item"),
+	RT_ERR("retry_on = 5xx,,timeout", "an empty item; " RETRY_ON_IS " (to retry on nothing, set enabled = false)"),
+	RT_ERR("retry_on = 5xx,", "an empty item; " RETRY_ON_IS " (to retry on nothing, set enabled = false)"),
+	RT_ERR("retry_on = ", "an empty item; " RETRY_ON_IS " (to retry on nothing, set enabled = false)"),
+	{ RT("retires = 3"), "t.ini:2: unknown key 'retires' in [routing.retry]" },
+	{ RT("retry_on_status = 503"), "t.ini:2: unknown key 'retry_on_status' in [routing.retry]" },
+	{ BK "[routing.retry.x]\n", "t.ini:3: unknown section [routing.retry.x]" },
+
+	/* [health_check] */
+	HC_ERR("enabled = maybe", "not a boolean (true/false, yes/no, on/off, 1/0)"),
+	HC_ERR("interval = 99ms", "must be at least 100ms"),
+	HC_ERR("interval = 0", "must be at least 100ms"),
+	HC_ERR("interval = 1h1ms", "must be at most 1h"),
+	HC_ERR("interval = 10", "a duration needs a unit (e.g. 30s, 500ms, 2m, 1h)"),
+	HC_ERR("timeout = 0", "must be more than 0"),
+	HC_ERR("timeout = 61m", "must be at most 1h"),
+	{ HC("interval = 5s\ntimeout = 6s"), "t.ini:3: [health_check] timeout = 6s: longer than interval = 5s (line 2)" },
+	{ HC("timeout = 1m\ninterval = 59999ms"),
+	  "t.ini:2: [health_check] timeout = 1m: longer than interval = 59999ms (line 3)" },
+	HC_ERR("method = POST", "llmproxy probes with GET only"),
+	HC_ERR("method = HEAD", "llmproxy probes with GET only"),
+	HC_ERR("method = ", "llmproxy probes with GET only"),
+	HC_ERR("path = health", "must start with '/'"),
+	HC_ERR("path = ", "must start with '/'"),
+	HC_ERR("path = http://h/health", "must start with '/'"),
+	HC_ERR("path = /he alth", "bad character (a path is visible ASCII, no spaces or '#')"),
+	HC_ERR("path = /health#x", "bad character (a path is visible ASCII, no spaces or '#')"),
+	HC_ERR("path = /a\tb", "bad character (a path is visible ASCII, no spaces or '#')"),
+	HC_ERR("path = /a\x7f", "bad character (a path is visible ASCII, no spaces or '#')"),
+	HC_ERR("path = /\xc3\xa9", "bad character (a path is visible ASCII, no spaces or '#')"),
+	HC_ERR("path = /a\rb", "bad character (a path is visible ASCII, no spaces or '#')"),
+	HC_ERR("expected_status = 99", "must be 100..599"),
+	HC_ERR("expected_status = 600", "must be 100..599"),
+	HC_ERR("expected_status = 0", "must be 100..599"),
+	HC_ERR("expected_status = 2xx", "not an integer"),
+	HC_ERR("healthy_threshold = 0", "must be 1..100"),
+	HC_ERR("healthy_threshold = 101", "must be 1..100"),
+	HC_ERR("unhealthy_threshold = 0", "must be 1..100"),
+	HC_ERR("unhealthy_threshold = 101", "must be 1..100"),
+	HC_ERR("eject = maybe", "not a boolean (true/false, yes/no, on/off, 1/0)"),
+	HC_ERR("eject_on_5xx = 2", "not a boolean (true/false, yes/no, on/off, 1/0)"),
+	HC_ERR("eject_cooldown = 0", "must be more than 0"),
+	HC_ERR("eject_cooldown = 2h", "must be at most 1h"),
+	HC_ERR("eject_cooldown = 30", "a duration needs a unit (e.g. 30s, 500ms, 2m, 1h)"),
+	{ HC("intervall = 5s"), "t.ini:2: unknown key 'intervall' in [health_check]" },
+	{ HC("models = a"), "t.ini:2: unknown key 'models' in [health_check]" },
+	{ BK "[health_check.foo]\n", "t.ini:3: unknown section [health_check.foo]" },
+	/* a disabled check's values are still checked */
+	{ HC("enabled = false\npath = x"), "t.ini:3: [health_check] path = x: must start with '/'" },
+
+	/* [backends.X] models, health_path, max_connections */
+	BE_ERR("models = ", "an empty model name; models is a list of names, a, b (leave it out to serve any model)"),
+	{ BE("models = \"\""), "t.ini:3: [backends.a] models = : an empty model name; models is a list of names, "
+	  "a, b (leave it out to serve any model)" },
+	{ BE("models = \"llama3\", \"qwen\""), "t.ini:3: [backends.a] models = llama3\", \"qwen: "
+	  "quotes go around the whole list (\"a, b\"), not around each item" },
+	BE_ERR("models = a, it's", "quotes go around the whole list (\"a, b\"), not around each item"),
+	BE_ERR("models = a,,b", "an empty model name; models is a list of names, a, b (leave it out to serve any model)"),
+	BE_ERR("models = a, b,", "an empty model name; models is a list of names, a, b (leave it out to serve any model)"),
+	BE_ERR("models = , a", "an empty model name; models is a list of names, a, b (leave it out to serve any model)"),
+	BE_ERR("models = a, b, a", "model 'a' is listed twice"),
+	BE_ERR("models = llama3 ,llama3", "model 'llama3' is listed twice"),
+	BE_ERR("models = a\x01", "control character in a model name"),
+	BE_ERR("models = a\tb", "control character in a model name"),
+	BE_ERR("models = a\x7f", "control character in a model name"),
+	{ "[backends.a]\nurl = http://h\nmodels = a\n[server]\n[backends.a]\nmodels = b\n",
+	  "t.ini:6: duplicate key 'models' in [backends.a] (first on line 3)" },
+	BE_ERR("health_path = health", "must start with '/'"),
+	BE_ERR("health_path = ", "must start with '/'"),
+	BE_ERR("health_path = /a b", "bad character (a path is visible ASCII, no spaces or '#')"),
+	BE_ERR("max_connections = -1", "must be 0..100000"),
+	BE_ERR("max_connections = 100001", "must be 0..100000"),
+	BE_ERR("max_connections = lots", "not an integer"),
+	BE_ERR("max_connections = 1k", "not an integer"),
 };
 
 START_TEST(test_error)
@@ -1212,6 +1549,73 @@ START_TEST(test_reporter_limits)
 }
 END_TEST
 
+/* models: CAP_BACKEND_MODELS names of CAP_MODEL_NAME - 1 bytes at most;
+ * health paths: 255 characters. */
+START_TEST(test_backend_limits)
+{
+	char *ini = malloc(CAP_BACKEND_MODELS * (CAP_MODEL_NAME + 2) + 1024), *err = malloc(ERRLEN * 8);
+	char *want = malloc(ERRLEN * 8), name[CAP_MODEL_NAME + 1], path[300];
+	struct config *cfg;
+	size_t n;
+	int i;
+
+	ck_assert_ptr_nonnull(ini);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_ptr_nonnull(want);
+	n = (size_t)sprintf(ini, BK "models = ");
+	for (i = 0; i < CAP_BACKEND_MODELS; i++)
+		n += (size_t)sprintf(ini + n, "%sm%d", i ? ", " : "", i);
+	strcpy(ini + n, "\n");
+	cfg = load_ok(ini);
+	ck_assert_uint_eq(cfg->backends[0].nmodels, CAP_BACKEND_MODELS);
+	ck_assert_str_eq(cfg->backends[0].models[CAP_BACKEND_MODELS - 1], "m31");
+	config_free(cfg);
+	n += (size_t)sprintf(ini + n, ", more");
+	strcpy(ini + n, "\n");
+	ck_assert_ptr_null(config_load_string(ini, "t.ini", err, ERRLEN * 8));
+	ini[n] = '\0';
+	snprintf(want, ERRLEN * 8, "t.ini:3: [backends.a] %s: more than %d models", ini + strlen(BK),
+	    CAP_BACKEND_MODELS);
+	ck_assert_str_eq(err, want);
+
+	/* The longest name, then one byte more. */
+	memset(name, 'n', CAP_MODEL_NAME - 1);
+	name[CAP_MODEL_NAME - 1] = '\0';
+	snprintf(ini, ERRLEN, BE("models = a, %s"), name);
+	cfg = load_ok(ini);
+	ck_assert_str_eq(cfg->backends[0].models[1], name);
+	config_free(cfg);
+	strcat(name, "n");
+	snprintf(ini, ERRLEN, BE("models = %s, a"), name);
+	ck_assert_ptr_null(config_load_string(ini, "t.ini", err, ERRLEN));
+	snprintf(want, ERRLEN, "t.ini:3: [backends.a] models = %s, a: a model name has at most %d characters",
+	    name, CAP_MODEL_NAME - 1);
+	ck_assert_str_eq(err, want);
+
+	/* Health paths: 255 characters, in [health_check] and in a backend. */
+	memset(path, 'p', 255);
+	path[0] = '/';
+	path[255] = '\0';
+	snprintf(ini, ERRLEN, "[health_check]\npath = %s\n" BK "health_path = %s\n", path, path);
+	cfg = load_ok(ini);
+	ck_assert_str_eq(cfg->hc_path, path);
+	ck_assert_str_eq(cfg->backends[0].health_path, path);
+	config_free(cfg);
+	strcat(path, "p");
+	snprintf(ini, ERRLEN, HC("path = %s"), path);
+	ck_assert_ptr_null(config_load_string(ini, "t.ini", err, ERRLEN));
+	snprintf(want, ERRLEN, "t.ini:2: [health_check] path = %s: longer than 255 characters", path);
+	ck_assert_str_eq(err, want);
+	snprintf(ini, ERRLEN, BE("health_path = %s"), path);
+	ck_assert_ptr_null(config_load_string(ini, "t.ini", err, ERRLEN));
+	snprintf(want, ERRLEN, "t.ini:3: [backends.a] health_path = %s: longer than 255 characters", path);
+	ck_assert_str_eq(err, want);
+	free(ini);
+	free(err);
+	free(want);
+}
+END_TEST
+
 /* Loading checks the spool's directory and leaves the disk alone: the
  * file is made when the proxy starts, not by `llmproxy -t`. */
 START_TEST(test_spool_untouched)
@@ -1370,8 +1774,10 @@ static const struct notice_case notice_cases[] = {
 	    "t.ini:8: [log] output is an LLMProxy key llmproxy does not use; ignored",
 	    IGN_SEC(9, "log.file"),
 	    "t.ini:12: [routing] enabled is an LLMProxy key llmproxy does not use; ignored",
-	    "t.ini:13: [routing] load_balance is an LLMProxy key llmproxy does not support yet; ignored",
-	    LATER_SEC(14, "routing.retry"), IGN_SEC(16, "routing.fallback"), IGN_SEC(18, "routing.script") } },
+	    IGN_SEC(16, "routing.fallback"), IGN_SEC(18, "routing.script") } },
+	/* [health_check]: its lua script is LLMProxy's */
+	{ NULL, "[health_check]\nenabled = true\n[health_check.script]\nenabled = false\npath = x.lua\n" BK,
+	  NULL, NULL, NULL, NULL, { IGN_SEC(3, "health_check.script") } },
 
 	/* usage: what llmproxy leaves out of a reporter */
 	{ NULL, "[usage.reporters.0]\nenabled = false\ntype = database\n[usage.reporters.0.database]\ntable = x\n"
@@ -1390,7 +1796,7 @@ static const struct notice_case notice_cases[] = {
 	    HTTPS_MEM(6, "usage_hook", "HTTPS://g:8443", "usage_hook") } },
 	{ NULL, "[usage.reporters.0.webhook]\nurl = https://h/u\n[health_check]\n[usage]\n"
 	  "spool = /tmp/llmproxy-check.spool\n" BK, NULL, NULL, NULL, NULL,
-	  { HTTPS_SPOOL(2, "usage.reporters.0.webhook", "https://h/u", "h:443"), LATER_SEC(3, "health_check") } },
+	  { HTTPS_SPOOL(2, "usage.reporters.0.webhook", "https://h/u", "h:443") } },
 	{ NULL, "[usage.reporters.0.webhook]\nurl = https://h/u\n[usage]\nenabled = false\n" BK,
 	  NULL, NULL, NULL, NULL, { NULL } },
 	{ NULL, "[usage.reporters.0]\nenabled = false\n[usage.reporters.0.webhook]\nurl = https://h/u\n" BK,
@@ -1401,13 +1807,13 @@ static const struct notice_case notice_cases[] = {
 	/* usage_hook's https url: accepted, and said loudly (see finish_reporters) */
 	{ "config-v0.1.0.ini", NULL, NULL, NULL, NULL, NULL,
 	  { HTTPS_MEM(14, "usage_hook", "https://your-billing.com/llm-usage", "usage_hook"),
-	    RETRY(16, "usage_hook"), LATER_SEC(18, "health_check") } },
+	    RETRY(16, "usage_hook") } },
 	{ "config-minimal.ini", NULL, NULL, NULL, NULL, NULL,
-	  { RETRY(22, "usage.reporters.*.webhook"), LATER_SEC(24, "health_check") } },
+	  { RETRY(22, "usage.reporters.*.webhook") } },
 	{ "config-simple.ini", NULL, NULL, NULL, NULL, NULL,
-	  { RETRY(22, "usage.reporters.*.webhook"), LATER_SEC(24, "health_check") } },
+	  { RETRY(22, "usage.reporters.*.webhook") } },
 	{ "config-demo.ini", NULL, NULL, NULL, NULL, NULL,
-	  { RETRY(22, "usage.reporters.*.webhook"), LATER_SEC(24, "health_check") } },
+	  { RETRY(22, "usage.reporters.*.webhook") } },
 	/* With auth turned off (as is, it is refused: see test_fixtures_refused).
 	 * [usage] enabled = false: its https reporter is not worth a word. */
 	{ "config-reference.ini", NULL, "[auth]\nenabled = true", "[auth]\nenabled = false", NULL, NULL,
@@ -1427,11 +1833,9 @@ static const struct notice_case notice_cases[] = {
 	    IGN_SEC(334, "logging"),
 	    LATER_SEC(364, "rate_limit"),
 	    "t.ini:390: [routing] enabled is an LLMProxy key llmproxy does not use; ignored",
-	    "t.ini:391: [routing] load_balance is an LLMProxy key llmproxy does not support yet; ignored",
 	    IGN_SEC(395, "routing.script"),
-	    LATER_SEC(401, "routing.retry"),
 	    IGN_SEC(409, "routing.fallback"),
-	    LATER_SEC(413, "health_check"),
+	    IGN_SEC(423, "health_check.script"),
 	    LATER_SEC(429, "metrics"),
 	    RETRY(447, "usage.reporters.*.webhook"),
 	    IGN_SEC(452, "usage.reporters.*.script"),
@@ -1448,10 +1852,7 @@ static const struct notice_case notice_cases[] = {
 	    IGN_SEC(44, "admin"),
 	    LATER_SEC(50, "auth"),
 	    "t.ini:62: [routing] enabled is an LLMProxy key llmproxy does not use; ignored",
-	    "t.ini:63: [routing] load_balance is an LLMProxy key llmproxy does not support yet; ignored",
-	    LATER_SEC(66, "routing.retry"),
 	    LATER_SEC(72, "rate_limit"),
-	    LATER_SEC(87, "health_check"),
 	    LATER_SEC(93, "metrics"),
 	    NO_TYPE(102, "usage.reporters.0", "builtin"),
 	    IGN_SEC(105, "usage.reporters.*.builtin"),
@@ -1575,8 +1976,22 @@ START_TEST(test_fixtures_values)
 	ck_assert_int_eq(cfg->reporters[0].timeout_ms, 1000);
 	ck_assert_int_eq(cfg->reporters[0].line, 12);
 	ck_assert_uint_eq(cfg->reporters[0].nheaders, 0);
+	/* [health_check] with interval and path but no enabled (v0.1 has no
+	 * such key): on; the rest defaults; no [routing]: round robin, retries
+	 * by default. */
+	ck_assert_int_eq(cfg->hc_enabled, 1);
+	ck_assert_int_eq(cfg->hc_interval_ms, 10000);
+	ck_assert_int_eq(cfg->hc_timeout_ms, CAP_HEALTH_TIMEOUT_MS);
+	ck_assert_str_eq(cfg->hc_path, "/health");
+	ck_assert_int_eq(cfg->hc_expected_status, 0);
+	ck_assert_int_eq(cfg->load_balance, LB_ROUND_ROBIN);
+	ck_assert_int_eq(cfg->retry_enabled, 1);
+	ck_assert_int_eq(cfg->retry_max, 2);
+	ck_assert_uint_eq(cfg->backends[0].nmodels, 0);
+	ck_assert_str_eq(cfg->backends[0].health_path, "");
+	ck_assert_int_eq(cfg->backends[0].max_connections, 0);
 	/* Messages name the file as given. */
-	ck_assert_uint_eq(cfg->nnotices, 3);
+	ck_assert_uint_eq(cfg->nnotices, 2);
 	snprintf(want, sizeof want, "%s:14: [usage_hook] url = https://your-billing.com/llm-usage: https "
 	    "needs TLS, which this build does not have yet; nothing is sent to reporter 'usage_hook': its "
 	    "records wait in memory (at most [usage] queue_max, none across a restart; set [usage] spool "
@@ -1609,6 +2024,11 @@ START_TEST(test_fixtures_values)
 			ck_assert_int_eq(cfg->reporters[0].timeout_ms, 1000);
 			ck_assert_int_eq(cfg->reporters[0].line, 14);
 			ck_assert_uint_eq(cfg->reporters[0].nheaders, 0);
+			/* health_check: enabled, interval 10s, a path */
+			ck_assert_int_eq(cfg->hc_enabled, 1);
+			ck_assert_int_eq(cfg->hc_interval_ms, 10000);
+			ck_assert_int_eq(cfg->hc_timeout_ms, CAP_HEALTH_TIMEOUT_MS);
+			ck_assert_str_eq(cfg->hc_path, i == 2 ? "/api/tags" : "/health");  /* demo: Ollama */
 			config_free(cfg);
 		}
 	}
@@ -1640,6 +2060,52 @@ START_TEST(test_fixtures_values)
 		ck_assert_uint_eq(cfg->reporters[0].nheaders, 1);
 		ck_assert_str_eq(cfg->reporters[0].headers[0].name, "Authorization");
 		ck_assert_str_eq(cfg->reporters[0].headers[0].value, "Bearer xxx");
+		/* routing: round_robin, and its retry section as written (no 429) */
+		ck_assert_int_eq(cfg->load_balance, LB_ROUND_ROBIN);
+		ck_assert_int_eq(cfg->retry_enabled, 1);
+		ck_assert_int_eq(cfg->retry_max, 3);
+		ck_assert_int_eq(cfg->retry_initial_wait_ms, 1000);
+		ck_assert_int_eq(cfg->retry_max_wait_ms, 10000);
+		ck_assert(cfg->retry_multiplier == 2.0);
+		ck_assert_uint_eq(cfg->retry_on, RETRY_ON_5XX | RETRY_ON_CONNECT | RETRY_ON_TIMEOUT);
+		/* health_check: every key of LLMProxy's */
+		ck_assert_int_eq(cfg->hc_enabled, 1);
+		ck_assert_int_eq(cfg->hc_interval_ms, 30000);
+		ck_assert_int_eq(cfg->hc_timeout_ms, 5000);
+		ck_assert_str_eq(cfg->hc_path, "/health");
+		ck_assert_int_eq(cfg->hc_expected_status, 200);
+		ck_assert_int_eq(cfg->hc_unhealthy_threshold, 3);
+		ck_assert_int_eq(cfg->hc_healthy_threshold, 2);
+		ck_assert_int_eq(cfg->hc_eject, 1);
+		ck_assert_int_eq(cfg->hc_eject_on_5xx, 1);
+		ck_assert_int_eq(cfg->hc_eject_cooldown_ms, CAP_EJECT_COOLDOWN_MS);
+		ck_assert_uint_eq(cfg->nbackends, 2);
+		ck_assert_int_eq(cfg->backends[0].weight, 5);
+		ck_assert_int_eq(cfg->backends[1].weight, 3);
+		config_free(cfg);
+		free(text);
+	}
+
+	/* config.yaml.example, auth and its builtin reporter off. */
+	{
+		char *text = patched(slurp("tests/data/config/config-yaml-example.ini"), "[auth]\nenabled = true",
+		    "[auth]\nenabled = false");
+
+		text = patched(text, "type = builtin\nenabled = true\n\n[usage.reporters.0.builtin]",
+		    "type = builtin\nenabled = false\n\n[usage.reporters.0.builtin]");
+		cfg = load_ok(text);
+		ck_assert_int_eq(cfg->load_balance, LB_ROUND_ROBIN);
+		ck_assert_int_eq(cfg->retry_enabled, 1);
+		ck_assert_int_eq(cfg->retry_max, 3);
+		ck_assert_int_eq(cfg->retry_initial_wait_ms, 1000);
+		ck_assert_int_eq(cfg->retry_max_wait_ms, 10000);
+		ck_assert(cfg->retry_multiplier == 2.0);
+		ck_assert_uint_eq(cfg->retry_on, RETRY_ON_5XX | RETRY_ON_CONNECT | RETRY_ON_TIMEOUT | RETRY_ON_429);
+		ck_assert_int_eq(cfg->hc_enabled, 1);
+		ck_assert_int_eq(cfg->hc_interval_ms, 30000);
+		ck_assert_int_eq(cfg->hc_timeout_ms, 5000);
+		ck_assert_str_eq(cfg->hc_path, "/health");
+		ck_assert_int_eq(cfg->hc_expected_status, 0);
 		config_free(cfg);
 		free(text);
 	}
@@ -1658,6 +2124,7 @@ START_TEST(test_example)
 	ck_assert_uint_eq(cfg->nnotices, 0);
 	ck_assert_uint_eq(cfg->nbackends, 1);
 	ck_assert_str_eq(cfg->backends[0].name, "local");  /* the section suffix */
+	ck_assert_int_eq(cfg->hc_enabled, 0);  /* installed as is: no probes */
 	config_free(cfg);
 }
 END_TEST
@@ -1687,13 +2154,14 @@ START_TEST(test_example_first_five_lines)
 END_TEST
 
 /* Every ";key = value" in the example, uncommented, gives the defaults: the
- * documented defaults are the real ones. */
+ * documented defaults are the real ones.  A ";[section]" is uncommented too
+ * ([health_check], whose presence turns probes on). */
 START_TEST(test_example_documented_defaults)
 {
 	char *text = slurp("config.ini.example"), *line, *save = NULL;
 	char *out = malloc(strlen(text) + 1);
-	struct config *cfg, *def;
-	int uncommented = 0;
+	struct config *cfg, *def, *hc;
+	int uncommented = 0, headers = 0;
 
 	ck_assert_ptr_nonnull(out);
 	out[0] = '\0';
@@ -1701,13 +2169,18 @@ START_TEST(test_example_documented_defaults)
 		if (line[0] == ';' && line[1] >= 'a' && line[1] <= 'z' && strstr(line, " = ") != NULL) {
 			line++;
 			uncommented++;
+		} else if (line[0] == ';' && line[1] == '[') {
+			line++;
+			headers++;
 		}
 		strcat(out, line);
 		strcat(out, "\n");
 	}
-	ck_assert_int_ge(uncommented, 18);
+	ck_assert_int_ge(uncommented, 36);
+	ck_assert_int_eq(headers, 1);
 	cfg = load_ok(out);
 	def = load_ok("[backends.local]\nurl = http://127.0.0.1:8000\n");
+	hc = load_ok("[backends.local]\nurl = http://127.0.0.1:8000\n[health_check]\n");
 	ck_assert_int_eq(cfg->threads, def->threads);
 	ck_assert_int_eq(cfg->read_timeout_ms, def->read_timeout_ms);
 	ck_assert_int_eq(cfg->write_timeout_ms, def->write_timeout_ms);
@@ -1728,10 +2201,30 @@ START_TEST(test_example_documented_defaults)
 	ck_assert_str_eq(cfg->usage_spool, def->usage_spool);
 	ck_assert_uint_eq(cfg->usage_spool_max_bytes, def->usage_spool_max_bytes);
 	ck_assert_int_eq(cfg->usage_spool_fsync, def->usage_spool_fsync);
+	ck_assert_int_eq(cfg->load_balance, def->load_balance);
+	ck_assert_int_eq(cfg->retry_enabled, def->retry_enabled);
+	ck_assert_int_eq(cfg->retry_max, def->retry_max);
+	ck_assert_int_eq(cfg->retry_initial_wait_ms, def->retry_initial_wait_ms);
+	ck_assert_int_eq(cfg->retry_max_wait_ms, def->retry_max_wait_ms);
+	ck_assert(cfg->retry_multiplier == def->retry_multiplier);
+	ck_assert_uint_eq(cfg->retry_on, def->retry_on);
+	ck_assert_int_eq(cfg->hc_enabled, hc->hc_enabled);  /* with the section */
+	ck_assert_int_eq(cfg->hc_enabled, 1);
+	ck_assert_int_eq(def->hc_enabled, 0);               /* without */
+	ck_assert_int_eq(cfg->hc_interval_ms, def->hc_interval_ms);
+	ck_assert_int_eq(cfg->hc_timeout_ms, def->hc_timeout_ms);
+	ck_assert_str_eq(cfg->hc_path, def->hc_path);
+	ck_assert_int_eq(cfg->hc_expected_status, def->hc_expected_status);
+	ck_assert_int_eq(cfg->hc_healthy_threshold, def->hc_healthy_threshold);
+	ck_assert_int_eq(cfg->hc_unhealthy_threshold, def->hc_unhealthy_threshold);
+	ck_assert_int_eq(cfg->hc_eject, def->hc_eject);
+	ck_assert_int_eq(cfg->hc_eject_on_5xx, def->hc_eject_on_5xx);
+	ck_assert_int_eq(cfg->hc_eject_cooldown_ms, def->hc_eject_cooldown_ms);
 	ck_assert_uint_eq(cfg->nreporters, 0);
 	ck_assert_uint_eq(cfg->nnotices, 0);
 	config_free(cfg);
 	config_free(def);
+	config_free(hc);
 	free(out);
 	free(text);
 }
@@ -1749,6 +2242,7 @@ static Suite *config_suite(void)
 
 	tc = tcase_create("good");
 	tcase_add_loop_test(tc, test_good, 0, (int)(sizeof goods / sizeof goods[0]));
+	tcase_add_loop_test(tc, test_multiplier, 0, (int)(sizeof multipliers / sizeof multipliers[0]));
 	tcase_add_test(tc, test_inih_switches);
 	suite_add_tcase(s, tc);
 
@@ -1759,6 +2253,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_too_many_backends);
 	tcase_add_test(tc, test_too_many_reporters);
 	tcase_add_test(tc, test_reporter_limits);
+	tcase_add_test(tc, test_backend_limits);
 	tcase_add_test(tc, test_spool_untouched);
 	tcase_add_test(tc, test_files);
 	suite_add_tcase(s, tc);

@@ -1,5 +1,6 @@
 /*
- * check_json.c — request inspection and string escaping (src/json.c).
+ * check_json.c — request inspection, model lists and string escaping
+ * (src/json.c).
  *
  * What a user sees depends on json_inspect_request reading a body the way the
  * backend does: a stream the proxy does not recognise is neither metered nor
@@ -9,6 +10,7 @@
  * escaped member names), and invalid JSON that jsmn alone lets through.
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1020,6 +1022,197 @@ START_TEST(test_usage_invalid)
 }
 END_TEST
 
+/* ---- json_model_ids ----------------------------------------------------------- */
+
+/* A 127-byte id (the longest that is kept) and a 128-byte one. */
+#define ID16 "0123456789abcdef"
+#define ID127 ID16 ID16 ID16 ID16 ID16 ID16 ID16 "0123456789abcde"
+#define ID128 ID127 "x"
+_Static_assert(sizeof(ID127) - 1 == CAP_MODEL_NAME - 1, "ID127");
+
+static const struct models_case {
+	const char *name;
+	const char *body;
+	int ret;		/* ids passed on, or a JSON_ code */
+	const char *ids;	/* what fn got, each followed by '\n' */
+} models_cases[] = {
+	{ "vLLM",
+	  "{\"object\":\"list\",\"data\":[{\"id\":\"Qwen/Qwen2.5-7B-Instruct\","
+	  "\"object\":\"model\",\"created\":1700000000,\"owned_by\":\"vllm\","
+	  "\"root\":\"Qwen/Qwen2.5-7B-Instruct\",\"parent\":null,"
+	  "\"max_model_len\":32768,\"permission\":[{\"id\":\"modelperm-1\","
+	  "\"object\":\"model_permission\"}]}]}",
+	  1, "Qwen/Qwen2.5-7B-Instruct\n" },
+	{ "Ollama, several",
+	  "{\"object\":\"list\",\"data\":[{\"id\":\"llama3.2:latest\",\"object\":"
+	  "\"model\",\"created\":1730000000,\"owned_by\":\"library\"},{\"id\":"
+	  "\"qwen2.5:7b\",\"object\":\"model\",\"created\":1730000001,"
+	  "\"owned_by\":\"library\"}]}",
+	  2, "llama3.2:latest\nqwen2.5:7b\n" },
+	{ "llama.cpp, with its own models list",
+	  "{\"models\":[{\"name\":\"m.gguf\",\"model\":\"m.gguf\"}],\"object\":"
+	  "\"list\",\"data\":[{\"id\":\"m.gguf\",\"object\":\"model\","
+	  "\"owned_by\":\"llamacpp\",\"meta\":{\"n_ctx_train\":4096}}]}",
+	  1, "m.gguf\n" },
+	{ "whitespace everywhere",
+	  " \r\n{ \"data\" : [ { \"id\" : \"a\" } ,\n\t{ \"id\":\"b\" } ] }\n",
+	  2, "a\nb\n" },
+	{ "no object member needed", "{\"data\":[{\"id\":\"a\"}]}", 1, "a\n" },
+	{ "empty list", "{\"object\":\"list\",\"data\":[]}", 0, "" },
+	{ "ids with escapes, not decoded",
+	  "{\"data\":[{\"id\":\"a\\\"b\"},{\"id\":\"c\\\\d\\/e\"},"
+	  "{\"id\":\"\\u00e9t\\u00e9\"}]}",
+	  3, "a\\\"b\nc\\\\d\\/e\n\\u00e9t\\u00e9\n" },
+	{ "UTF-8 id", "{\"data\":[{\"id\":\"\xe6\xa8\xa1\xe5\x9e\x8b\"}]}",
+	  1, "\xe6\xa8\xa1\xe5\x9e\x8b\n" },
+	{ "missing ids skipped",
+	  "{\"data\":[{\"object\":\"model\"},{\"id\":\"a\"},{}]}", 1, "a\n" },
+	{ "ids not strings skipped",
+	  "{\"data\":[{\"id\":7},{\"id\":null},{\"id\":[\"x\"]},{\"id\":"
+	  "{\"id\":\"x\"}},{\"id\":\"b\"}]}", 1, "b\n" },
+	{ "empty id skipped", "{\"data\":[{\"id\":\"\"},{\"id\":\"c\"}]}",
+	  1, "c\n" },
+	{ "elements not objects skipped",
+	  "{\"data\":[\"a\",1,null,[{\"id\":\"x\"}],{\"id\":\"d\"}]}", 1,
+	  "d\n" },
+	{ "nested ids do not count",
+	  "{\"data\":[{\"meta\":{\"id\":\"x\"},\"id\":\"e\"}],\"x\":{\"data\":"
+	  "[{\"id\":\"y\"}]}}", 1, "e\n" },
+	{ "repeated id member: the last counts",
+	  "{\"data\":[{\"id\":\"x\",\"id\":\"f\"}]}", 1, "f\n" },
+	{ "repeated data member: the last counts",
+	  "{\"data\":[{\"id\":\"x\"}],\"data\":[{\"id\":\"g\"}]}", 1, "g\n" },
+	{ "escaped member names",
+	  "{\"d\\u0061ta\":[{\"\\u0069d\":\"h\"}]}", 1, "h\n" },
+	{ "duplicates passed on as they come",
+	  "{\"data\":[{\"id\":\"a\"},{\"id\":\"a\"}]}", 2, "a\na\n" },
+	{ "longest id kept", "{\"data\":[{\"id\":\"" ID127 "\"}]}", 1,
+	  ID127 "\n" },
+	{ "too long id skipped",
+	  "{\"data\":[{\"id\":\"" ID128 "\"},{\"id\":\"i\"}]}", 1, "i\n" },
+	{ "not a list: data an object", "{\"data\":{\"id\":\"a\"}}",
+	  JSON_INVALID, "" },
+	{ "not a list: data a string", "{\"data\":\"a\"}", JSON_INVALID, "" },
+	{ "not a list: data null", "{\"object\":\"list\",\"data\":null}",
+	  JSON_INVALID, "" },
+	{ "not a list: no data",
+	  "{\"object\":\"model\",\"id\":\"a\",\"owned_by\":\"x\"}",
+	  JSON_INVALID, "" },
+	{ "not a list: an error body",
+	  "{\"error\":{\"message\":\"Not Found\",\"type\":\"not_found\"}}",
+	  JSON_INVALID, "" },
+	{ "not a list: a bare array", "[{\"id\":\"a\"}]", JSON_INVALID, "" },
+	{ "not JSON", "Not Found", JSON_INVALID, "" },
+	{ "empty body", "", JSON_INVALID, "" },
+	{ "trailing comma", "{\"data\":[{\"id\":\"a\"},]}", JSON_INVALID, "" },
+	{ "two documents", "{\"data\":[]}{\"data\":[]}", JSON_INVALID, "" },
+	{ "raw control byte in an id", "{\"data\":[{\"id\":\"a\nb\"}]}",
+	  JSON_INVALID, "" },
+};
+
+struct collected {
+	char ids[4096];
+	size_t len;
+};
+
+static void
+collect(void *arg, const char *id, size_t len)
+{
+	struct collected *c = arg;
+
+	ck_assert_uint_lt(len, CAP_MODEL_NAME);
+	ck_assert_uint_le(c->len + len + 1, sizeof c->ids);
+	memcpy(c->ids + c->len, id, len);
+	c->len += len;
+	c->ids[c->len++] = '\n';
+}
+
+static int
+model_ids(const char *body, size_t len, struct collected *c)
+{
+	void *scratch = NULL;
+	size_t scratch_bytes = 0;
+	int r;
+
+	c->len = 0;
+	r = json_model_ids(body, len, collect, c, &scratch, &scratch_bytes);
+	free(scratch);
+	return r;
+}
+
+START_TEST(test_model_ids)
+{
+	const struct models_case *c = &models_cases[_i];
+	struct collected got;
+	int r = model_ids(c->body, strlen(c->body), &got);
+
+	ck_assert_msg(r == c->ret, "%s: returned %d, want %d", c->name, r,
+	    c->ret);
+	ck_assert_msg(got.len == strlen(c->ids) &&
+	    memcmp(got.ids, c->ids, got.len) == 0, "%s: got \"%.*s\"", c->name,
+	    (int)got.len, got.ids);
+}
+END_TEST
+
+/* An answer cut short (a backend that died mid-body, a body larger than what
+ * was read) is invalid, and gives no ids at all rather than some. */
+START_TEST(test_model_ids_truncated)
+{
+	const struct models_case *c = &models_cases[_i];
+	size_t len = strlen(c->body), cut;
+	struct collected got;
+
+	if (c->ret < 0)
+		return;
+	for (cut = 0; cut < len; cut++) {
+		/* Whitespace after the root is not part of the document. */
+		if (strspn(c->body + cut, " \r\n\t") == len - cut)
+			break;
+		ck_assert_msg(model_ids(c->body, cut, &got) == JSON_INVALID,
+		    "%s: accepted cut at %zu", c->name, cut);
+		ck_assert_uint_eq(got.len, 0);
+	}
+}
+END_TEST
+
+static void
+collect_count(void *arg, const char *id, size_t len)
+{
+	struct collected *c = arg;
+
+	(void)id;
+	ck_assert_uint_gt(len, 0);
+	c->len++;
+}
+
+/* A long list: the scratch grows as needed, and every id is passed on. */
+START_TEST(test_model_ids_many)
+{
+	enum { IDS = 2000 };
+	size_t cap = 32 + IDS * 32, len = 0, i;
+	char *body = malloc(cap);
+	void *scratch = NULL;
+	size_t scratch_bytes = 0;
+	struct collected got;
+	int r;
+
+	ck_assert_ptr_nonnull(body);
+	len += (size_t)snprintf(body + len, cap - len, "{\"data\":[");
+	for (i = 0; i < IDS; i++)
+		len += (size_t)snprintf(body + len, cap - len,
+		    "%s{\"id\":\"m%zu\"}", i > 0 ? "," : "", i);
+	len += (size_t)snprintf(body + len, cap - len, "]}");
+	ck_assert_uint_lt(len, cap);
+	got.len = 0;
+	r = json_model_ids(body, len, collect_count, &got, &scratch,
+	    &scratch_bytes);
+	ck_assert_int_eq(r, IDS);
+	ck_assert_uint_eq(got.len, IDS);
+	free(scratch);
+	free(body);
+}
+END_TEST
+
 /* ---- json_escape ---------------------------------------------------------------- */
 
 static const struct escape_case {
@@ -1143,6 +1336,12 @@ json_suite(void)
 	tc = tcase_create("depth attack");
 	tcase_set_timeout(tc, 4);
 	tcase_add_test(tc, test_deep_body_refused_fast);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("model ids");
+	tcase_add_loop_test(tc, test_model_ids, 0, N(models_cases));
+	tcase_add_loop_test(tc, test_model_ids_truncated, 0, N(models_cases));
+	tcase_add_test(tc, test_model_ids_many);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("escape");

@@ -190,9 +190,17 @@ port_of(const char *line)
 void
 mock_start(struct mock *m)
 {
-	char dir[128], line[512];
+	mock_start_on(m, 0);
+}
+
+void
+mock_start_on(struct mock *m, int port)
+{
+	char dir[128], line[512], listen[64];
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 	char *argv[] = { env_or("MOCK_BIN", default_mock),
-	    "--listen", "127.0.0.1:0", NULL };
+	    "--listen", listen, NULL };
 
 	memset(m, 0, sizeof(*m));
 	make_temp_dir(dir, sizeof(dir), "mock");
@@ -203,6 +211,34 @@ mock_start(struct mock *m)
 	    line, sizeof(line)) == 0, "mock_upstream did not start");
 	m->port = port_of(line);
 	ck_assert_int_gt(m->port, 0);
+	if (port != 0)
+		ck_assert_int_eq(m->port, port);
+}
+
+void
+mock_kill9(struct mock *m)
+{
+	if (m->proc.pid > 0) {
+		kill(m->proc.pid, SIGKILL);
+		waitpid(m->proc.pid, NULL, 0);
+		m->proc.pid = 0;
+	}
+	remove_dir_of(m->proc.out_path);
+}
+
+int
+dead_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	ck_assert(getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
+	close(fd);
+	return ntohs(sa.sin_port);
 }
 
 void
@@ -834,6 +870,36 @@ mock_wait_state(const struct mock *m, const char *id, const char *state,
 			return -1;
 		pause_ms(2);
 	}
+}
+
+/* POST path on the mock; asserts 200. */
+static void
+mock_post(const struct mock *m, const char *path)
+{
+	char req[1024];
+	struct response r;
+
+	snprintf(req, sizeof(req), "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	    "Content-Length: 0\r\nConnection: close\r\n\r\n", path);
+	ck_assert_int_eq(http_exchange(m->port, req, &r, 3000), 0);
+	ck_assert_msg(r.status == 200, "POST %s: %d %s", path, r.status, r.body);
+	response_free(&r);
+}
+
+void
+mock_clear(const struct mock *m)
+{
+	mock_post(m, "/mock/reset");
+}
+
+void
+mock_defaults(const struct mock *m, const char *query)
+{
+	char path[768];
+
+	snprintf(path, sizeof(path), "/mock/defaults%s%s", *query ? "?" : "",
+	    query);
+	mock_post(m, path);
 }
 
 long

@@ -43,7 +43,17 @@ struct proxy {
 };
 
 void mock_start(struct mock *m);
+/* Starts it on `port` (0: any free one; the port of a mock stopped earlier
+ * to bring that backend back at the same address). */
+void mock_start_on(struct mock *m, int port);
 void mock_stop(struct mock *m);
+/* SIGKILL, no goodbye (a backend that crashed); m->port is kept, so
+ * mock_start_on(m, m->port) brings it back. */
+void mock_kill9(struct mock *m);
+
+/* A loopback port nobody listens on (bound, then closed): connections to it
+ * are refused. */
+int dead_port(void);
 
 /* The webhook receiver ($RECEIVER_BIN): records what it acknowledged, one
  * per line, in its out file. */
@@ -170,5 +180,11 @@ int json_str(const char *json, const char *key, char *out, size_t cap);
 int mock_wait_state(const struct mock *m, const char *id, const char *state,
     int timeout_ms);
 long mock_stat(const struct mock *m, const char *key);
+/* POST /mock/reset: counters, records and defaults cleared.  (Not
+ * mock_reset: e2e_http has its own of that name.) */
+void mock_clear(const struct mock *m);
+/* POST /mock/defaults?query ("X-Mock-Fail=503&X-Mock-Tokens=3"): steering
+ * for every request to that mock without the header; "" clears them. */
+void mock_defaults(const struct mock *m, const char *query);
 
 #endif
