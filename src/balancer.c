@@ -6,10 +6,10 @@
  * bal_acquire() only builds the snapshot under the table's lock, calls it,
  * and writes the round-robin state back.
  *
- * Health, one backend (fields under health_lock; `healthy` and
- * `out_until_ms` are atomics so the request path reads them without it):
+ * Health, one backend (fields under health_lock; `healthy`, `out_until_ms`
+ * and `busy_until_ms` are atomics so the request path reads them without it):
  *
- *   available    healthy && now >= out_until_ms
+ *   available    healthy && now >= out_until_ms && now >= busy_until_ms
  *   ejected      a passive ejection: out_until_ms = now + cool-down, and
  *                with probes also healthy = 0
  *   probation    ejections > 0: it was ejected and has not served one
@@ -174,6 +174,7 @@ backend_init(struct backend *b, const struct backend_conf *bc)
 	atomic_init(&b->in_flight, 0);
 	atomic_init(&b->healthy, 1);
 	atomic_init(&b->out_until_ms, 0);
+	atomic_init(&b->busy_until_ms, 0);
 	if (pthread_mutex_init(&b->idle_lock, NULL) != 0)
 		return -1;
 	if (pthread_mutex_init(&b->health_lock, NULL) != 0)
@@ -275,7 +276,8 @@ int
 bal_available(const struct backend *b, int64_t now_ms)
 {
 	return atomic_load(&b->healthy) &&
-	    now_ms >= atomic_load(&b->out_until_ms);
+	    now_ms >= atomic_load(&b->out_until_ms) &&
+	    now_ms >= atomic_load(&b->busy_until_ms);
 }
 
 static int
@@ -308,7 +310,8 @@ bal_acquire(struct backend_table *t, const struct bal_request *rq,
 
 		serving |= serves;
 		could[i] = serves && !excluded(rq, b) &&
-		    (max <= 0 || in_flight < max) && atomic_load(&b->healthy);
+		    (max <= 0 || in_flight < max) && atomic_load(&b->healthy) &&
+		    now_ms >= atomic_load(&b->out_until_ms);
 		slots[i].weight = b->conf->weight;
 		slots[i].in_flight = in_flight;
 		slots[i].current = b->current_weight;
@@ -317,10 +320,10 @@ bal_acquire(struct backend_table *t, const struct bal_request *rq,
 	}
 	int i = bal_select(t->cfg->load_balance, slots, t->n, t->rotate);
 	if (i < 0 && panic) {
-		/* Every backend that could take the request is out only on
-		 * passive evidence (an ejection's cool-down, a Retry-After):
-		 * trying one beats refusing the request outright.  Backends the
-		 * probes found down stay out: then the answer is a fast 503. */
+		/* Every backend that could take the request is out only for a
+		 * Retry-After it sent: a busy backend beats refusing the request
+		 * outright.  Ejected backends and those the probes found down
+		 * stay out: then the answer is a fast 503. */
 		for (size_t k = 0; k < t->n; k++)
 			slots[k].eligible = could[k];
 		i = bal_select(t->cfg->load_balance, slots, t->n, t->rotate);
@@ -406,14 +409,8 @@ bal_report(struct backend_table *t, struct backend *b, int success,
 
 	if (!cfg->hc_eject)
 		return 0;       /* passive health off: requests tell nothing */
-	/* Never eject the last backend standing (nginx ignores max_fails for
-	 * a lone server): out of rotation it would turn a backend's bad
-	 * moment into every request failing. */
-	int others = 0;
-	for (size_t i = 0; i < t->n && !others; i++)
-		others = &t->backends[i] != b && bal_available(&t->backends[i], now_ms);
-	if (!others && !success)
-		return 0;
+	if (t->n == 1)
+		return 0;       /* a lone backend is never ejected (nginx) */
 	pthread_mutex_lock(&b->health_lock);
 	if (success) {
 		b->fail_streak = 0;
@@ -445,8 +442,8 @@ void
 bal_busy_until(struct backend *b, int64_t until_ms)
 {
 	pthread_mutex_lock(&b->health_lock);
-	if (until_ms > atomic_load(&b->out_until_ms))
-		atomic_store(&b->out_until_ms, until_ms);
+	if (until_ms > atomic_load(&b->busy_until_ms))
+		atomic_store(&b->busy_until_ms, until_ms);
 	pthread_mutex_unlock(&b->health_lock);
 }
 

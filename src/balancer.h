@@ -34,10 +34,12 @@ struct backend {
 
 	/* Health.  `healthy` is what the probes (or, without probes, the
 	 * passive checks) say; `out_until_ms` keeps it out of rotation until
-	 * then (an ejection's cool-down, a Retry-After).  Readers use the
-	 * atomics; changes happen under health_lock. */
+	 * an ejection's cool-down ends; `busy_until_ms` until the end of a
+	 * Retry-After it sent.  Readers use the atomics; changes happen under
+	 * health_lock. */
 	_Atomic int healthy;            /* 1 at start */
 	_Atomic int64_t out_until_ms;   /* 0: not out */
+	_Atomic int64_t busy_until_ms;  /* 0: not busy */
 	pthread_mutex_t health_lock;
 	int fail_streak;                /* failures in a row (requests, probes) */
 	int ok_streak;                  /* probe passes in a row */
@@ -84,8 +86,10 @@ enum bal_none {
 
 /*
  * Picks a backend for the request by [routing] load_balance among those that
- * serve its model, are healthy and not out, are not excluded, and are under
- * their max_connections; counts the request in flight on it.  Returns it, or
+ * serve its model, are available (healthy, not ejected, not busy), are not
+ * excluded, and are under their max_connections; counts the request in
+ * flight on it.  When only a Retry-After keeps them all out, one of them is
+ * picked anyway: a busy backend beats refusing the request.  Returns it, or
  * NULL with *why.
  */
 struct backend *bal_acquire(struct backend_table *t,
@@ -97,7 +101,7 @@ void bal_release(struct backend *b);
 /* Whether bc serves `model` (a backend without a models list serves all). */
 int bal_serves(const struct backend_conf *bc, const char *model, size_t len);
 
-/* Whether b may be picked now (healthy and not out). */
+/* Whether b may be picked now (healthy, not ejected, not busy). */
 int bal_available(const struct backend *b, int64_t now_ms);
 
 /*
@@ -109,8 +113,9 @@ int bal_available(const struct backend *b, int64_t now_ms);
  * active probes it is also marked unhealthy, so it comes back only through
  * healthy_threshold passing probes after the cool-down; without probes it
  * comes back when the cool-down ends.  A success clears the failure streak.
- * The last available backend is never ejected (its failures are not even
- * counted), as nginx does for a lone server.
+ * A lone backend (a table of one) is never ejected, as nginx ignores
+ * max_fails for a single server: out of rotation, a bad moment of the only
+ * backend would fail every request.
  * Returns -1 when this report ejected b, else 0 (the caller logs).
  */
 int bal_report(struct backend_table *t, struct backend *b, int success,

@@ -777,8 +777,9 @@ note_health(struct conn *c, struct backend *b, const struct relay_result *res)
 	int64_t now = io_now_ms();
 	int success;
 
-	if (res->retry_after_ms > 0)
-		bal_busy_until(b, now + res->retry_after_ms);
+	if (res->retry_after_ms > 0)     /* capped: one backend's word */
+		bal_busy_until(b, now + (res->retry_after_ms < cfg->retry_max_wait_ms ?
+		    res->retry_after_ms : cfg->retry_max_wait_ms));
 	if (res->fault != FAULT_NONE)
 		success = 0;
 	else if (res->upstream_status >= 500)

@@ -6,9 +6,11 @@
  * fast 503 when nothing is left.
  *
  * Every test starts its own mocks and proxy (the configs differ).  Who served
- * what is read from each mock's /mock/stats ("requests": traffic requests,
- * not /health probes; "active": requests in progress); what the proxy decided
- * about a backend's health is read from its log.
+ * what is read from each mock: the test's own requests by their X-Request-Id
+ * (served()), everything but /health probes from /mock/stats "requests"
+ * (traffic()), streams in progress from "active"; what the proxy decided about
+ * a backend's health is read from its log.  Waits have deadlines; a pause in
+ * a loop only paces requests.
  */
 #define _GNU_SOURCE     /* memmem */
 #include <arpa/inet.h>
@@ -114,6 +116,24 @@ start_all(size_t n, const char *const *be, const char *extra)
  */
 #define TAG "e2e-balance"
 
+/*
+ * Sends a raw request (with "Connection: close") to the proxy, reads the
+ * answer, and waits until the proxy has closed the connection: it closes
+ * only after it is done with the request (no longer in flight on its
+ * backend, its outcome noted), so the next request sees that.
+ */
+static void
+exchange_closed(const char *req, struct response *r)
+{
+	int fd = tcp_connect(px.port);
+	send_str(fd, req);
+	ck_assert_msg(read_response(fd, r, 10000, 0) == 0,
+	    "no answer from the proxy");
+	ck_assert_msg(r->eof || wait_closed(fd, 3000) >= 0,
+	    "the proxy kept a Connection: close connection open");
+	close(fd);
+}
+
 /* A chat completion for `model` (NULL: mock-model) through the proxy, on a
  * new connection; extra header lines in `headers` (may be ""). */
 static void
@@ -124,14 +144,14 @@ chat(const char *model, int stream, const char *headers, struct response *r)
 	snprintf(body, sizeof(body), "{\"model\":\"%s\",%s\"messages\":"
 	    "[{\"role\":\"user\",\"content\":\"hello\"}]}",
 	    model != NULL ? model : "mock-model", stream ? "\"stream\":true," : "");
-	snprintf(hdrs, sizeof(hdrs), "%s%s", strstr(headers, "X-Request-Id:") ?
-	    "" : "X-Request-Id: " TAG "\r\n", headers);
+	snprintf(hdrs, sizeof(hdrs), "Connection: close\r\n%s%s",
+	    strstr(headers, "X-Request-Id:") ? "" : "X-Request-Id: " TAG "\r\n",
+	    headers);
 	chat_request(req, sizeof(req), hdrs, body);
-	ck_assert_msg(http_exchange(px.port, req, r, 10000) == 0,
-	    "no answer from the proxy");
+	exchange_closed(req, r);
 }
 
-/* The whole answer of the mock's default 5 tokens arrived, cleanly ended. */
+/* The whole answer (`tokens` tokens) arrived, cleanly ended. */
 static void
 assert_full(const struct response *r, int stream, int tokens)
 {
@@ -616,8 +636,8 @@ START_TEST(model_routing_with_an_any_model_backend)
 
 	/* GET /v1/models: the union, each once, in the OpenAI list shape. */
 	struct response r;
-	ck_assert_int_eq(http_exchange(px.port, "GET /v1/models HTTP/1.1\r\n"
-	    "Host: x\r\nConnection: close\r\n\r\n", &r, 5000), 0);
+	exchange_closed("GET /v1/models HTTP/1.1\r\nHost: x\r\n"
+	    "Connection: close\r\n\r\n", &r);
 	ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
 	ck_assert(r.complete);
 	char v[128];
@@ -660,7 +680,7 @@ START_TEST(unknown_model_is_404_and_reaches_no_backend)
 	snprintf(req, sizeof(req), "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n"
 	    "X-Request-Id: " TAG "\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
 	    "Connection: close\r\n\r\n%s", strlen(emb), emb);
-	ck_assert_int_eq(http_exchange(px.port, req, &r, 5000), 0);
+	exchange_closed(req, &r);
 	ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
 	response_free(&r);
 	ck_assert_int_eq(served(0), 4);
@@ -824,7 +844,7 @@ echo_ok(const char *body)
 	snprintf(req, sizeof(req), "POST /v1/responses?trip=1 HTTP/1.1\r\nHost: x\r\n"
 	    "X-Request-Id: " TAG "\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
 	    "Connection: close\r\n\r\n%s", strlen(body), body);
-	ck_assert_int_eq(http_exchange(px.port, req, &r, 5000), 0);
+	exchange_closed(req, &r);
 	ck_assert_msg(r.status == 200, "status %d: %s", r.status, r.body);
 	ck_assert(r.complete);
 	static const char start[] = "{\"method\":\"POST\",\"target\":"
@@ -987,12 +1007,8 @@ via_own_backend(int lfd, const char *req, const char *answer,
  * A Retry-After longer than [routing.retry] max_wait keeps a backend out for
  * max_wait at most (config.ini.example: "max_wait also caps the Retry-After
  * of a backend that answers 429 or 503").  b0 is ours and says 429 with
- * Retry-After: 3600 once; b1, a mock, takes the requests meanwhile.
- *
- * FAILS until note_health() in src/conn.c caps res->retry_after_ms at
- * cfg->retry_max_wait_ms before bal_busy_until(): today one "Retry-After:
- * 3600" keeps b0 out of rotation for an hour (only bal_acquire()'s panic
- * mode, when nothing else is left, still sends it requests).
+ * Retry-After: 3600 once; b1, a mock, takes the requests meanwhile.  (One
+ * "Retry-After: 3600" once kept a backend out of rotation for an hour.)
  */
 START_TEST(retry_after_is_capped_by_max_wait)
 {
