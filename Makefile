@@ -24,11 +24,11 @@ LIBS         = -linih -pthread
 
 # The program, module by module (DESIGN.md has the map).
 SRC = main config log pool conn http io upstream relay sse json balancer reply \
-      usage webhook spool httpc health
+      usage webhook spool httpc health metrics
 OBJ = $(SRC:%=$(B)/src/%.o)
 
 # Check suites, one per pure module, and what each links.
-UNIT          = http sse json config usage spool balancer httpc
+UNIT          = http sse json config usage spool balancer httpc metrics log
 UNIT_http     = http
 UNIT_sse      = sse
 UNIT_json     = json
@@ -37,35 +37,44 @@ UNIT_usage    = usage json sse
 UNIT_spool    = spool
 UNIT_balancer = balancer
 UNIT_httpc    = httpc io upstream http health balancer json log
+UNIT_metrics  = metrics balancer webhook spool httpc io upstream http log json
+UNIT_log      = log json
 CHECK_LIBS    = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
 
 # End-to-end suites: the real binary over loopback against the mock backend.
-E2E       = e2e_stream e2e_http e2e_cli e2e_usage e2e_balance
+E2E       = e2e_stream e2e_http e2e_cli e2e_usage e2e_balance e2e_metrics
 E2E_COMMON = tests/e2e/harness.o
 
-.PHONY: all check unit e2e demo deps clean install node-deps
+.PHONY: all check unit e2e demo deps test-deps clean install node-deps node
 all: llmproxy
 
 # ---- dependencies --------------------------------------------------------------
 # Debian packages the build and the tests need.  As root they are installed;
 # otherwise the exact command is printed.
 DEB_BUILD = libbearssl-dev libjsmn-dev libinih-dev check pkg-config
-DEB_TEST  = curl
-deps: $(B)/.deps
-$(B)/.deps:
+DEB_TEST  = curl prometheus
+define install_debs
 	@missing=""; \
-	for p in $(DEB_BUILD); do \
+	for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || \
-	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; } || exit 1; \
+	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; } || exit 1; \
 	  else \
 	    echo "missing Debian packages; run:  sudo apt-get install$$missing" >&2; exit 1; \
 	  fi; \
 	fi
+endef
+deps: $(B)/.deps
+$(B)/.deps:
+	$(call install_debs,$(DEB_BUILD))
+	@mkdir -p $(B) && touch $@
+test-deps: $(B)/.test-deps
+$(B)/.test-deps:
+	$(call install_debs,$(DEB_TEST))
 	@mkdir -p $(B) && touch $@
 
 # ---- the program --------------------------------------------------------------
@@ -97,13 +106,13 @@ $(B)/tests/webhook_receiver: $(B)/tests/webhook_receiver.o
 $(B)/tests/e2e/%: $(B)/tests/e2e/%.o $(B)/$(E2E_COMMON)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS)
 
-unit: $(UNIT:%=$(B)/tests/check_%) $(B)/tests/mock_upstream
+unit: $(UNIT:%=$(B)/tests/check_%) $(B)/tests/mock_upstream $(B)/.test-deps
 	@for t in $(UNIT:%=$(B)/tests/check_%); do echo "== $$t"; \
 	  MOCK_BIN=$(B)/tests/mock_upstream $$t || exit 1; done
 
 E2E_ENV = LLMPROXY_BIN=$(B)/llmproxy MOCK_BIN=$(B)/tests/mock_upstream \
           RECEIVER_BIN=$(B)/tests/webhook_receiver
-e2e: $(B)/llmproxy $(B)/tests/mock_upstream $(B)/tests/webhook_receiver \
+e2e: $(B)/llmproxy $(B)/tests/mock_upstream $(B)/tests/webhook_receiver $(B)/.test-deps \
      $(E2E:%=$(B)/tests/e2e/%)
 	@for t in $(E2E:%=$(B)/tests/e2e/%); do echo "== $$t"; $(E2E_ENV) $$t || exit 1; done
 
@@ -124,9 +133,7 @@ check: unit e2e node
 
 # ---- demo: one streamed completion through the proxy, token by token ---------
 demo: $(B)/llmproxy $(B)/tests/mock_upstream
-	@command -v curl >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl >/dev/null; \
-	  else echo "missing curl; run:  sudo apt-get install curl" >&2; exit 1; fi; }
+	$(call install_debs,curl)
 	@LLMPROXY_BIN=$(B)/llmproxy MOCK_BIN=$(B)/tests/mock_upstream sh tests/demo.sh
 
 install: llmproxy

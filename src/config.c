@@ -67,6 +67,20 @@
 #define RETRY_WHY "llmproxy retries every record until it is delivered " \
     "(backoff capped by [usage] max_wait)"
 
+/* LLMProxy's log rotation: a job for logrotate.  The access file is opened
+ * with O_APPEND, so copytruncate works without a signal: lines go on at the
+ * start of the emptied file. */
+#define ROTATE_WHY "llmproxy does not rotate its log file; use logrotate " \
+    "(copytruncate)"
+
+/* [metrics]: label values come from the config alone. */
+#define LABELS_WHY "label values come only from the config (backend and key " \
+    "names), never from requests, so that the number of series stays bounded " \
+    "and no secret (an API key) becomes a label"
+#define BUCKETS_WHY "llmproxy's histogram buckets are fixed, to resolve " \
+    "milliseconds"
+#define LOGGING_WHY "llmproxy's access log is [log] format and access_file"
+
 #if defined(__GNUC__)
 #define PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
@@ -99,6 +113,7 @@ struct section_rule {
 	const char *section;
 	enum use use;
 	int (*open)(struct parse *, const char *name);  /* at each header */
+	const char *why;      /* LATER / IGNORED: more for the notice, or NULL */
 };
 
 static int open_backend(struct parse *p, const char *name);
@@ -106,37 +121,37 @@ static int open_reporter(struct parse *p, const char *name);
 static int open_health_check(struct parse *p, const char *name);
 
 static const struct section_rule sections[] = {
-	/* section              use        at each header */
-	{ "",                   SUPPORTED, NULL },  /* before any header: listen */
-	{ "server",             SUPPORTED, NULL },
-	{ "server.cors",        IGNORED,   NULL },
-	{ "server.tls",         IGNORED,   NULL },  /* but enabled = true: error */
-	{ "log",                SUPPORTED, NULL },
-	{ "log.file",           IGNORED,   NULL },
-	{ "backends.*",         SUPPORTED, open_backend },
-	{ "backends.*.headers", LATER,     NULL },  /* a map: any key */
-	{ "routing",            SUPPORTED, NULL },
-	{ "routing.retry",      SUPPORTED, NULL },
-	{ "routing.script",     IGNORED,   NULL },
-	{ "routing.fallback",   IGNORED,   NULL },
-	{ "usage_hook",         SUPPORTED, open_reporter },  /* LLMProxy v0.1 */
-	{ "usage",              SUPPORTED, NULL },
-	{ "usage.reporters.*",  SUPPORTED, open_reporter },
-	{ "usage.reporters.*.webhook", SUPPORTED, open_reporter },
-	{ "usage.reporters.*.webhook.headers", SUPPORTED, open_reporter },  /* a map: any key */
-	{ "usage.reporters.*.script",   IGNORED, NULL },
-	{ "usage.reporters.*.database", IGNORED, NULL },
-	{ "usage.reporters.*.builtin",  IGNORED, NULL },
-	{ "health_check",       SUPPORTED, open_health_check },
-	{ "health_check.script", IGNORED,  NULL },
-	{ "metrics",            LATER,     NULL },
-	{ "rate_limit",         LATER,     NULL },
-	{ "auth",               LATER,     NULL },  /* but enabled = true: error */
-	{ "admin",              IGNORED,   NULL },
-	{ "storage",            IGNORED,   NULL },
-	{ "discovery",          IGNORED,   NULL },
-	{ "logging",            IGNORED,   NULL },
-	{ "hooks",              IGNORED,   NULL },
+	/* section              use        at each header  notice */
+	{ "",                   SUPPORTED, NULL, NULL },  /* before any header: listen */
+	{ "server",             SUPPORTED, NULL, NULL },
+	{ "server.cors",        IGNORED,   NULL, NULL },
+	{ "server.tls",         IGNORED,   NULL, NULL },  /* but enabled = true: error */
+	{ "log",                SUPPORTED, NULL, NULL },
+	{ "log.file",           SUPPORTED, NULL, NULL },  /* with [log] output = file */
+	{ "backends.*",         SUPPORTED, open_backend, NULL },
+	{ "backends.*.headers", LATER,     NULL, NULL },  /* a map: any key */
+	{ "routing",            SUPPORTED, NULL, NULL },
+	{ "routing.retry",      SUPPORTED, NULL, NULL },
+	{ "routing.script",     IGNORED,   NULL, NULL },
+	{ "routing.fallback",   IGNORED,   NULL, NULL },
+	{ "usage_hook",         SUPPORTED, open_reporter, NULL },  /* LLMProxy v0.1 */
+	{ "usage",              SUPPORTED, NULL, NULL },
+	{ "usage.reporters.*",  SUPPORTED, open_reporter, NULL },
+	{ "usage.reporters.*.webhook", SUPPORTED, open_reporter, NULL },
+	{ "usage.reporters.*.webhook.headers", SUPPORTED, open_reporter, NULL },  /* a map: any key */
+	{ "usage.reporters.*.script",   IGNORED, NULL, NULL },
+	{ "usage.reporters.*.database", IGNORED, NULL, NULL },
+	{ "usage.reporters.*.builtin",  IGNORED, NULL, NULL },
+	{ "health_check",       SUPPORTED, open_health_check, NULL },
+	{ "health_check.script", IGNORED,  NULL, NULL },
+	{ "metrics",            SUPPORTED, NULL, NULL },
+	{ "rate_limit",         LATER,     NULL, NULL },
+	{ "auth",               LATER,     NULL, NULL },  /* but enabled = true: error */
+	{ "admin",              IGNORED,   NULL, NULL },
+	{ "storage",            IGNORED,   NULL, NULL },
+	{ "discovery",          IGNORED,   NULL, NULL },
+	{ "logging",            IGNORED,   NULL, LOGGING_WHY },
+	{ "hooks",              IGNORED,   NULL, NULL },
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
@@ -165,6 +180,12 @@ static int set_ms(struct parse *, const struct key_rule *, const char *);
 static int set_size(struct parse *, const struct key_rule *, const char *);
 static int set_size64(struct parse *, const struct key_rule *, const char *);
 static int set_log_level(struct parse *, const struct key_rule *, const char *);
+static int set_log_format(struct parse *, const struct key_rule *, const char *);
+static int set_log_output(struct parse *, const struct key_rule *, const char *);
+static int set_log_file(struct parse *, const struct key_rule *, const char *);
+static int set_access_file(struct parse *, const struct key_rule *, const char *);
+static int set_metrics_path(struct parse *, const struct key_rule *, const char *);
+static int set_metrics_listen(struct parse *, const struct key_rule *, const char *);
 static int set_name(struct parse *, const struct key_rule *, const char *);
 static int set_url(struct parse *, const struct key_rule *, const char *);
 static int set_spool(struct parse *, const struct key_rule *, const char *);
@@ -217,9 +238,24 @@ static const struct key_rule keys[] = {
 	{ "server.tls", "enabled",           REFUSE_IF_TRUE, refuse_if_true, NOFIELD,                  0, 0,
 	  "this build has no TLS listener yet; refusing to serve plain HTTP where HTTPS was asked for" },
 
+	/* output = file and [log.file] path: see finish_log(). */
 	{ "log",      "level",               SUPPORTED, set_log_level,  CFG(log_level),                0, 0, NULL },
-	{ "log",      "format",              IGNORED,   NULL,           NOFIELD,                       0, 0, NULL },
-	{ "log",      "output",              IGNORED,   NULL,           NOFIELD,                       0, 0, NULL },
+	{ "log",      "format",              SUPPORTED, set_log_format, CFG(log_json),                 0, 0, NULL },
+	{ "log",      "output",              SUPPORTED, set_log_output, NOFIELD,                       0, 0, NULL },
+	{ "log",      "access_file",         SUPPORTED, set_access_file, CFG(access_file),             0, 0, NULL },
+	{ "log.file", "path",                SUPPORTED, set_log_file,   NOFIELD,                       0, 0, NULL },
+	{ "log.file", "rotate",              IGNORED,   NULL,           NOFIELD,                       0, 0, ROTATE_WHY },
+	{ "log.file", "max_size",            IGNORED,   NULL,           NOFIELD,                       0, 0, ROTATE_WHY },
+	{ "log.file", "max_age",             IGNORED,   NULL,           NOFIELD,                       0, 0, ROTATE_WHY },
+	{ "log.file", "compress",            IGNORED,   NULL,           NOFIELD,                       0, 0, ROTATE_WHY },
+
+	/* listen differs from the proxy's own: see finish_metrics(). */
+	{ "metrics",  "enabled",             SUPPORTED, set_bool,       CFG(metrics_enabled),          0, 0, NULL },
+	{ "metrics",  "path",                SUPPORTED, set_metrics_path, CFG(metrics_path),           0, 0, NULL },
+	{ "metrics",  "listen",              SUPPORTED, set_metrics_listen, CFG(metrics_listen_host),  0, 0, NULL },
+	{ "metrics",  "llmproxy_compat",     SUPPORTED, set_bool,       CFG(metrics_compat),           0, 0, NULL },
+	{ "metrics",  "custom_labels",       IGNORED,   NULL,           NOFIELD,                       0, 0, LABELS_WHY },
+	{ "metrics",  "latency_buckets",     IGNORED,   NULL,           NOFIELD,                       0, 0, BUCKETS_WHY },
 
 	{ "backends.*", "name",              SUPPORTED, set_name,       BE(name),                      0, 0, NULL },
 	{ "backends.*", "url",               SUPPORTED, set_url,        NOFIELD,                       0, 0, NULL },
@@ -350,8 +386,9 @@ struct parse {
 
 	bool section_noticed[NSECTIONS];
 	bool key_noticed[NKEYS];
-	/* Keys of the config itself (IN_CONFIG) that the file sets: their line
-	 * (0: not given) and value, for the checks that need several keys. */
+	/* Keys of the config itself (IN_CONFIG, and NOWHERE: those judged at
+	 * the end) that the file sets: their line (0: not given) and value, for
+	 * the checks that need several keys. */
 	int given_line[NKEYS];
 	char *given_text[NKEYS];
 	bool hc_section;               /* [health_check] is in the file */
@@ -749,23 +786,50 @@ cur_backend(struct parse *p)
 	return &p->cfg->backends[p->backend];
 }
 
+/* ":PORT", "HOST:PORT" or "[IPV6]:PORT" into host (no brackets) and port
+ * (decimal). */
 static int
-set_listen(struct parse *p, const struct key_rule *r, const char *v)
+get_listen(struct parse *p, const struct key_rule *r, const char *v,
+    char *host, size_t hostsz, char *portbuf, size_t portsz)
 {
 	static const char *const usage = ":PORT or HOST:PORT (e.g. :8080, 127.0.0.1:8080, [::1]:8080)";
-	struct config *cfg = p->cfg;
+	char h[256];
 	const char *why;
 	long port;
 
 	if (strchr(v, ':') == NULL)  /* "8080": Go's net.Listen wants ":8080" */
 		return bad(p, r, v, "no port; listen is %s", usage);
-	why = parse_hostport(v, strlen(v), cfg->listen_host, sizeof cfg->listen_host, &port);
+	why = parse_hostport(v, strlen(v), h, hostsz < sizeof h ? hostsz : sizeof h, &port);
 	if (why != NULL)
 		return bad(p, r, v, "%s; listen is %s", why, usage);
 	if (port < 0)
 		return bad(p, r, v, "no port; listen is %s", usage);
-	snprintf(cfg->listen_port, sizeof cfg->listen_port, "%hu", (unsigned short)port);
+	strcpy(host, h);
+	snprintf(portbuf, portsz, "%hu", (unsigned short)port);
 	return 0;
+}
+
+static int
+set_listen(struct parse *p, const struct key_rule *r, const char *v)
+{
+	struct config *cfg = p->cfg;
+
+	return get_listen(p, r, v, cfg->listen_host, sizeof cfg->listen_host,
+	    cfg->listen_port, sizeof cfg->listen_port);
+}
+
+/* [metrics] listen: an address of their own, or "" for the proxy's. */
+static int
+set_metrics_listen(struct parse *p, const struct key_rule *r, const char *v)
+{
+	struct config *cfg = p->cfg;
+
+	if (*v == '\0') {
+		cfg->metrics_listen_host[0] = cfg->metrics_listen_port[0] = '\0';
+		return 0;
+	}
+	return get_listen(p, r, v, cfg->metrics_listen_host, sizeof cfg->metrics_listen_host,
+	    cfg->metrics_listen_port, sizeof cfg->metrics_listen_port);
 }
 
 static int
@@ -935,6 +999,29 @@ set_log_level(struct parse *p, const struct key_rule *r, const char *v)
 	return bad(p, r, v, "must be debug, info, warn or error");
 }
 
+/* [log] format: LLMProxy's files say json. */
+static int
+set_log_format(struct parse *p, const struct key_rule *r, const char *v)
+{
+	if (strcasecmp(v, "text") == 0 || strcasecmp(v, "json") == 0) {
+		*(int *)field(p, r) = strcasecmp(v, "json") == 0;
+		return 0;
+	}
+	return bad(p, r, v, "must be text or json");
+}
+
+/* [log] output: LLMProxy's stdout, stderr or file.  What each means here
+ * is decided at the end, with [log.file] path (finish_log). */
+static int
+set_log_output(struct parse *p, const struct key_rule *r, const char *v)
+{
+	if (strcasecmp(v, "stderr") == 0 || strcasecmp(v, "stdout") == 0 ||
+	    strcasecmp(v, "file") == 0)
+		return 0;
+	return bad(p, r, v, "must be stderr, stdout or file (with [log.file] path); "
+	    "for a file of access lines, set access_file");
+}
+
 /* Backend names become metrics label values and log fields: short, and
  * nothing that needs quoting. */
 static bool
@@ -1074,26 +1161,30 @@ set_url(struct parse *p, const struct key_rule *r, const char *v)
 }
 
 /*
- * [usage] spool: the path of a file.  Its directory must exist now: a typo
- * there would otherwise show only when the first record is written.  The
- * file itself is not made here (`llmproxy -t` changes nothing on disk); the
- * sender makes it at start.  A relative path is relative to the directory
- * llmproxy runs in, as when the file is opened.
+ * The path of a file llmproxy appends to (a spool, an access log), not
+ * empty.  Its directory must exist now: a typo there would otherwise show
+ * only when the first line is written.  The file itself is not made here
+ * (`llmproxy -t` changes nothing on disk); it is made at start.  A relative
+ * path is relative to the directory llmproxy runs in, as when the file is
+ * opened.  `name` is the key, for messages; `regular`: a device or a FIFO
+ * will not do.  Returns NULL, or what is wrong (in why).
  */
-static int
-set_spool(struct parse *p, const struct key_rule *r, const char *v)
+static const char *
+file_problem(const char *v, const char *name, bool regular, char *why, size_t whysz)
 {
-	char dir[sizeof p->cfg->usage_spool];
+	char dir[1024];
 	size_t len = strlen(v);
 	const char *slash;
 	struct stat st;
 
-	if (len == 0)
-		return bad(p, r, v, "empty; leave spool out to keep records in memory");
-	if (len >= sizeof dir)
-		return bad(p, r, v, "longer than %zu characters", sizeof dir - 1);
-	if (v[len - 1] == '/')
-		return bad(p, r, v, "a directory; spool is the path of a file");
+	if (len >= sizeof dir) {
+		snprintf(why, whysz, "longer than %zu characters", sizeof dir - 1);
+		return why;
+	}
+	if (v[len - 1] == '/') {
+		snprintf(why, whysz, "a directory; %s is the path of a file", name);
+		return why;
+	}
 	if ((slash = strrchr(v, '/')) == NULL) {
 		strcpy(dir, ".");
 	} else if (slash == v) {
@@ -1104,16 +1195,68 @@ set_spool(struct parse *p, const struct key_rule *r, const char *v)
 	}
 	if (stat(dir, &st) != 0) {
 		if (errno == ENOENT)
-			return bad(p, r, v, "directory %s does not exist", dir);
-		return bad(p, r, v, "directory %s: %s", dir, strerror(errno));
+			snprintf(why, whysz, "directory %s does not exist", dir);
+		else
+			snprintf(why, whysz, "directory %s: %s", dir, strerror(errno));
+		return why;
 	}
-	if (!S_ISDIR(st.st_mode))
-		return bad(p, r, v, "%s is not a directory", dir);
-	if (stat(v, &st) == 0 && S_ISDIR(st.st_mode))
-		return bad(p, r, v, "a directory; spool is the path of a file");
-	if (stat(v, &st) == 0 && !S_ISREG(st.st_mode))
-		return bad(p, r, v, "not a regular file");
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(why, whysz, "%s is not a directory", dir);
+		return why;
+	}
+	if (stat(v, &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(why, whysz, "a directory; %s is the path of a file", name);
+		return why;
+	}
+	if (regular && stat(v, &st) == 0 && !S_ISREG(st.st_mode)) {
+		snprintf(why, whysz, "not a regular file");
+		return why;
+	}
+	return NULL;
+}
+
+/* [usage] spool: a regular file (it is read back and truncated). */
+static int
+set_spool(struct parse *p, const struct key_rule *r, const char *v)
+{
+	char why[1200];
+	size_t len = strlen(v);
+
+	if (len == 0)
+		return bad(p, r, v, "empty; leave spool out to keep records in memory");
+	if (len >= sizeof p->cfg->usage_spool)
+		return bad(p, r, v, "longer than %zu characters", sizeof p->cfg->usage_spool - 1);
+	if (file_problem(v, "spool", true, why, sizeof why) != NULL)
+		return bad(p, r, v, "%s", why);
 	memcpy(field(p, r), v, len + 1);
+	return 0;
+}
+
+/*
+ * [log] access_file: "" for stderr.  Any file but a directory: /dev/stdout
+ * or a FIFO a log shipper reads will do (llmproxy only appends lines).
+ */
+static int
+set_access_file(struct parse *p, const struct key_rule *r, const char *v)
+{
+	char why[1200];
+	size_t len = strlen(v);
+
+	if (len >= sizeof p->cfg->access_file)
+		return bad(p, r, v, "longer than %zu characters", sizeof p->cfg->access_file - 1);
+	if (len > 0 && file_problem(v, "access_file", false, why, sizeof why) != NULL)
+		return bad(p, r, v, "%s", why);
+	memcpy(field(p, r), v, len + 1);
+	return 0;
+}
+
+/* [log.file] path: judged at the end, with [log] output (finish_log). */
+static int
+set_log_file(struct parse *p, const struct key_rule *r, const char *v)
+{
+	(void)p;
+	(void)r;
+	(void)v;
 	return 0;
 }
 
@@ -1420,6 +1563,47 @@ set_path(struct parse *p, const struct key_rule *r, const char *v)
 	return 0;
 }
 
+/*
+ * [metrics] path: where GET returns the metrics.  It must be a path a
+ * request can have and that is not taken: requests with dot segments or an
+ * encoded '.', '/' or '\\' are refused (conn.c), a query is not part of the
+ * path matched, /v1/ goes to the backends, /health is llmproxy's.
+ */
+static int
+set_metrics_path(struct parse *p, const struct key_rule *r, const char *v)
+{
+	const char *c, *seg;
+	size_t len = strlen(v);
+
+	if (v[0] != '/')
+		return bad(p, r, v, "must start with '/'");
+	for (c = v; *c != '\0'; c++) {
+		if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f || *c == '#' ||
+		    *c == '?' || *c == '\\')
+			return bad(p, r, v, "bad character (a path is visible ASCII, no spaces, "
+			    "'?', '#' or '\\')");
+		if (*c == '%' && (strncasecmp(c, "%2e", 3) == 0 || strncasecmp(c, "%2f", 3) == 0 ||
+		    strncasecmp(c, "%5c", 3) == 0))
+			return bad(p, r, v, "an encoded '.', '/' or '\\' (requests with one are refused)");
+	}
+	for (seg = v + 1; ; seg += strcspn(seg, "/") + 1) {
+		size_t n = strcspn(seg, "/");
+
+		if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+			return bad(p, r, v, "a '.' or '..' segment (requests with one are refused)");
+		if (seg[n] == '\0')
+			break;
+	}
+	if (strncmp(v, "/v1/", 4) == 0)
+		return bad(p, r, v, "paths under /v1/ go to the backends");
+	if (strcmp(v, "/health") == 0)
+		return bad(p, r, v, "/health is llmproxy's health endpoint");
+	if (len >= sizeof p->cfg->metrics_path)
+		return bad(p, r, v, "longer than %zu characters", sizeof p->cfg->metrics_path - 1);
+	memcpy(field(p, r), v, len + 1);
+	return 0;
+}
+
 /* LLMProxy's health check method: a probe is a GET. */
 static int
 set_hc_method(struct parse *p, const struct key_rule *r, const char *v)
@@ -1677,8 +1861,9 @@ on_section(struct parse *p, const char *name)
 		p->ignoring = true;
 		if (!p->section_noticed[root - sections]) {
 			p->section_noticed[root - sections] = true;
-			notice_at(p, p->line, "[%s] is an LLMProxy section llmproxy %s; ignored",
-			    root->section, not_used(root->use));
+			notice_at(p, p->line, "[%s] is an LLMProxy section llmproxy %s%s%s; ignored",
+			    root->section, not_used(root->use), root->why != NULL ? ": " : "",
+			    root->why != NULL ? root->why : "");
 		}
 		return p->failed ? -1 : 0;
 	}
@@ -1861,7 +2046,7 @@ on_key(void *user, const char *inih_section, const char *key,
 	p->key = key;  /* inih's buffer: valid during this call only */
 	ok = (v = unquote(p, r, value)) != NULL && r->set(p, r, v) == 0;
 	p->key = NULL;
-	if (ok && r->where == IN_CONFIG) {
+	if (ok && (r->where == IN_CONFIG || r->where == NOWHERE)) {
 		size_t i = (size_t)(r - keys);
 
 		free(p->given_text[i]);
@@ -1893,6 +2078,13 @@ set_defaults(struct config *cfg)
 	cfg->stream_idle_timeout_ms = CAP_STREAM_IDLE_TIMEOUT_MS;
 	cfg->request_timeout_ms = 0;
 	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->log_json = 0;
+	strcpy(cfg->access_file, "");
+	cfg->metrics_enabled = 1;
+	strcpy(cfg->metrics_path, "/metrics");
+	strcpy(cfg->metrics_listen_host, "");
+	strcpy(cfg->metrics_listen_port, "");
+	cfg->metrics_compat = 0;
 	cfg->usage_enabled = 1;
 	cfg->usage_inject = 1;
 	cfg->usage_max_wait_ms = CAP_USAGE_MAX_WAIT_MS;
@@ -2076,6 +2268,88 @@ finish_retry_health(struct parse *p)
 	return 0;
 }
 
+/*
+ * [log] output, LLMProxy's: stderr is what llmproxy does; stdout is taken
+ * as stderr (both reach the same journal or container log), with a notice;
+ * file sends the access lines to [log.file] path (messages stay on stderr),
+ * as access_file would.  [log.file] path means nothing without it.
+ */
+static int
+finish_log(struct parse *p)
+{
+	struct config *cfg = p->cfg;
+	const char *out, *path, *af;
+	char why[1200];
+	int out_line = given(p, "log", "output", &out);
+	int path_line = given(p, "log.file", "path", &path);
+	int af_line = given(p, "log", "access_file", &af);
+
+	if (out_line != 0 && strcasecmp(out, "stdout") == 0)
+		notice_at(p, out_line, "[log] output = %s: llmproxy logs to stderr (access lines "
+		    "too, unless [log] access_file is set); ignored", out);
+	if (out_line == 0 || strcasecmp(out, "file") != 0) {
+		if (path_line != 0)
+			notice_at(p, path_line, "[log.file] path is used only with [log] "
+			    "output = file; ignored");
+		return p->failed ? -1 : 0;
+	}
+	if (path_line == 0)
+		return fail(p, out_line, "[log] output = %s: needs [log.file] path (the file "
+		    "access lines go to), or [log] access_file instead", out);
+	if (af_line != 0)
+		return fail(p, af_line > path_line ? af_line : path_line, "[log] access_file = %s "
+		    "(line %d) and [log] output = file with [log.file] path = %s (line %d) both "
+		    "say where access lines go; keep one", af, af_line, path, path_line);
+	if (*path == '\0')
+		return fail(p, path_line, "[log.file] path = : empty; [log] output = file needs "
+		    "the path of a file");
+	if (strlen(path) >= sizeof cfg->access_file)
+		return fail(p, path_line, "[log.file] path = %s: longer than %zu characters",
+		    path, sizeof cfg->access_file - 1);
+	if (file_problem(path, "path", false, why, sizeof why) != NULL)
+		return fail(p, path_line, "[log.file] path = %s: %s", path, why);
+	strcpy(cfg->access_file, path);
+	notice_at(p, out_line, "[log] output = %s: access lines go to [log.file] path (%s), "
+	    "other messages to stderr", out, path);
+	return p->failed ? -1 : 0;
+}
+
+/* Does a listener on host w take host h's address too (same port)?  "" and
+ * "::" are every address (Linux's IPv6 sockets take IPv4 too), 0.0.0.0 every
+ * IPv4 one; a name is not resolved. */
+static bool
+covers(const char *w, const char *h)
+{
+	return strcasecmp(w, h) == 0 || *w == '\0' || strcmp(w, "::") == 0 ||
+	    (strcmp(w, "0.0.0.0") == 0 && strchr(h, ':') == NULL);
+}
+
+/*
+ * [metrics] listen must not be the proxy's own address: one of the two
+ * could not bind.  Cheap and certain: the same port, and the same host or a
+ * wildcard on either side.  Port 0 is any free port, never the same.
+ */
+static int
+finish_metrics(struct parse *p)
+{
+	struct config *cfg = p->cfg;
+	const char *mh = cfg->metrics_listen_host, *sh = cfg->listen_host, *ml;
+	int line = given(p, "metrics", "listen", &ml);
+	char addr[300];
+
+	if (cfg->metrics_listen_port[0] == '\0' || strcmp(cfg->metrics_listen_port, "0") == 0 ||
+	    strcmp(cfg->metrics_listen_port, cfg->listen_port) != 0)
+		return 0;
+	if (!covers(mh, sh) && !covers(sh, mh))
+		return 0;
+	if (*sh == '\0')
+		snprintf(addr, sizeof addr, ":%s", cfg->listen_port);
+	else
+		(void)hostport_name(addr, sizeof addr, sh, cfg->listen_port);
+	return fail(p, line, "[metrics] listen = %s: the proxy listens on %s already; leave "
+	    "listen out to serve the metrics there, or choose another address", ml, addr);
+}
+
 /* Checks that need the whole file, and derived values. */
 static int
 finish(struct parse *p)
@@ -2115,7 +2389,7 @@ finish(struct parse *p)
 			    p->items[j].name_line ? p->items[j].name_line : cfg->backends[j].line);
 		}
 	}
-	if (finish_retry_health(p) != 0)
+	if (finish_retry_health(p) != 0 || finish_log(p) != 0 || finish_metrics(p) != 0)
 		return -1;
 	return finish_reporters(p);
 }

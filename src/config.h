@@ -126,6 +126,18 @@ struct config {
 
 	/* [log] */
 	enum log_level log_level;
+	int log_json;                   /* format = json (else text) */
+	char access_file[1024];         /* access_file: "" for stderr */
+
+	/* [metrics] */
+	int metrics_enabled;            /* default on */
+	char metrics_path[256];         /* default /metrics */
+	char metrics_listen_host[256];  /* listen: a separate address for the
+	                                   metrics alone; port "" for none (then
+	                                   they are served on the main one) */
+	char metrics_listen_port[6];
+	int metrics_compat;             /* llmproxy_compat: also LLMProxy's
+	                                   llmproxy_latency_ms histogram */
 
 	/* [usage] */
 	int usage_enabled;              /* enabled: records go to reporters */

@@ -18,6 +18,7 @@
 #include "health.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "relay.h"
 #include "reply.h"
 #include "upstream.h"
@@ -36,13 +37,19 @@ struct request {
 	int keep;                   /* the client wants the connection kept */
 	size_t consumed;            /* bytes of c->in this request used */
 
-	/* For the access line. */
+	/* For the access line and the metrics. */
 	int status;
 	const char *backend;
+	int backend_index;          /* in the config, -1: none */
 	int stream;
 	uint64_t bytes;
 	int64_t ttft_us;
 	const char *finish;
+	char finish_reason[24];     /* the backend's, when finish points here */
+	const char *model;          /* the body's "model", or NULL */
+	size_t model_len;
+	int64_t prompt_tokens;      /* -1: not metered */
+	int64_t completion_tokens;
 };
 
 /* ---- life cycle --------------------------------------------------------------- */
@@ -275,6 +282,8 @@ conn_reply_now(struct conn *c, int status, const char *message,
 		.backend = "-",
 		.ttft_us = -1,
 		.finish = "refused",
+		.prompt_tokens = -1,
+		.completion_tokens = -1,
 	};
 	log_access(&e);
 }
@@ -326,21 +335,6 @@ fail_with(struct conn *c, struct request *rq, int status, const char *message,
 	return reply_failure(c, rq, status, message, NULL, extra, fatal);
 }
 
-static enum conn_next
-reply_ok_json(struct conn *c, struct request *rq, const char *json)
-{
-	char buf[REPLY_MAX];
-	size_t n = reply_json(buf, sizeof(buf), 200, json, c->request_id,
-	    reply_flags(c, rq));
-
-	rq->finish = "local";
-	if (c->req.method_len == 4 && memcmp(c->req.method, "HEAD", 4) == 0)
-		n -= strlen(json);
-	if (io_write_all(&c->io, buf, n, c->srv->cfg->write_timeout_ms) < 0)
-		return CONN_CLOSE;
-	rq->status = 200;
-	return rq->keep ? CONN_PARK : CONN_CLOSE;
-}
 
 /* ---- the request target ------------------------------------------------------- */
 
@@ -681,6 +675,9 @@ failover(void *ctx, unsigned retry_on)
 	struct backend *b = bal_acquire(&t->c->srv->backends, &t->want, now, &why);
 	if (b == NULL)
 		return 0;
+	if (t->want.nexclude > 0)       /* the backend that failed */
+		metrics_retry((int)(t->tried[t->want.nexclude - 1] -
+		    t->c->srv->backends.backends));
 	t->next = b;
 	t->pause_ms = retry_pause(cfg, t->failovers);
 	t->retries_left--;
@@ -829,17 +826,21 @@ inject_usage(struct conn *c, struct metered *m, const struct backend *b,
 	usage_meter_init(&m->meter, add_usage, add_continuous);
 }
 
-/* The usage record of a proxied request, to the reporters. */
+/* The usage of a proxied request: into the access line and the metrics,
+ * and as a record to the reporters when there are any. */
 static void
-report_usage(struct conn *c, const struct request *rq, struct metered *m,
+report_usage(struct conn *c, struct request *rq, struct metered *m,
     const struct backend *b, const struct relay_result *res)
 {
 	char json[CAP_RECORD_BYTES];
 	const char *finish = rq->finish;
 
 	/* A stream that ended as framed finished the way the backend said. */
-	if (strcmp(finish, "stop") == 0 && m->meter.finish_reason[0] != '\0')
-		finish = m->meter.finish_reason;
+	if (strcmp(finish, "stop") == 0 && m->meter.finish_reason[0] != '\0') {
+		snprintf(rq->finish_reason, sizeof(rq->finish_reason), "%s",
+		    m->meter.finish_reason);
+		finish = rq->finish = rq->finish_reason;
+	}
 	struct usage_record rec = {
 		.request_id = c->request_id,
 		.timestamp_ms = rq->t0_wall_ms,
@@ -859,6 +860,10 @@ report_usage(struct conn *c, const struct request *rq, struct metered *m,
 	    m->meter.reported;
 	usage_result(&m->meter, m->jr.prompt_bytes, res->bytes, generated,
 	    &rec.usage);
+	rq->prompt_tokens = rec.usage.prompt_tokens;
+	rq->completion_tokens = rec.usage.completion_tokens;
+	if (!c->srv->cfg->usage_enabled || !webhook_active())
+		return;
 	size_t n = usage_record_json(&rec, json, sizeof(json));
 	if (n > 0)
 		(void)webhook_submit(json, n);   /* a drop is counted there */
@@ -890,8 +895,10 @@ proxy(struct conn *c, struct request *rq)
 	int chat = method_is(c, "POST") && (route_is(rq, "/v1/chat/completions") ||
 	    route_is(rq, "/v1/completions"));
 	int embeddings = method_is(c, "POST") && route_is(rq, "/v1/embeddings");
-	int metered = (chat || embeddings) && cfg->usage_enabled &&
-	    webhook_active();
+	/* Usage is metered for the billing records and for the token
+	 * metrics; records are made only when they have somewhere to go. */
+	int metered = (chat || embeddings) && ((cfg->usage_enabled &&
+	    webhook_active()) || cfg->metrics_enabled);
 	struct metered m = { 0 };
 
 	/* Chat and completions bodies must be JSON objects; any other JSON
@@ -915,6 +922,8 @@ proxy(struct conn *c, struct request *rq)
 	};
 	t.want.exclude = t.tried;
 	enum bal_none why;
+	rq->model = m.jr.model;
+	rq->model_len = m.jr.model_len;
 	struct backend *b = bal_acquire(&c->srv->backends, &t.want, io_now_ms(),
 	    &why);
 	if (b == NULL)
@@ -931,12 +940,15 @@ proxy(struct conn *c, struct request *rq)
 	};
 	struct relay_result res;
 	enum conn_next next;
+	metrics_in_flight(1);
 	for (;;) {
 		const char *body = c->body;
 		size_t body_len = c->body_len;
 		if (t.want.nexclude < sizeof(t.tried) / sizeof(t.tried[0]))
 			t.tried[t.want.nexclude++] = b;
 		rq->backend = b->conf->name;
+		rq->backend_index = (int)(b - c->srv->backends.backends);
+		rrq.backend_index = rq->backend_index;
 		if (metered)
 			inject_usage(c, &m, b, &body, &body_len);
 		next = exchange(c, rq, b, body, body_len, &rrq, &res);
@@ -962,12 +974,41 @@ proxy(struct conn *c, struct request *rq)
 			break;
 		}
 	}
+	/* The label says what the client asked for, even when the answer
+	 * never became a stream. */
+	rq->stream = rq->stream || m.jr.stream;
 	if (metered) {
 		report_usage(c, rq, &m, b, &res);
 		usage_meter_free(&m.meter);
 	}
 	bal_release(b);
+	metrics_in_flight(-1);
 	return next;
+}
+
+/* ---- one request ------------------------------------------------------------------- */
+
+/* Writes a 200 with the body given (none for HEAD). */
+static enum conn_next
+reply_body(struct conn *c, struct request *rq, const char *type,
+    const char *body, size_t len)
+{
+	char head[512];
+	int flags = reply_flags(c, rq);
+	int h = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n"
+	    "Content-Type: %s\r\nContent-Length: %zu\r\n"
+	    "X-Request-Id: %s\r\n%s\r\n", type, len, c->request_id,
+	    (flags & REPLY_CLOSE) ? "Connection: close\r\n" :
+	    (flags & REPLY_KEEP_ALIVE) ? "Connection: keep-alive\r\n" : "");
+	struct iovec iov[2] = {
+		{ head, (size_t)h },
+		{ (void *)(uintptr_t)body, method_is(c, "HEAD") ? 0 : len },
+	};
+	rq->finish = "local";
+	if (io_writev_all(&c->io, iov, 2, c->srv->cfg->write_timeout_ms) < 0)
+		return CONN_CLOSE;
+	rq->status = 200;
+	return rq->keep ? CONN_PARK : CONN_CLOSE;
 }
 
 /*
@@ -978,44 +1019,53 @@ static enum conn_next
 list_models(struct conn *c, struct request *rq)
 {
 	size_t cap = CAP_MODELS_RESPONSE_BYTES;
-	char head[512];
 
 	if (conn_reserve(&c->rewrite, &c->rewrite_cap, cap) < 0)
 		return fail(c, rq, 503, "out of memory", 0);
 	size_t n = health_models_json(&c->srv->backends, c->rewrite, cap);
 	if (n == 0)
 		return fail(c, rq, 502, "the model list is too large", 0);
-	int flags = reply_flags(c, rq);
-	int h = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n"
-	    "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-	    "X-Request-Id: %s\r\n%s\r\n", n, c->request_id,
-	    (flags & REPLY_CLOSE) ? "Connection: close\r\n" :
-	    (flags & REPLY_KEEP_ALIVE) ? "Connection: keep-alive\r\n" : "");
-	struct iovec iov[2] = {
-		{ head, (size_t)h },
-		{ c->rewrite, method_is(c, "HEAD") ? 0 : n },
-	};
-	rq->finish = "local";
-	if (io_writev_all(&c->io, iov, 2, c->srv->cfg->write_timeout_ms) < 0)
-		return CONN_CLOSE;
-	rq->status = 200;
-	return rq->keep ? CONN_PARK : CONN_CLOSE;
+	return reply_body(c, rq, "application/json", c->rewrite, n);
 }
 
-/* ---- one request ------------------------------------------------------------------- */
+/* GET /metrics: the Prometheus text exposition. */
+static enum conn_next
+serve_metrics(struct conn *c, struct request *rq)
+{
+	size_t n = metrics_render(&c->rewrite, &c->rewrite_cap,
+	    &c->srv->backends);
+	if (n == 0)
+		return fail(c, rq, 503, "out of memory", 0);
+	return reply_body(c, rq, "text/plain; version=0.0.4; charset=utf-8",
+	    c->rewrite, n);
+}
 
 static enum conn_next
 route(struct conn *c, struct request *rq)
 {
+	const struct config *cfg = c->srv->cfg;
+	/* The metrics live on their own listener when [metrics] listen is set,
+	 * else on the main one. */
+	if (cfg->metrics_enabled &&
+	    c->metrics_only == (cfg->metrics_listen_port[0] != '\0') &&
+	    route_is(rq, cfg->metrics_path)) {
+		if (!method_is(c, "GET") && !method_is(c, "HEAD"))
+			return fail_with(c, rq, 405, "use GET for the metrics",
+			    "Allow: GET, HEAD\r\n", 0);
+		return serve_metrics(c, rq);
+	}
 	if (route_is(rq, "/health")) {
+		static const char ok[] = "{\"status\":\"ok\"}";
 		if (!method_is(c, "GET") && !method_is(c, "HEAD"))
 			return fail_with(c, rq, 405, "use GET for /health",
 			    "Allow: GET, HEAD\r\n", 0);
-		return reply_ok_json(c, rq, "{\"status\":\"ok\"}");
+		return reply_body(c, rq, "application/json", ok, sizeof(ok) - 1);
 	}
 	if (route_is(rq, "/v1/models") && (method_is(c, "GET") ||
 	    method_is(c, "HEAD")))
 		return list_models(c, rq);
+	if (c->metrics_only)
+		return fail(c, rq, 404, "this address serves the metrics only", 0);
 	if (rq->route_len >= 4 && memcmp(rq->path, "/v1/", 4) == 0) {
 		if (method_is(c, "CONNECT") || method_is(c, "TRACE"))
 			return fail_with(c, rq, 405, "method not allowed",
@@ -1037,6 +1087,8 @@ serve_one(struct conn *c, struct request *rq)
 	rq->deadline_ms = cfg->request_timeout_ms > 0 ?
 	    rq->t0_us / 1000 + cfg->request_timeout_ms : -1;
 	rq->backend = "-";
+	rq->backend_index = -1;
+	rq->prompt_tokens = rq->completion_tokens = -1;
 	rq->ttft_us = -1;
 	rq->finish = "local";
 	rq->consumed = c->head_len;
@@ -1076,9 +1128,29 @@ serve_one(struct conn *c, struct request *rq)
 	return route(c, rq);
 }
 
+/* The request is over: its access line and its metrics. */
 static void
 log_request(const struct conn *c, const struct request *rq)
 {
+	int64_t duration = io_now_us() - rq->t0_us;
+	struct metrics_request mr = {
+		.path = rq->path != NULL ? metrics_path_of(rq->path, rq->route_len) :
+		    MP_OTHER,
+		.stream = rq->stream,
+		.backend = rq->backend_index,
+		.status = rq->status,
+		.duration_us = duration,
+		.ttft_us = rq->ttft_us,
+		.prompt_tokens = rq->prompt_tokens,
+		.completion_tokens = rq->completion_tokens,
+		.client_abort = strcmp(rq->finish, "client_abort") == 0,
+	};
+	/* The proxy's own answers (/health, the metrics) are not traffic:
+	 * a load balancer's probe or a scrape must not show as requests. */
+	if (rq->path == NULL || (!route_is(rq, "/health") &&
+	    !route_is(rq, c->srv->cfg->metrics_path)))
+		metrics_request_done(&mr);
+
 	struct access_entry e = {
 		.request_id = c->request_id,
 		.client = c->peer,
@@ -1091,8 +1163,12 @@ log_request(const struct conn *c, const struct request *rq)
 		.stream = rq->stream,
 		.bytes_out = rq->bytes,
 		.ttft_us = rq->ttft_us,
-		.duration_us = io_now_us() - rq->t0_us,
+		.duration_us = duration,
 		.finish = rq->finish,
+		.model = rq->model,
+		.model_len = rq->model_len,
+		.prompt_tokens = rq->prompt_tokens,
+		.completion_tokens = rq->completion_tokens,
 	};
 	log_access(&e);
 }

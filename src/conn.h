@@ -38,6 +38,8 @@ struct conn {
 	int64_t deadline_ms;        /* waiting room: give up at this time */
 	int64_t started_ms;         /* first byte of the current request */
 	int waiting_state;          /* pool.c's */
+	int metrics_only;           /* accepted on [metrics] listen: serves
+	                               the metrics (and /health) alone */
 	size_t drained;             /* bytes dropped while lingering */
 	struct http_request req;
 

@@ -35,12 +35,29 @@ struct access_entry {
 	uint64_t bytes_out;         /* body bytes sent to the client */
 	int64_t ttft_us;            /* request sent -> first event; -1 if none */
 	int64_t duration_us;        /* head complete -> response done */
-	const char *finish;         /* "stop", "client_abort", "upstream_error",
-	                               "timeout", "local", "error" */
+	const char *finish;         /* "stop", "length", "client_abort",
+	                               "upstream_error", "timeout", "local",
+	                               "refused", "error" */
+	const char *model;          /* the request's model (JSON string contents
+	                               as sent), or NULL */
+	size_t model_len;
+	int64_t prompt_tokens;      /* -1: not metered */
+	int64_t completion_tokens;
+	const char *key_name;       /* the API key's name (auth), or NULL; never
+	                               the key itself */
 };
 
-/* One access line (logfmt): id, client, method, path, status, backend,
- * stream, bytes, ttft_ms, duration_ms, finish. */
+/*
+ * Where access lines go and in which format: `file` (appended; NULL or ""
+ * for stderr), one JSON object per line when `json`, else logfmt.  Returns 0,
+ * or -1 with errno when the file cannot be opened (the old setting stays).
+ */
+int log_access_setup(const char *file, int json);
+
+/* One access line: id, client, method, path, status, backend, model, stream,
+ * bytes, ttft_ms, duration_ms, prompt_tokens, completion_tokens, finish,
+ * key (when set).  Strings from the request are escaped (JSON) or quoted
+ * (logfmt) so one request is always exactly one line. */
 void log_access(const struct access_entry *e);
 
 #endif

@@ -15,6 +15,7 @@
 #include "io.h"
 #include "llmproxy.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "webhook.h"
 
@@ -33,23 +34,23 @@ usage(FILE *f)
  * with IPv4 mapped when the system has IPv6, else IPv4.  Returns the fd or -1
  * with a message in err. */
 static int
-listen_on(const struct config *cfg, char *err, size_t errlen)
+listen_on(const char *listen_host, const char *port, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *res;
-	const char *host = cfg->listen_host[0] ? cfg->listen_host : NULL;
+	const char *host = listen_host[0] ? listen_host : NULL;
 
 	if (host == NULL)
 		hints.ai_family = AF_INET6;
-	int gai = getaddrinfo(host, cfg->listen_port, &hints, &res);
+	int gai = getaddrinfo(host, port, &hints, &res);
 	if (gai != 0 && host == NULL) {
 		hints.ai_family = AF_INET;
-		gai = getaddrinfo(host, cfg->listen_port, &hints, &res);
+		gai = getaddrinfo(host, port, &hints, &res);
 	}
 	if (gai != 0) {
-		snprintf(err, errlen, "listen %s:%s: %s", cfg->listen_host,
-		    cfg->listen_port, gai_strerror(gai));
+		snprintf(err, errlen, "listen %s:%s: %s", listen_host,
+		    port, gai_strerror(gai));
 		return -1;
 	}
 	int fd = -1, saved = 0;
@@ -72,8 +73,8 @@ listen_on(const struct config *cfg, char *err, size_t errlen)
 	}
 	freeaddrinfo(res);
 	if (fd < 0)
-		snprintf(err, errlen, "listen %s:%s: %s", cfg->listen_host,
-		    cfg->listen_port, strerror(saved));
+		snprintf(err, errlen, "listen %s:%s: %s", listen_host,
+		    port, strerror(saved));
 	return fd;
 }
 
@@ -132,6 +133,14 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_set_level(cfg->log_level);
+	/* The format first, so that even the notices are in it; no access
+	 * file is made for -t. */
+	if (log_access_setup(test_only ? NULL : cfg->access_file,
+	    cfg->log_json) < 0) {
+		fprintf(stderr, "llmproxy: access_file %s: %s\n", cfg->access_file,
+		    strerror(errno));
+		return 1;
+	}
 	for (size_t i = 0; i < cfg->nnotices; i++)
 		log_warnx("%s", cfg->notices[i]);
 	if (test_only) {
@@ -158,10 +167,23 @@ main(int argc, char **argv)
 		log_error("out of memory");
 		return 1;
 	}
-	int fd = listen_on(cfg, err, sizeof(err));
+	if (metrics_init(cfg) < 0) {
+		log_error("out of memory");
+		return 1;
+	}
+	int fd = listen_on(cfg->listen_host, cfg->listen_port, err, sizeof(err));
 	if (fd < 0) {
 		log_error("%s", err);
 		return 1;
+	}
+	int mfd = -1;
+	if (cfg->metrics_enabled && cfg->metrics_listen_port[0] != '\0') {
+		mfd = listen_on(cfg->metrics_listen_host, cfg->metrics_listen_port,
+		    err, sizeof(err));
+		if (mfd < 0) {
+			log_error("[metrics] %s", err);
+			return 1;
+		}
 	}
 	/* Before the first request: records left in the spool by an earlier
 	 * run are on their way again. */
@@ -173,11 +195,15 @@ main(int argc, char **argv)
 		log_warn("cannot start the health check thread");
 		return 1;
 	}
-	if (pool_start(&srv, fd) < 0) {
+	if (pool_start(&srv, fd, mfd) < 0) {
 		log_warn("cannot start the waiting room thread");
 		return 1;
 	}
 	char addr[128];
+	if (mfd >= 0) {
+		bound_address(mfd, addr, sizeof(addr));
+		log_info("metrics on %s%s", addr, cfg->metrics_path);
+	}
 	bound_address(fd, addr, sizeof(addr));
 	log_info("llmproxy %s listening on %s, %zu backend%s, %d threads",
 	    LLMPROXY_VERSION, addr, cfg->nbackends, cfg->nbackends == 1 ? "" : "s",

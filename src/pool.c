@@ -27,6 +27,7 @@ enum waiting {
 static struct {
 	struct server *srv;
 	int listen_fd;
+	int metrics_fd;             /* [metrics] listen, or -1 */
 	int wake[2];                /* workers hand connections back */
 	int64_t accept_paused_until;
 
@@ -169,13 +170,17 @@ dispatch(struct conn *c)
 
 /* ---- the waiting room --------------------------------------------------------- */
 
+/* pool.pfd: the main listener, the wake-up pipe and the metrics listener,
+ * then one slot per parked connection. */
+#define FIXED 3
+
 static int
 park(struct conn *c)
 {
 	if (pool.nparked == pool.cap) {
 		size_t cap = pool.cap ? pool.cap * 2 : 64;
 		struct conn **p = realloc(pool.parked, cap * sizeof(*p));
-		struct pollfd *f = realloc(pool.pfd, (cap + 2) * sizeof(*f));
+		struct pollfd *f = realloc(pool.pfd, (cap + FIXED) * sizeof(*f));
 		if (p != NULL)
 			pool.parked = p;
 		if (f != NULL)
@@ -295,15 +300,16 @@ on_parked_deadline(struct conn *c, int64_t now)
 	return 0;
 }
 
+/* Accepts what is waiting on lfd; metrics_only for the metrics listener. */
 static void
-accept_new(int64_t now)
+accept_new(int lfd, int metrics_only, int64_t now)
 {
 	const struct config *cfg = pool.srv->cfg;
 
 	for (;;) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
-		int fd = accept4(pool.listen_fd, (struct sockaddr *)&ss, &len,
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
@@ -337,6 +343,7 @@ accept_new(int64_t now)
 			continue;
 		}
 		pool.nconns++;
+		c->metrics_only = metrics_only;
 		c->deadline_ms = now + cfg->read_timeout_ms;
 		c->waiting_state = WAIT_REQUEST;
 		if (park(c) < 0)
@@ -372,6 +379,10 @@ start_draining(void)
 	pool.closing = 1;
 	close(pool.listen_fd);
 	pool.listen_fd = -1;
+	if (pool.metrics_fd >= 0) {
+		close(pool.metrics_fd);
+		pool.metrics_fd = -1;
+	}
 	for (size_t i = 0; i < pool.nparked; i++) {
 		struct conn *c = pool.parked[i];
 		if (c->waiting_state == WAIT_LINGER)
@@ -400,9 +411,12 @@ waiting_room_main(void *arg)
 		pool.pfd[0] = (struct pollfd){ .fd = listening ? pool.listen_fd : -1,
 		    .events = POLLIN };
 		pool.pfd[1] = (struct pollfd){ .fd = pool.wake[0], .events = POLLIN };
+		pool.pfd[2] = (struct pollfd){ .fd = listening ? pool.metrics_fd : -1,
+		    .events = POLLIN };
 		for (size_t i = 0; i < pool.nparked; i++) {
 			struct conn *c = pool.parked[i];
-			pool.pfd[i + 2] = (struct pollfd){ .fd = c->io.fd, .events = POLLIN };
+			pool.pfd[i + FIXED] = (struct pollfd){ .fd = c->io.fd,
+			    .events = POLLIN };
 			if (next_deadline < 0 || c->deadline_ms < next_deadline)
 				next_deadline = c->deadline_ms;
 		}
@@ -411,7 +425,7 @@ waiting_room_main(void *arg)
 			next_deadline = pool.accept_paused_until;
 
 		size_t n = pool.nparked;
-		if (poll(pool.pfd, n + 2, io_poll_timeout(next_deadline)) < 0 &&
+		if (poll(pool.pfd, n + FIXED, io_poll_timeout(next_deadline)) < 0 &&
 		    errno != EINTR) {
 			log_warn("poll");
 			continue;
@@ -424,7 +438,7 @@ waiting_room_main(void *arg)
 		for (size_t i = 0; i < n; i++) {
 			struct conn *c = pool.parked[i];
 			int stay;
-			if (pool.pfd[i + 2].revents)
+			if (pool.pfd[i + FIXED].revents)
 				stay = on_parked_event(c, now);
 			else if (now >= c->deadline_ms)
 				stay = on_parked_deadline(c, now);
@@ -443,13 +457,15 @@ waiting_room_main(void *arg)
 		if (pool.pfd[1].revents)
 			take_returned(now);
 		if (pool.pfd[0].revents && pool.listen_fd >= 0)
-			accept_new(now);
+			accept_new(pool.listen_fd, 0, now);
+		if (pool.pfd[2].revents && pool.metrics_fd >= 0)
+			accept_new(pool.metrics_fd, 1, now);
 	}
 	return NULL;
 }
 
 int
-pool_start(struct server *srv, int listen_fd)
+pool_start(struct server *srv, int listen_fd, int metrics_fd)
 {
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -458,10 +474,11 @@ pool_start(struct server *srv, int listen_fd)
 	pthread_condattr_destroy(&ca);
 	pool.srv = srv;
 	pool.listen_fd = listen_fd;
+	pool.metrics_fd = metrics_fd;
 	pool.max_workers = srv->cfg->threads;
 	if (pipe2(pool.wake, O_NONBLOCK | O_CLOEXEC) < 0)
 		return -1;
-	pool.pfd = calloc(2, sizeof(*pool.pfd));
+	pool.pfd = calloc(FIXED, sizeof(*pool.pfd));
 	if (pool.pfd == NULL)
 		return -1;
 	return start_thread(waiting_room_main);

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "relay.h"
 #include "reply.h"
 #include "sse.h"
@@ -63,6 +64,7 @@ struct relay {
 	size_t pending;
 	int spill;                      /* passing an oversized event through */
 	struct sse_scanner scan;
+	int64_t last_event_us;          /* when the last events left (metrics) */
 	int dropped_last;               /* the meter dropped the last event, so
 	                                   the LF that completes its CRLF goes
 	                                   too */
@@ -141,6 +143,7 @@ wait_upstream(struct conn *c, struct upstream *u, int64_t deadline_ms)
 
 struct pieces {
 	int n;
+	int events;             /* complete events among them (metrics) */
 	size_t total;
 	struct iovec v[OUT_PIECES];
 };
@@ -196,8 +199,23 @@ send_pieces(struct relay *r, const struct pieces *p, int last)
 		r->head_sent = 1;
 		r->res->status = r->c->resp.status;
 	}
-	if (len > 0 && r->res->ttft_us < 0)
-		r->res->ttft_us = io_now_us() - r->rq->sent_us;
+	if (len > 0) {
+		/* Gaps between events as the client gets them: the first of
+		 * this write after the last one written, the rest at once. */
+		int64_t now = io_now_us();
+		int gaps = p->events;
+		if (r->res->ttft_us < 0) {
+			r->res->ttft_us = now - r->rq->sent_us;
+			gaps--;
+		} else if (r->res->stream && gaps > 0) {
+			metrics_inter_token(r->rq->backend_index,
+			    now - r->last_event_us);
+			gaps--;
+		}
+		for (; r->res->stream && gaps > 0; gaps--)
+			metrics_inter_token(r->rq->backend_index, 0);
+		r->last_event_us = now;
+	}
 	r->res->bytes += len;
 	return 0;
 }
@@ -486,8 +504,11 @@ meter_event(struct relay *r, struct pieces *out, const char *ev, size_t len)
 		piece_add(out, ev + v.cut_at + v.cut_len, len - v.cut_at - v.cut_len);
 		break;
 	case USAGE_DROP:
-		break;
+		return;
 	}
+	/* A lone LF completing a CRLF is not an event of its own. */
+	if (!sse_scan_lf_tail(&r->scan))
+		out->events++;
 }
 
 /* Keeps the last CAP_USAGE_TAIL bytes of a non-streamed body: OpenAI-shaped

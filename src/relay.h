@@ -19,6 +19,7 @@ struct relay_request {
 	int64_t deadline_ms;    /* [routing] timeout for the whole request; -1 */
 	struct usage_meter *meter;  /* usage metering, or NULL: every event is
 	                               shown to it and its verdict applied */
+	int backend_index;          /* for the per-backend metrics */
 	/*
 	 * Failover: called when the backend failed before anything reached the
 	 * client, with the RETRY_ON_* class of the failure.  Nonzero means

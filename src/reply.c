@@ -104,11 +104,3 @@ reply_error(char *out, size_t cap, int status, const char *message,
 	size_t blen = reply_error_body(body, sizeof(body), status, message, code);
 	return with_body(out, cap, status, body, blen, request_id, extra, flags);
 }
-
-size_t
-reply_json(char *out, size_t cap, int status, const char *json,
-    const char *request_id, int flags)
-{
-	return with_body(out, cap, status, json, strlen(json), request_id, NULL,
-	    flags);
-}

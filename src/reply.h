@@ -34,10 +34,6 @@ size_t reply_error(char *out, size_t cap, int status, const char *message,
 size_t reply_error_body(char *out, size_t cap, int status, const char *message,
     const char *code);
 
-/* A response with a JSON body given as text. */
-size_t reply_json(char *out, size_t cap, int status, const char *json,
-    const char *request_id, int flags);
-
 /* The OpenAI error "type" for a status ("invalid_request_error", ...). */
 const char *reply_error_type(int status);
 

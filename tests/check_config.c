@@ -198,6 +198,7 @@ END_TEST
 enum field {
 	LISTEN_HOST, LISTEN_PORT, THREADS, READ_TO, WRITE_TO, IDLE_TO, SHUTDOWN_TO, HEAD_BYTES,
 	BODY_BYTES, CONNECT_TO, FIRST_TOKEN_TO, STREAM_IDLE_TO, REQUEST_TO, LOG_LEVEL,
+	LOG_JSON, ACCESS_FILE, M_ENABLED, M_PATH, M_HOST, M_PORT, M_COMPAT,  /* [log], [metrics] */
 	NBACKENDS, NNOTICES,
 	U_ENABLED, U_INJECT, U_MAX_WAIT, U_BATCH, U_QUEUE, U_SPOOL, U_SPOOL_MAX, U_FSYNC,
 	NREPORTERS,
@@ -238,6 +239,9 @@ struct good {
 #define RT(kv) "[routing.retry]\n" kv "\n" BK
 #define HC(kv) "[health_check]\n" kv "\n" BK
 #define BE(kv) BK kv "\n"
+/* One key in [log] or [metrics] (line 2). */
+#define LG(kv) "[log]\n" kv "\n" BK
+#define ME(kv) "[metrics]\n" kv "\n" BK
 #define RETRY_ALL (RETRY_ON_5XX | RETRY_ON_CONNECT | RETRY_ON_TIMEOUT | RETRY_ON_429)
 
 static const struct good goods[] = {
@@ -344,6 +348,70 @@ static const struct good goods[] = {
 	NUM("[log]\nlevel = warn\n" BK, LOG_LEVEL, LOG_LEVEL_WARN),
 	NUM("[log]\nlevel = error\n" BK, LOG_LEVEL, LOG_LEVEL_ERROR),
 	NUM("[log]\nlevel = \"ERROR\"\n" BK, LOG_LEVEL, LOG_LEVEL_ERROR),
+
+	/* [log] format, access_file, output, [log.file] path: defaults, then values */
+	NUM(BK, LOG_JSON, 0),
+	STR(BK, ACCESS_FILE, ""),
+	NUM(LG("format = text"), LOG_JSON, 0),
+	NUM(LG("format = json"), LOG_JSON, 1),
+	NUM(LG("format = \"JSON\""), LOG_JSON, 1),
+	NUM(LG("format = Text"), LOG_JSON, 0),
+	STR(LG("access_file = /tmp/llmproxy-check-access.log"), ACCESS_FILE, "/tmp/llmproxy-check-access.log"),
+	STR(LG("access_file = llmproxy-check-access.log"), ACCESS_FILE, "llmproxy-check-access.log"),
+	STR(LG("access_file = ./llmproxy-check-access.log"), ACCESS_FILE, "./llmproxy-check-access.log"),
+	STR(LG("access_file = /llmproxy-check-access.log"), ACCESS_FILE, "/llmproxy-check-access.log"),
+	STR(LG("access_file = /dev/null"), ACCESS_FILE, "/dev/null"),      /* not only regular files */
+	STR(LG("access_file = /dev/stdout"), ACCESS_FILE, "/dev/stdout"),
+	STR(LG("access_file = "), ACCESS_FILE, ""),                         /* stderr */
+	STR(LG("access_file = \"\""), ACCESS_FILE, ""),
+	STR(LG("output = stderr"), ACCESS_FILE, ""),
+	NUM(LG("output = stderr"), NNOTICES, 0),
+	NUM(LG("output = STDERR"), NNOTICES, 0),
+	STR(LG("output = stdout"), ACCESS_FILE, ""),
+	STR("[log]\noutput = file\n[log.file]\npath = /tmp/llmproxy-check.log\n" BK, ACCESS_FILE,
+	    "/tmp/llmproxy-check.log"),
+	STR("[log.file]\npath = \"/tmp/llmproxy-check.log\"\n[log]\noutput = \"File\"\n" BK, ACCESS_FILE,
+	    "/tmp/llmproxy-check.log"),
+	STR("[log]\noutput = stdout\n[log.file]\npath = /nonexistent-llmproxy-check/x.log\n" BK, ACCESS_FILE, ""),
+	STR("[log.file]\npath = /nonexistent-llmproxy-check/x.log\n" BK, ACCESS_FILE, ""),
+	NUM("[log.file]\n" BK, NNOTICES, 0),
+
+	/* [metrics]: defaults, then values */
+	NUM(BK, M_ENABLED, 1),
+	STR(BK, M_PATH, "/metrics"),
+	STR(BK, M_HOST, ""),
+	STR(BK, M_PORT, ""),
+	NUM(BK, M_COMPAT, 0),
+	NUM("[metrics]\n" BK, M_ENABLED, 1),
+	NUM("[metrics]\n" BK, NNOTICES, 0),
+	NUM(ME("enabled = false"), M_ENABLED, 0),
+	NUM(ME("enabled = yes"), M_ENABLED, 1),
+	NUM(ME("llmproxy_compat = true"), M_COMPAT, 1),
+	NUM(ME("llmproxy_compat = off"), M_COMPAT, 0),
+	STR(ME("path = /prometheus"), M_PATH, "/prometheus"),
+	STR(ME("path = \"/metrics\""), M_PATH, "/metrics"),
+	STR(ME("path = /"), M_PATH, "/"),
+	STR(ME("path = /v1"), M_PATH, "/v1"),                 /* not under /v1/ */
+	STR(ME("path = /V1/metrics"), M_PATH, "/V1/metrics"), /* routes are case-sensitive */
+	STR(ME("path = /healthz"), M_PATH, "/healthz"),
+	STR(ME("path = /a/b.c/..d/%41_~-"), M_PATH, "/a/b.c/..d/%41_~-"),
+	STR(ME("path = /metrics/"), M_PATH, "/metrics/"),
+	STR(ME("listen = :9100"), M_HOST, ""),
+	STR(ME("listen = :9100"), M_PORT, "9100"),
+	STR(ME("listen = 127.0.0.1:9100"), M_HOST, "127.0.0.1"),
+	STR(ME("listen = 127.0.0.1:9100"), M_PORT, "9100"),
+	STR(ME("listen = [::1]:09100"), M_HOST, "::1"),
+	STR(ME("listen = [::1]:09100"), M_PORT, "9100"),
+	STR(ME("listen = localhost:0"), M_PORT, "0"),
+	STR(ME("listen = "), M_PORT, ""),                      /* the main listener */
+	STR(ME("listen = \"\""), M_HOST, ""),
+	STR(ME("listen = :9100") "[server]\nlisten = :9000\n", LISTEN_PORT, "9000"),  /* apart */
+	/* the same port on another address of the host */
+	STR("[server]\nlisten = 127.0.0.1:8080\n[metrics]\nlisten = 127.0.0.2:8080\n" BK, M_HOST, "127.0.0.2"),
+	STR("[server]\nlisten = [::1]:8080\n[metrics]\nlisten = 0.0.0.0:8080\n" BK, M_HOST, "0.0.0.0"),
+	STR("[server]\nlisten = 0.0.0.0:8080\n[metrics]\nlisten = [::1]:8080\n" BK, M_HOST, "::1"),
+	STR("[server]\nlisten = localhost:8080\n[metrics]\nlisten = 127.0.0.1:8080\n" BK, M_HOST, "127.0.0.1"),
+	STR("[server]\nlisten = :0\n[metrics]\nlisten = :0\n" BK, M_PORT, "0"),  /* any free port, twice */
 
 	/* backends: any suffix, file order, header lines */
 	NUM("[backends.gpu1]\nurl = http://a\n[backends.0]\nurl = http://b:81\n", NBACKENDS, 2),
@@ -693,6 +761,13 @@ START_TEST(test_good)
 	case STREAM_IDLE_TO: n = cfg->stream_idle_timeout_ms; break;
 	case REQUEST_TO: n = cfg->request_timeout_ms; break;
 	case LOG_LEVEL: n = cfg->log_level; break;
+	case LOG_JSON: n = cfg->log_json; break;
+	case ACCESS_FILE: s = cfg->access_file; break;
+	case M_ENABLED: n = cfg->metrics_enabled; break;
+	case M_PATH: s = cfg->metrics_path; break;
+	case M_HOST: s = cfg->metrics_listen_host; break;
+	case M_PORT: s = cfg->metrics_listen_port; break;
+	case M_COMPAT: n = cfg->metrics_compat; break;
 	case NBACKENDS: n = (long long)cfg->nbackends; break;
 	case NNOTICES: n = (long long)cfg->nnotices; break;
 	case B_NAME: s = b->name; break;
@@ -806,6 +881,11 @@ END_TEST
 #define HC_ERR(kv, why) { HC(kv), "t.ini:2: [health_check] " kv ": " why }
 #define BE_ERR(kv, why) { BE(kv), "t.ini:3: [backends.a] " kv ": " why }
 #define RETRY_ON_IS "retry_on lists some of 5xx, connect_failure, timeout, 429"
+#define LG_ERR(kv, why) { LG(kv), "t.ini:2: [log] " kv ": " why }
+#define ME_ERR(kv, why) { ME(kv), "t.ini:2: [metrics] " kv ": " why }
+#define OUTPUT_IS "must be stderr, stdout or file (with [log.file] path); for a file of access lines, set access_file"
+#define METRICS_PATH_CHARS "bad character (a path is visible ASCII, no spaces, '?', '#' or '\\')"
+#define METRICS_THERE "leave listen out to serve the metrics there, or choose another address"
 
 static const struct { const char *ini; const char *err; } errors[] = {
 	/* unknown names: a typo never passes */
@@ -994,6 +1074,102 @@ static const struct { const char *ini; const char *err; } errors[] = {
 	/* log */
 	{ "[log]\nlevel = verbose\n" BK, "t.ini:2: [log] level = verbose: must be debug, info, warn or error" },
 	{ "[log]\nlevel = warning\n" BK, "t.ini:2: [log] level = warning: must be debug, info, warn or error" },
+	LG_ERR("format = yaml", "must be text or json"),
+	LG_ERR("format = ", "must be text or json"),
+	LG_ERR("format = combined", "must be text or json"),        /* [logging.access]'s, not ours */
+	LG_ERR("output = syslog", OUTPUT_IS),
+	LG_ERR("output = ./logs/llmproxy.log", OUTPUT_IS),          /* config.yaml.example's "file path" */
+	LG_ERR("output = ", OUTPUT_IS),
+	LG_ERR("access_file = /nonexistent-llmproxy-check/access.log",
+	    "directory /nonexistent-llmproxy-check does not exist"),
+	LG_ERR("access_file = nonexistent-llmproxy-check/access.log",
+	    "directory nonexistent-llmproxy-check does not exist"),
+	LG_ERR("access_file = /etc/passwd/access.log", "/etc/passwd is not a directory"),
+	LG_ERR("access_file = /tmp", "a directory; access_file is the path of a file"),
+	LG_ERR("access_file = /tmp/", "a directory; access_file is the path of a file"),
+	LG_ERR("access_file = /", "a directory; access_file is the path of a file"),
+	{ LG("output = file"), "t.ini:2: [log] output = file: needs [log.file] path (the file access lines "
+	  "go to), or [log] access_file instead" },
+	{ LG("output = file") "[log.file]\nrotate = daily\n", "t.ini:2: [log] output = file: needs [log.file] "
+	  "path (the file access lines go to), or [log] access_file instead" },
+	{ "[log]\noutput = file\naccess_file = /tmp/a.log\n[log.file]\npath = /tmp/b.log\n" BK,
+	  "t.ini:5: [log] access_file = /tmp/a.log (line 3) and [log] output = file with [log.file] path = "
+	  "/tmp/b.log (line 5) both say where access lines go; keep one" },
+	{ "[log.file]\npath = /tmp/b.log\n[log]\noutput = file\naccess_file = \"\"\n" BK,
+	  "t.ini:5: [log] access_file =  (line 5) and [log] output = file with [log.file] path = "
+	  "/tmp/b.log (line 2) both say where access lines go; keep one" },
+	{ "[log]\noutput = file\n[log.file]\npath = /nonexistent-llmproxy-check/llmproxy.log\n" BK,
+	  "t.ini:4: [log.file] path = /nonexistent-llmproxy-check/llmproxy.log: directory "
+	  "/nonexistent-llmproxy-check does not exist" },
+	/* LLMProxy's reference file: ./logs does not exist here */
+	{ "[log]\noutput = file\n[log.file]\npath = \"./logs/llmproxy.log\"\nrotate = daily\n" BK,
+	  "t.ini:4: [log.file] path = ./logs/llmproxy.log: directory ./logs does not exist" },
+	{ "[log]\noutput = file\n[log.file]\npath = /tmp/\n" BK,
+	  "t.ini:4: [log.file] path = /tmp/: a directory; path is the path of a file" },
+	{ "[log]\noutput = file\n[log.file]\npath = \n" BK,
+	  "t.ini:4: [log.file] path = : empty; [log] output = file needs the path of a file" },
+	{ "[log.file]\nrotation = daily\n" BK, "t.ini:2: unknown key 'rotation' in [log.file]" },
+	{ "[log]\nfile = x\n" BK, "t.ini:2: unknown key 'file' in [log]" },
+	{ BK "[log.file.x]\n", "t.ini:3: unknown section [log.file.x]" },
+	{ BK "[log.access]\n", "t.ini:3: unknown section [log.access]" },
+
+	/* [metrics] */
+	ME_ERR("enabled = maybe", "not a boolean (true/false, yes/no, on/off, 1/0)"),
+	ME_ERR("llmproxy_compat = 2", "not a boolean (true/false, yes/no, on/off, 1/0)"),
+	ME_ERR("path = metrics", "must start with '/'"),
+	ME_ERR("path = ", "must start with '/'"),
+	ME_ERR("path = http://h/metrics", "must start with '/'"),
+	ME_ERR("path = /me trics", METRICS_PATH_CHARS),
+	ME_ERR("path = /metrics?x=1", METRICS_PATH_CHARS),
+	ME_ERR("path = /metrics#x", METRICS_PATH_CHARS),
+	ME_ERR("path = /a\\b", METRICS_PATH_CHARS),
+	ME_ERR("path = /a\tb", METRICS_PATH_CHARS),
+	ME_ERR("path = /a\x7f", METRICS_PATH_CHARS),
+	ME_ERR("path = /\xc3\xa9", METRICS_PATH_CHARS),
+	ME_ERR("path = /v1/metrics", "paths under /v1/ go to the backends"),
+	ME_ERR("path = /v1/", "paths under /v1/ go to the backends"),
+	ME_ERR("path = /health", "/health is llmproxy's health endpoint"),
+	ME_ERR("path = /a/../metrics", "a '.' or '..' segment (requests with one are refused)"),
+	ME_ERR("path = /.", "a '.' or '..' segment (requests with one are refused)"),
+	ME_ERR("path = /..", "a '.' or '..' segment (requests with one are refused)"),
+	ME_ERR("path = /a/./b", "a '.' or '..' segment (requests with one are refused)"),
+	ME_ERR("path = /a/.", "a '.' or '..' segment (requests with one are refused)"),
+	ME_ERR("path = /%2e%2e/metrics", "an encoded '.', '/' or '\\' (requests with one are refused)"),
+	ME_ERR("path = /a%2Fb", "an encoded '.', '/' or '\\' (requests with one are refused)"),
+	ME_ERR("path = /a%5cb", "an encoded '.', '/' or '\\' (requests with one are refused)"),
+	ME_ERR("listen = 9100", "no port; " LISTEN_IS),
+	ME_ERR("listen = :99999", "bad port; " LISTEN_IS),
+	ME_ERR("listen = ::1:9100", "an IPv6 address goes in brackets, e.g. [::1]:8080; " LISTEN_IS),
+	ME_ERR("listen = [::1:9100", "missing ']' after an IPv6 address; " LISTEN_IS),
+	ME_ERR("listen = *:9100", "bad host name; " LISTEN_IS),
+	ME_ERR("listen = [::1]", "no port; " LISTEN_IS),
+	/* not the proxy's own address (default :8080) */
+	ME_ERR("listen = :8080", "the proxy listens on :8080 already; " METRICS_THERE),
+	ME_ERR("listen = 127.0.0.1:8080", "the proxy listens on :8080 already; " METRICS_THERE),
+	ME_ERR("listen = [::1]:8080", "the proxy listens on :8080 already; " METRICS_THERE),
+	{ "[server]\nlisten = 127.0.0.1:9000\n[metrics]\nlisten = 127.0.0.1:9000\n" BK,
+	  "t.ini:4: [metrics] listen = 127.0.0.1:9000: the proxy listens on 127.0.0.1:9000 already; " METRICS_THERE },
+	{ "[server]\nlisten = Localhost:9000\n[metrics]\nlisten = localhost:9000\n" BK,
+	  "t.ini:4: [metrics] listen = localhost:9000: the proxy listens on Localhost:9000 already; " METRICS_THERE },
+	{ "[server]\nlisten = 0.0.0.0:9000\n[metrics]\nlisten = 127.0.0.1:9000\n" BK,
+	  "t.ini:4: [metrics] listen = 127.0.0.1:9000: the proxy listens on 0.0.0.0:9000 already; " METRICS_THERE },
+	{ "[server]\nlisten = 127.0.0.1:9000\n[metrics]\nlisten = 0.0.0.0:9000\n" BK,
+	  "t.ini:4: [metrics] listen = 0.0.0.0:9000: the proxy listens on 127.0.0.1:9000 already; " METRICS_THERE },
+	{ "[server]\nlisten = [::]:9000\n[metrics]\nlisten = 10.0.0.1:9000\n" BK,
+	  "t.ini:4: [metrics] listen = 10.0.0.1:9000: the proxy listens on [::]:9000 already; " METRICS_THERE },
+	{ "[server]\nlisten = [::1]:9000\n[metrics]\nlisten = [::]:9000\n" BK,
+	  "t.ini:4: [metrics] listen = [::]:9000: the proxy listens on [::1]:9000 already; " METRICS_THERE },
+	/* the [server] listen that comes later counts; the line is listen's */
+	{ "[metrics]\nlisten = 127.0.0.1:9000\n[server]\nlisten = :9000\n" BK,
+	  "t.ini:2: [metrics] listen = 127.0.0.1:9000: the proxy listens on :9000 already; " METRICS_THERE },
+	{ "listen = :9000\n[metrics]\nlisten = \":9000\"\n" BK,
+	  "t.ini:3: [metrics] listen = :9000: the proxy listens on :9000 already; " METRICS_THERE },
+	/* checked when the metrics are off too */
+	{ "[metrics]\nenabled = false\nlisten = :8080\n" BK,
+	  "t.ini:3: [metrics] listen = :8080: the proxy listens on :8080 already; " METRICS_THERE },
+	{ ME("enable = true"), "t.ini:2: unknown key 'enable' in [metrics]" },
+	{ ME("port = 9100"), "t.ini:2: unknown key 'port' in [metrics]" },
+	{ BK "[metrics.labels]\n", "t.ini:3: unknown section [metrics.labels]" },
 
 	/* the first error is the one reported, whoever finds it */
 	{ "[server]\nthreads = 0\nread_timeout = 1\n" BK, "t.ini:2: [server] threads = 0: must be 1..4096" },
@@ -1404,6 +1580,51 @@ START_TEST(test_long_values)
 		free(e);
 	}
 
+	/* access_file and [log.file] path have 1023 characters at most, the
+	 * metrics path 255. */
+	{
+		char *big = malloc(1100), *in = malloc(1400), *e = malloc(3000), *w = malloc(3000);
+
+		ck_assert(big != NULL && in != NULL && e != NULL && w != NULL);
+		strcpy(big, "/tmp/");
+		memset(big + 5, 'a', 1018);
+		big[1023] = '\0';                       /* 1023: fits */
+		snprintf(in, 1400, "[log]\naccess_file = %s\n" BK, big);
+		cfg = load_ok(in);
+		ck_assert_str_eq(cfg->access_file, big);
+		config_free(cfg);
+		snprintf(in, 1400, "[log]\noutput = file\n[log.file]\npath = %s\n" BK, big);
+		cfg = load_ok(in);
+		ck_assert_str_eq(cfg->access_file, big);
+		config_free(cfg);
+		strcat(big, "a");                       /* 1024: too long */
+		snprintf(in, 1400, "[log]\naccess_file = %s\n" BK, big);
+		ck_assert_ptr_null(config_load_string(in, "t.ini", e, 3000));
+		snprintf(w, 3000, "t.ini:2: [log] access_file = %s: longer than 1023 characters", big);
+		ck_assert_str_eq(e, w);
+		snprintf(in, 1400, "[log]\noutput = file\n[log.file]\npath = %s\n" BK, big);
+		ck_assert_ptr_null(config_load_string(in, "t.ini", e, 3000));
+		snprintf(w, 3000, "t.ini:4: [log.file] path = %s: longer than 1023 characters", big);
+		ck_assert_str_eq(e, w);
+
+		memset(big, 'm', 255);
+		big[0] = '/';
+		big[255] = '\0';                        /* 255: fits */
+		snprintf(in, 1400, "[metrics]\npath = %s\n" BK, big);
+		cfg = load_ok(in);
+		ck_assert_str_eq(cfg->metrics_path, big);
+		config_free(cfg);
+		strcat(big, "m");
+		snprintf(in, 1400, "[metrics]\npath = %s\n" BK, big);
+		ck_assert_ptr_null(config_load_string(in, "t.ini", e, 3000));
+		snprintf(w, 3000, "t.ini:2: [metrics] path = %s: longer than 255 characters", big);
+		ck_assert_str_eq(e, w);
+		free(big);
+		free(in);
+		free(e);
+		free(w);
+	}
+
 	/* Section names longer than inih's 49 bytes are kept whole. */
 	cfg = load_ok("[storage.databases.a123456789b123456789c123456789d123456789e123456789]\n"
 	    "host = x\n[server]\nthreads = 5\n" BK);
@@ -1745,6 +1966,20 @@ struct notice_case {
     "retries every record until it is delivered (backoff capped by [usage] max_wait); ignored"
 #define NO_TYPE(line, s, t) "t.ini:" #line ": [" s "] type = " t " is an LLMProxy reporter type llmproxy " \
     "does not have; the reporter is disabled; ignored"
+#define OUT_STDOUT(line) "t.ini:" #line ": [log] output = stdout: llmproxy logs to stderr (access lines " \
+    "too, unless [log] access_file is set); ignored"
+#define OUT_FILE(line, path) "t.ini:" #line ": [log] output = file: access lines go to [log.file] path (" \
+    path "), other messages to stderr"
+#define FILE_UNUSED(line) "t.ini:" #line ": [log.file] path is used only with [log] output = file; ignored"
+#define ROTATE(line, k) "t.ini:" #line ": [log.file] " k " is an LLMProxy key llmproxy does not use: " \
+    "llmproxy does not rotate its log file; use logrotate (copytruncate); ignored"
+#define LABELS(line) "t.ini:" #line ": [metrics] custom_labels is an LLMProxy key llmproxy does not use: " \
+    "label values come only from the config (backend and key names), never from requests, so that the " \
+    "number of series stays bounded and no secret (an API key) becomes a label; ignored"
+#define BUCKETS(line) "t.ini:" #line ": [metrics] latency_buckets is an LLMProxy key llmproxy does not " \
+    "use: llmproxy's histogram buckets are fixed, to resolve milliseconds; ignored"
+#define LOGGING(line) "t.ini:" #line ": [logging] is an LLMProxy section llmproxy does not use: " \
+    "llmproxy's access log is [log] format and access_file; ignored"
 #define HTTPS_MEM(line, s, u, name) "t.ini:" #line ": [" s "] url = " u ": https needs TLS, which this " \
     "build does not have yet; nothing is sent to reporter '" name "': its records wait in memory (at most " \
     "[usage] queue_max, none across a restart; set [usage] spool to keep them)"
@@ -1770,11 +2005,29 @@ static const struct notice_case notice_cases[] = {
 	  "[routing.retry]\nmax_retries = 3\n[routing.fallback.0]\nprimary = http://x\n[routing.script]\n",
 	  NULL, NULL, NULL, NULL,
 	  { LATER_SEC(3, "backends.*.headers"),
-	    "t.ini:7: [log] format is an LLMProxy key llmproxy does not use; ignored",
-	    "t.ini:8: [log] output is an LLMProxy key llmproxy does not use; ignored",
-	    IGN_SEC(9, "log.file"),
+	    OUT_STDOUT(8),
+	    FILE_UNUSED(10),
 	    "t.ini:12: [routing] enabled is an LLMProxy key llmproxy does not use; ignored",
 	    IGN_SEC(16, "routing.fallback"), IGN_SEC(18, "routing.script") } },
+	/* [log] and [log.file]: LLMProxy's output and rotation */
+	{ NULL, "[log]\nlevel = info\nformat = json\noutput = stdout\n[log.file]\npath = ./logs/x.log\n"
+	  "rotate = daily\nmax_size = 100\nmax_age = 7\ncompress = true\n" BK, NULL, NULL, NULL, NULL,
+	  { OUT_STDOUT(4), FILE_UNUSED(6), ROTATE(7, "rotate"), ROTATE(8, "max_size"),
+	    ROTATE(9, "max_age"), ROTATE(10, "compress") } },
+	{ NULL, "[log.file]\npath = /tmp/llmproxy-check.log\nmax_age = 7\n[log]\noutput = file\n" BK,
+	  NULL, NULL, NULL, NULL,
+	  { ROTATE(3, "max_age"), OUT_FILE(5, "/tmp/llmproxy-check.log") } },
+	{ NULL, "[log]\noutput = stderr\nformat = text\naccess_file = /tmp/a.log\n[log.file]\n" BK,
+	  NULL, NULL, NULL, NULL, { NULL } },
+	/* [logging]: LLMProxy's request and access logs; ours is [log] */
+	{ NULL, BK "[logging]\nenabled = true\n[logging.access]\nformat = json\n[logging.access.file]\n"
+	  "path = ./logs/access.log\n", NULL, NULL, NULL, NULL, { LOGGING(3) } },
+	/* [metrics]: labels come from the config, buckets are fixed */
+	{ NULL, "[metrics]\nenabled = true\npath = /metrics\ncustom_labels = user_id, api_key\n"
+	  "latency_buckets = 0.01, 0.05, 0.1\n" BK, NULL, NULL, NULL, NULL, { LABELS(4), BUCKETS(5) } },
+	{ NULL, "[metrics]\nlatency_buckets = 1\ncustom_labels = \n" BK, NULL, NULL, NULL, NULL,
+	  { BUCKETS(2), LABELS(3) } },
+
 	/* [health_check]: its lua script is LLMProxy's */
 	{ NULL, "[health_check]\nenabled = true\n[health_check.script]\nenabled = false\npath = x.lua\n" BK,
 	  NULL, NULL, NULL, NULL, { IGN_SEC(3, "health_check.script") } },
@@ -1819,9 +2072,12 @@ static const struct notice_case notice_cases[] = {
 	{ "config-reference.ini", NULL, "[auth]\nenabled = true", "[auth]\nenabled = false", NULL, NULL,
 	  { IGN_SEC(11, "server.cors"),
 	    IGN_SEC(20, "server.tls"),
-	    "t.ini:27: [log] format is an LLMProxy key llmproxy does not use; ignored",
-	    "t.ini:28: [log] output is an LLMProxy key llmproxy does not use; ignored",
-	    IGN_SEC(30, "log.file"),
+	    OUT_STDOUT(28),
+	    FILE_UNUSED(31),
+	    ROTATE(32, "rotate"),
+	    ROTATE(33, "max_size"),
+	    ROTATE(34, "max_age"),
+	    ROTATE(35, "compress"),
 	    IGN_SEC(37, "storage"),
 	    "t.ini:101: [backends.*] timeout is an LLMProxy key llmproxy does not support yet; ignored",
 	    "t.ini:102: [backends.*] connect_timeout is an LLMProxy key llmproxy does not support yet; ignored",
@@ -1830,13 +2086,14 @@ static const struct notice_case notice_cases[] = {
 	    IGN_SEC(115, "discovery"),
 	    IGN_SEC(233, "admin"),
 	    LATER_SEC(239, "auth"),
-	    IGN_SEC(334, "logging"),
+	    LOGGING(334),
 	    LATER_SEC(364, "rate_limit"),
 	    "t.ini:390: [routing] enabled is an LLMProxy key llmproxy does not use; ignored",
 	    IGN_SEC(395, "routing.script"),
 	    IGN_SEC(409, "routing.fallback"),
 	    IGN_SEC(423, "health_check.script"),
-	    LATER_SEC(429, "metrics"),
+	    LABELS(432),
+	    BUCKETS(433),
 	    RETRY(447, "usage.reporters.*.webhook"),
 	    IGN_SEC(452, "usage.reporters.*.script"),
 	    NO_TYPE(460, "usage.reporters.1", "database"),
@@ -1846,17 +2103,15 @@ static const struct notice_case notice_cases[] = {
 	{ "config-yaml-example.ini", NULL, "[auth]\nenabled = true", "[auth]\nenabled = false",
 	  "type = builtin\nenabled = true\n\n[usage.reporters.0.builtin]",
 	  "type = builtin\nenabled = false\n\n[usage.reporters.0.builtin]",
-	  { "t.ini:10: [log] format is an LLMProxy key llmproxy does not use; ignored",
-	    "t.ini:11: [log] output is an LLMProxy key llmproxy does not use; ignored",
+	  { OUT_STDOUT(11),
 	    IGN_SEC(13, "storage"),
 	    IGN_SEC(44, "admin"),
 	    LATER_SEC(50, "auth"),
 	    "t.ini:62: [routing] enabled is an LLMProxy key llmproxy does not use; ignored",
 	    LATER_SEC(72, "rate_limit"),
-	    LATER_SEC(93, "metrics"),
 	    NO_TYPE(102, "usage.reporters.0", "builtin"),
 	    IGN_SEC(105, "usage.reporters.*.builtin"),
-	    IGN_SEC(108, "logging"),
+	    LOGGING(108),
 	    IGN_SEC(127, "hooks") } },
 };
 
@@ -2082,6 +2337,15 @@ START_TEST(test_fixtures_values)
 		ck_assert_uint_eq(cfg->nbackends, 2);
 		ck_assert_int_eq(cfg->backends[0].weight, 5);
 		ck_assert_int_eq(cfg->backends[1].weight, 3);
+		/* log: json, to stderr (output = stdout, [log.file] unused) */
+		ck_assert_int_eq(cfg->log_level, LOG_LEVEL_INFO);
+		ck_assert_int_eq(cfg->log_json, 1);
+		ck_assert_str_eq(cfg->access_file, "");
+		/* metrics: on, at /metrics, on the main listener */
+		ck_assert_int_eq(cfg->metrics_enabled, 1);
+		ck_assert_str_eq(cfg->metrics_path, "/metrics");
+		ck_assert_str_eq(cfg->metrics_listen_port, "");
+		ck_assert_int_eq(cfg->metrics_compat, 0);
 		config_free(cfg);
 		free(text);
 	}
@@ -2106,9 +2370,21 @@ START_TEST(test_fixtures_values)
 		ck_assert_int_eq(cfg->hc_timeout_ms, 5000);
 		ck_assert_str_eq(cfg->hc_path, "/health");
 		ck_assert_int_eq(cfg->hc_expected_status, 0);
+		ck_assert_int_eq(cfg->log_json, 1);
+		ck_assert_str_eq(cfg->access_file, "");
+		ck_assert_int_eq(cfg->metrics_enabled, 1);
+		ck_assert_str_eq(cfg->metrics_path, "/metrics");
 		config_free(cfg);
 		free(text);
 	}
+
+	/* The others have neither [log] nor [metrics]: the defaults. */
+	cfg = config_load(path_of("tests/data/config/config-v0.1.0.ini"), err, sizeof err);
+	ck_assert_msg(cfg != NULL, "%s", err);
+	ck_assert_int_eq(cfg->log_json, 0);
+	ck_assert_int_eq(cfg->metrics_enabled, 1);
+	ck_assert_str_eq(cfg->metrics_path, "/metrics");
+	config_free(cfg);
 }
 END_TEST
 
@@ -2176,7 +2452,7 @@ START_TEST(test_example_documented_defaults)
 		strcat(out, line);
 		strcat(out, "\n");
 	}
-	ck_assert_int_ge(uncommented, 36);
+	ck_assert_int_ge(uncommented, 41);
 	ck_assert_int_eq(headers, 1);
 	cfg = load_ok(out);
 	def = load_ok("[backends.local]\nurl = http://127.0.0.1:8000\n");
@@ -2193,6 +2469,13 @@ START_TEST(test_example_documented_defaults)
 	ck_assert_int_eq(cfg->stream_idle_timeout_ms, def->stream_idle_timeout_ms);
 	ck_assert_int_eq(cfg->request_timeout_ms, def->request_timeout_ms);
 	ck_assert_int_eq(cfg->log_level, def->log_level);
+	ck_assert_int_eq(cfg->log_json, def->log_json);
+	ck_assert_str_eq(cfg->access_file, def->access_file);
+	ck_assert_int_eq(cfg->metrics_enabled, def->metrics_enabled);
+	ck_assert_str_eq(cfg->metrics_path, def->metrics_path);
+	ck_assert_str_eq(cfg->metrics_listen_host, def->metrics_listen_host);
+	ck_assert_str_eq(cfg->metrics_listen_port, def->metrics_listen_port);
+	ck_assert_int_eq(cfg->metrics_compat, def->metrics_compat);
 	ck_assert_int_eq(cfg->usage_enabled, def->usage_enabled);
 	ck_assert_int_eq(cfg->usage_inject, def->usage_inject);
 	ck_assert_int_eq(cfg->usage_max_wait_ms, def->usage_max_wait_ms);

@@ -2643,7 +2643,7 @@ START_TEST(access_log_line_per_request)
 	ck_assert_int_eq(r.status, 200);
 	access_line("log-plain", line, sizeof(line));
 	assert_field(line, " method=GET ");
-	assert_field(line, " path=/v1/echo/log?x=1 ");
+	assert_field(line, " path=\"/v1/echo/log?x=1\" ");
 	assert_field(line, " status=200 ");
 	assert_field(line, " backend=mock ");
 	assert_field(line, " stream=0 ");
