@@ -45,14 +45,14 @@ CHECK_LIBS    = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsu
 E2E       = e2e_stream e2e_http e2e_cli e2e_usage e2e_balance e2e_metrics
 E2E_COMMON = tests/e2e/harness.o
 
-.PHONY: all check unit e2e demo deps test-deps clean install node-deps node
+.PHONY: all check unit e2e demo deps test-deps clean install node-deps node dashboard
 all: llmproxy
 
 # ---- dependencies --------------------------------------------------------------
 # Debian packages the build and the tests need.  As root they are installed;
 # otherwise the exact command is printed.
 DEB_BUILD = libbearssl-dev libjsmn-dev libinih-dev check pkg-config
-DEB_TEST  = curl prometheus
+DEB_TEST  = curl prometheus python3
 define install_debs
 	@missing=""; \
 	for p in $(1); do \
@@ -128,7 +128,12 @@ tests/node/node_modules/.installed: tests/node/package.json tests/node/package-l
 node: $(B)/llmproxy $(B)/tests/mock_upstream node-deps
 	$(E2E_ENV) node tests/node/openai_stream.mjs
 
-check: unit e2e node
+# The Grafana dashboard: valid JSON, every PromQL expression accepted by
+# promtool, every metric one the program exports.
+dashboard: $(B)/.test-deps
+	sh tests/check_dashboard.sh
+
+check: unit e2e node dashboard
 	@echo "all tests passed"
 
 # ---- demo: one streamed completion through the proxy, token by token ---------

@@ -881,8 +881,12 @@ render_backend_up(struct out *o, struct backend_table *t)
 		/* Escaped from the table's own config, which need not be the
 		 * one metrics_init() saw. */
 		label_escape(lab, bc->name, sizeof(bc->name));
+		/* Up means healthy and not ejected: a backend holding off
+		 * after a Retry-After is busy, not down. */
+		const struct backend *b = &t->backends[i];
 		put(o, "%s{backend=\"%s\"} %d\n", fam[F_BACKEND_UP].name, lab,
-		    bal_available(&t->backends[i], now) ? 1 : 0);
+		    atomic_load(&b->healthy) &&
+		    now >= atomic_load(&b->out_until_ms) ? 1 : 0);
 	}
 }
 

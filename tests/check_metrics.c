@@ -888,7 +888,7 @@ START_TEST(test_backend_up)
 	const char *t = scrape(&tbl);
 	ck_value(t, 1, "llmproxy_backend_up{backend=\"a\"}");
 	ck_value(t, 0, "llmproxy_backend_up{backend=\"b\"}");
-	ck_value(t, 0, "llmproxy_backend_up{backend=\"c\"}");
+	ck_value(t, 1, "llmproxy_backend_up{backend=\"c\"}");   /* busy, up */
 	ck_value(t, 0, "llmproxy_backend_up{backend=\"d\"}");
 	ck_assert_int_eq(samples(t, "llmproxy_backend_up"), 4);
 

@@ -90,7 +90,24 @@ spawn(struct proc *p, char *const argv[])
 	}
 }
 
-static void
+void
+proc_spawn(struct proc *p, char *const argv[])
+{
+	spawn(p, argv);
+}
+
+int
+proc_exited(struct proc *p)
+{
+	if (p->pid <= 0)
+		return 1;
+	if (waitpid(p->pid, NULL, WNOHANG) != p->pid)
+		return 0;
+	p->pid = 0;
+	return 1;
+}
+
+void
 proc_stop(struct proc *p)
 {
 	if (p->pid <= 0)
@@ -513,6 +530,61 @@ run_llmproxy(char *const argv[], char *out, size_t cap)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* ---- other programs ------------------------------------------------------------------ */
+
+int
+run_program(char *const argv[], const char *in, size_t in_len, char *out,
+    size_t cap, int timeout_ms)
+{
+	char dir[128], in_path[256], out_path[256];
+
+	make_temp_dir(dir, sizeof(dir), "run");
+	snprintf(in_path, sizeof(in_path), "%s/in", dir);
+	snprintf(out_path, sizeof(out_path), "%s/out", dir);
+	FILE *f = fopen(in_path, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(in, 1, in_len, f), in_len);
+	ck_assert_int_eq(fclose(f), 0);
+
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		int i = open(in_path, O_RDONLY);
+		int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (i < 0 || o < 0)
+			_exit(127);
+		dup2(i, 0);
+		dup2(o, 1);
+		dup2(o, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	int status = 0;
+	int64_t deadline = now_ms() + timeout_ms;
+	while (waitpid(pid, &status, WNOHANG) != pid) {
+		if (now_ms() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			ck_abort_msg("%s did not exit within %d ms", argv[0],
+			    timeout_ms);
+		}
+		pause_ms(2);
+	}
+	f = fopen(out_path, "r");
+	size_t got = f != NULL ? fread(out, 1, cap - 1, f) : 0;
+	out[got] = '\0';
+	if (f != NULL)
+		fclose(f);
+	unlink(in_path);
+	unlink(out_path);
+	rmdir(dir);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 /* ---- client ------------------------------------------------------------------------- */
 
 int
@@ -767,6 +839,18 @@ http_exchange(int port, const char *raw, struct response *r, int timeout_ms)
 	int rc = read_response(fd, r, timeout_ms, strncmp(raw, "HEAD ", 5) == 0);
 	close(fd);
 	return rc;
+}
+
+int
+http_get(int port, const char *path, struct response *r, int timeout_ms)
+{
+	char req[2048];
+
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	    "Connection: close\r\n\r\n", path);
+	if (http_exchange(port, req, r, timeout_ms) < 0)
+		return -1;
+	return r->status;
 }
 
 void

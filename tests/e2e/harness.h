@@ -111,6 +111,25 @@ int run_llmproxy(char *const argv[], char *out, size_t cap);
 int wait_file_contains(const char *path, const char *needle, int timeout_ms,
     char *line, size_t line_cap);
 
+/* ---- other programs ------------------------------------------------------------ */
+
+/* Starts argv[0] (a path) with stdout into p->out_path and stderr into
+ * p->err_path, which the caller sets; it is killed when the test ends. */
+void proc_spawn(struct proc *p, char *const argv[]);
+/* SIGTERM, SIGKILL after 3 s if need be; reaps it.  A no-op once stopped. */
+void proc_stop(struct proc *p);
+/* Whether it has exited (reaped then; p->pid is 0 after). */
+int proc_exited(struct proc *p);
+
+/*
+ * Runs argv (argv[0] a path) to completion with in[0..in_len) on its stdin,
+ * its stdout and stderr together into out (NUL-terminated, cut at cap - 1).
+ * Returns the exit status: 127 when it could not be executed, 128 + signal
+ * when killed; killed and failed at the deadline.
+ */
+int run_program(char *const argv[], const char *in, size_t in_len, char *out,
+    size_t cap, int timeout_ms);
+
 /* ---- client ------------------------------------------------------------------- */
 
 int tcp_connect(int port);
@@ -155,6 +174,10 @@ int response_header(const struct response *r, const char *name, char *out,
 
 /* Sends a raw request on a new connection, reads one response, closes. */
 int http_exchange(int port, const char *raw, struct response *r, int timeout_ms);
+
+/* GET path on 127.0.0.1:port with "Connection: close" into r; returns the
+ * status, or -1 when no response head came before the deadline. */
+int http_get(int port, const char *path, struct response *r, int timeout_ms);
 
 /* Builds a streaming chat completion request with extra header lines
  * (each ending in \r\n, may be "") and the given JSON body. */
