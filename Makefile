@@ -141,6 +141,14 @@ demo: $(B)/llmproxy $(B)/tests/mock_upstream
 	$(call install_debs,curl)
 	@LLMPROXY_BIN=$(B)/llmproxy MOCK_BIN=$(B)/tests/mock_upstream sh tests/demo.sh
 
+# ---- config.yaml -> config.ini (yaml2ini.sh) -----------------------------------
+# (section owned by the yaml2ini work)
+
+# ---- static and cross builds -----------------------------------------------------
+# (section owned by the static-build work)
+
+# ---- packages: install, ipk, container ------------------------------------------
+# (section owned by the packaging work)
 install: llmproxy
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/llmproxy
 	install -m 755 llmproxy $(DESTDIR)$(PREFIX)/bin/llmproxy
