@@ -101,6 +101,13 @@
 #ifndef CAP_THREAD_STACK
 #define CAP_THREAD_STACK (128 * 1024)
 #endif
+/* A request whose head is complete waits at most this long for a worker
+ * when every one is busy, then gets 503: long enough to bridge the moment
+ * between a worker writing its last byte and taking the next request, far
+ * below what a client would notice. */
+#ifndef CAP_DISPATCH_WAIT_MS
+#define CAP_DISPATCH_WAIT_MS 5
+#endif
 /* Client connections held open (in flight plus idle keep-alive plus heads
  * still arriving).  Beyond it a new connection is answered 503 and closed. */
 #ifndef CAP_CONNECTIONS

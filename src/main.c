@@ -1,6 +1,7 @@
 /*
  * main.c — flags, configuration, the listening socket, signals.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -8,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "health.h"
+#include "httpc.h"
 #include "io.h"
 #include "llmproxy.h"
 #include "log.h"
@@ -19,15 +22,195 @@
 #include "pool.h"
 #include "webhook.h"
 
+/* How long `--probe` waits for the whole answer (connect included). */
+#ifndef PROBE_TIMEOUT_MS
+#define PROBE_TIMEOUT_MS 2000
+#endif
+
 static void
 usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: llmproxy [-t] [-c FILE]\n"
-	    "  -c FILE  configuration file (default: config.ini)\n"
-	    "  -t       check the configuration and exit\n"
-	    "  -V       print the version and exit\n"
-	    "  -h       this help\n");
+	    "       llmproxy --probe URL\n"
+	    "  -c FILE      configuration file (default: config.ini)\n"
+	    "  -t           check the configuration and exit\n"
+	    "  -V           print the version and exit\n"
+	    "  -h           this help\n"
+	    "  --probe URL  GET http://HOST[:PORT][/PATH] within %d s; exit 0 on a 2xx\n"
+	    "               answer, 1 otherwise (a container HEALTHCHECK; reads no\n"
+	    "               configuration)\n", PROBE_TIMEOUT_MS / 1000);
+}
+
+/* ---- --probe URL: a health check where there is no shell and no curl ---------- */
+
+struct probe_url {
+	char host[256];             /* without the brackets of an IPv6 literal */
+	char port[6];
+	int v6;                     /* the host was [IPv6] */
+	const char *path;           /* into the url: "", or from its '/' or '?' on */
+};
+
+/* RFC 3986 §3.3/3.4 pchar, '/' and '?', as a path and query may hold them;
+ * '%' must start a %XX escape. */
+static int
+probe_path_ok(const char *c)
+{
+	static const char other[] = "-._~!$&'()*+,;=:@/?";
+
+	for (; *c != '\0'; c++) {
+		unsigned char ch = (unsigned char)*c;
+		if (ch == '%') {
+			if (!isxdigit((unsigned char)c[1]) || !isxdigit((unsigned char)c[2]))
+				return 0;
+		} else if (!(ch < 0x80 && (isalnum(ch) || strchr(other, ch) != NULL))) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/*
+ * http://HOST[:PORT][/PATH][?QUERY] -> u; HOST is a name, an IPv4 address or
+ * [an IPv6 one], PORT 1..65535 (default 80).  Deliberately smaller than
+ * config.c's parser: no https yet (no TLS in this build), no user@, no
+ * #fragment.  Returns NULL, or what is wrong with the url.
+ */
+static const char *
+probe_parse_url(const char *url, struct probe_url *u)
+{
+	const char *a, *end, *hs, *he, *p;
+
+	memset(u, 0, sizeof(*u));
+	if (strncasecmp(url, "https://", 8) == 0)
+		return "https needs TLS, which this build does not have yet";
+	if (strncasecmp(url, "http://", 7) != 0)
+		return "the url must be http://HOST[:PORT][/PATH]";
+	a = url + 7;
+	end = a + strcspn(a, "/?#");
+	u->path = end;
+	if (memchr(a, '@', (size_t)(end - a)) != NULL)
+		return "user@ is not allowed in the url";
+	if (*a == '[') {
+		hs = a + 1;
+		he = memchr(hs, ']', (size_t)(end - hs));
+		if (he == NULL)
+			return "no ']' after the IPv6 address";
+		p = he + 1;
+		if (p != end && *p != ':')
+			return "bad character after ']'";
+		u->v6 = 1;
+	} else {
+		hs = a;
+		he = memchr(a, ':', (size_t)(end - a));
+		if (he == NULL)
+			he = end;
+		p = he;
+	}
+	if (he == hs)
+		return "no host in the url";
+	if ((size_t)(he - hs) >= sizeof(u->host))
+		return "the host name is too long";
+	for (const char *c = hs; c < he; c++) {
+		unsigned char ch = (unsigned char)*c;
+		if (!(ch < 0x80 && (isalnum(ch) || ch == '.' || ch == '-' ||
+		    ch == '_' || (u->v6 && ch == ':'))))
+			return "bad character in the host";
+	}
+	memcpy(u->host, hs, (size_t)(he - hs));
+	if (p == end) {
+		memcpy(u->port, "80", 3);
+	} else {
+		long port = 0;
+		if (++p == end || end - p > 5)
+			return "bad port";
+		for (; p < end; p++) {
+			if (*p < '0' || *p > '9')
+				return "bad port";
+			port = port * 10 + (*p - '0');
+		}
+		if (port < 1 || port > 65535)
+			return "bad port";
+		snprintf(u->port, sizeof(u->port), "%ld", port);
+	}
+	if (strchr(u->path, '#') != NULL)
+		return "a #fragment is not allowed in the url";
+	if (!probe_path_ok(u->path))
+		return "bad character in the path (spaces and the like must be %XX)";
+	return NULL;
+}
+
+/* The line a probe cut short by SIGALRM writes (made before the alarm is
+ * set: a signal handler may only write(2) and _exit). */
+static char probe_late_line[1200];
+static size_t probe_late_len;
+
+static void
+probe_late(int sig)
+{
+	(void)sig;
+	if (write(2, probe_late_line, probe_late_len) < 0) {
+		/* nothing more to say */
+	}
+	_exit(1);
+}
+
+/*
+ * `llmproxy --probe URL`: one GET with Connection: close, through the same
+ * client the proxy uses for health checks and webhooks, within
+ * PROBE_TIMEOUT_MS.  Exit 0 on a complete 2xx answer; 1 on anything else,
+ * with one line on stderr saying what; 2 for a url it cannot use.
+ */
+static int
+probe(const char *url)
+{
+	static struct httpc h;
+	struct probe_url u;
+	char head[1024 + 512], body[256];
+	const char *why = probe_parse_url(url, &u);
+	int status = 0;
+	size_t blen = 0;
+
+	if (why != NULL) {
+		fprintf(stderr, "llmproxy: --probe %s: %s\n", url, why);
+		usage(stderr);
+		return 2;
+	}
+	int n = snprintf(head, sizeof(head), "GET %s%s HTTP/1.1\r\n"
+	    "Host: %s%s%s:%s\r\nUser-Agent: llmproxy/%s (probe)\r\n"
+	    "Accept: */*\r\nConnection: close\r\n\r\n",
+	    u.path[0] == '/' ? "" : "/", u.path, u.v6 ? "[" : "", u.host,
+	    u.v6 ? "]" : "", u.port, LLMPROXY_VERSION);
+	if (n < 0 || (size_t)n >= sizeof(head)) {
+		fprintf(stderr, "llmproxy: --probe %s: the url is too long\n", url);
+		usage(stderr);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	/* The deadline bounds connecting and the exchange, not getaddrinfo(),
+	 * which may wait for a DNS server for many seconds (a scratch image
+	 * has no /etc/hosts of its own): the alarm is the hard limit. */
+	int m = snprintf(probe_late_line, sizeof(probe_late_line),
+	    "llmproxy: probe %s: no answer within %d s (resolving the name?)\n",
+	    url, PROBE_TIMEOUT_MS / 1000 + 1);
+	probe_late_len = m > 0 && (size_t)m < sizeof(probe_late_line) ? (size_t)m :
+	    sizeof(probe_late_line) - 1;
+	signal(SIGALRM, probe_late);
+	alarm(PROBE_TIMEOUT_MS / 1000 + 1);
+	httpc_init(&h, u.host, u.port);
+	int rc = httpc_request(&h, head, (size_t)n, NULL, 0,
+	    io_now_ms() + PROBE_TIMEOUT_MS, &status, body, sizeof(body), &blen);
+	httpc_close(&h);
+	if (rc == 0 && status >= 200 && status <= 299)
+		return 0;
+	if (rc == 0)
+		fprintf(stderr, "llmproxy: probe %s: status %d\n", url, status);
+	else if (status > 0)
+		fprintf(stderr, "llmproxy: probe %s: status %d, then %s\n", url,
+		    status, h.why);
+	else
+		fprintf(stderr, "llmproxy: probe %s: %s\n", url, h.why);
+	return 1;
 }
 
 /* Creates the listening socket.  An empty host means every address: IPv6
@@ -103,6 +286,15 @@ main(int argc, char **argv)
 	int test_only = 0, ch;
 	char err[1024];
 
+	/* Before getopt, which knows no long options: a probe is a program of
+	 * its own (no configuration, no log set-up). */
+	if (argc >= 2 && strcmp(argv[1], "--probe") == 0) {
+		if (argc != 3) {
+			usage(stderr);
+			return 2;
+		}
+		return probe(argv[2]);
+	}
 	while ((ch = getopt(argc, argv, "c:thV")) != -1) {
 		switch (ch) {
 		case 'c':

@@ -33,6 +33,9 @@ static struct {
 
 	/* Owned by the waiting room thread alone. */
 	int closing;                /* it has seen `draining` */
+	struct conn *waitq_head;    /* complete heads waiting for a worker, */
+	struct conn *waitq_tail;    /* oldest first */
+	_Atomic int waiters;        /* how many: workers wake the room for them */
 	struct conn **parked;
 	size_t nparked, cap;
 	struct pollfd *pfd;
@@ -90,6 +93,8 @@ worker_main(void *arg)
 		if (--pool.busy == 0)
 			pthread_cond_broadcast(&pool.all_done);
 		pthread_mutex_unlock(&pool.lock);
+		if (pool.waiters > 0)           /* a request waits for this slot */
+			(void)!write(pool.wake[1], "", 1);
 		if (next == CONN_CLOSE) {
 			conn_free(c);
 			pool.nconns--;
@@ -236,12 +241,41 @@ refuse(struct conn *c, int status, int64_t now)
 	linger(c, now);
 }
 
-/* A head is complete: to a worker, or 503 when every thread is busy. */
+/* A head is complete: to a worker; when every thread is busy it waits a
+ * moment (CAP_DISPATCH_WAIT_MS) in line, behind any that wait already. */
 static void
 ready(struct conn *c, int64_t now)
 {
-	if (dispatch(c) < 0)
-		refuse(c, 503, now);
+	if (pool.waitq_head == NULL && dispatch(c) == 0)
+		return;
+	c->next = NULL;
+	c->deadline_ms = now + CAP_DISPATCH_WAIT_MS;
+	if (pool.waitq_tail != NULL)
+		pool.waitq_tail->next = c;
+	else
+		pool.waitq_head = c;
+	pool.waitq_tail = c;
+	pool.waiters++;
+}
+
+/* Requests in line get the slots that came free, oldest first; those whose
+ * moment is over get 503. */
+static void
+serve_waiting(int64_t now)
+{
+	while (pool.waitq_head != NULL) {
+		struct conn *c = pool.waitq_head;
+		struct conn *next = c->next;    /* dispatch() relinks c */
+		int served = dispatch(c) == 0;
+		if (!served && now < c->deadline_ms)
+			break;
+		pool.waitq_head = next;
+		if (pool.waitq_head == NULL)
+			pool.waitq_tail = NULL;
+		pool.waiters--;
+		if (!served)
+			refuse(c, 503, now);
+	}
 }
 
 /* The connection came back from a worker. */
@@ -423,6 +457,9 @@ waiting_room_main(void *arg)
 		if (!listening && (next_deadline < 0 ||
 		    pool.accept_paused_until < next_deadline))
 			next_deadline = pool.accept_paused_until;
+		if (pool.waitq_head != NULL)
+			next_deadline = io_earliest(next_deadline,
+			    pool.waitq_head->deadline_ms);
 
 		size_t n = pool.nparked;
 		if (poll(pool.pfd, n + FIXED, io_poll_timeout(next_deadline)) < 0 &&
@@ -456,6 +493,7 @@ waiting_room_main(void *arg)
 
 		if (pool.pfd[1].revents)
 			take_returned(now);
+		serve_waiting(now);
 		if (pool.pfd[0].revents && pool.listen_fd >= 0)
 			accept_new(pool.listen_fd, 0, now);
 		if (pool.pfd[2].revents && pool.metrics_fd >= 0)

@@ -2,7 +2,8 @@
  * e2e_cli.c — the command line of the real llmproxy binary: -V, -h, bad
  * flags, -t with good and bad configuration files (every error names the
  * file and the line), the default config.ini in the current directory, and
- * a start that must fail before it listens.
+ * a start that must fail before it listens; `--probe URL`, the health check
+ * a scratch container runs (exit 0 on 2xx, 1 otherwise, 2 for a bad url).
  *
  * Each run captures stdout and stderr apart, in its own temp dir, so that
  * "usage on stderr" and "configuration OK on stdout" are what is checked.
@@ -204,7 +205,8 @@ START_TEST(help)
 	run_in(dir, &r, "-h", NULL);
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_msg(strncmp(r.out, "usage: llmproxy", 15) == 0, "%s", r.out);
-	static const char *const flags[] = { "-c FILE", "-t", "-V", "-h", "config.ini" };
+	static const char *const flags[] = { "-c FILE", "-t", "-V", "-h", "config.ini",
+	    "--probe URL" };
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
 		ck_assert_msg(strstr(r.out, flags[i]) != NULL, "usage does not mention %s:\n%s",
 		    flags[i], r.out);
@@ -446,6 +448,243 @@ START_TEST(example_config_checks)
 }
 END_TEST
 
+/* ---- --probe URL: the container's HEALTHCHECK -------------------------------------- */
+
+/* Runs `llmproxy --probe URL` (in dir, where there is no config.ini: a probe
+ * reads none). */
+static void
+probe_run(struct run *r, const char *url)
+{
+	run_in(dir, r, "--probe", url, NULL);
+}
+
+/* A healthy proxy: exit 0, nothing said; the same through the other forms
+ * of a url the probe accepts. */
+START_TEST(probe_healthy_proxy)
+{
+	struct mock m;
+	struct proxy px;
+	char cfg[1024], url[256];
+	struct run r;
+
+	mock_start(&m);
+	proxy_config(cfg, sizeof(cfg), &m, "");
+	proxy_start_ok(&px, cfg);
+
+	static const char *const forms[][2] = {       /* before and after the port */
+		{ "http://127.0.0.1:", "/health" },
+		{ "HTTP://127.0.0.1:", "/health" },
+		{ "http://127.0.0.1:", "/health?from=docker" },
+		{ "http://localhost:", "/health" },
+	};
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		snprintf(url, sizeof(url), "%s%d%s", forms[i][0], px.port, forms[i][1]);
+		probe_run(&r, url);
+		ck_assert_msg(r.status == 0, "%s: exit %d:\n%s", url, r.status, r.err);
+		ck_assert_str_eq(r.out, "");
+		ck_assert_str_eq(r.err, "");
+	}
+
+	/* A path the proxy does not serve: 404, exit 1, one line naming both. */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/nope", px.port);
+	probe_run(&r, url);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_msg(strstr(r.err, url) != NULL && strstr(r.err, "404") != NULL, "%s", r.err);
+	ck_assert_msg(strchr(r.err, '\n') == r.err + strlen(r.err) - 1, "not one line:\n%s",
+	    r.err);
+	/* No path at all is "/": also not served. */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", px.port);
+	probe_run(&r, url);
+	ck_assert_msg(r.status == 1 && strstr(r.err, "404") != NULL, "exit %d: %s", r.status,
+	    r.err);
+
+	/* A stopped proxy: refused, exit 1. */
+	proxy_stop(&px);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/health", px.port);
+	probe_run(&r, url);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_msg(strstr(r.err, "refused") != NULL, "%s", r.err);
+	mock_stop(&m);
+}
+END_TEST
+
+START_TEST(probe_dead_port)
+{
+	char url[128];
+	struct run r;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/health", dead_port());
+	probe_run(&r, url);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_str_eq(r.out, "");
+	ck_assert_msg(strncmp(r.err, "llmproxy: probe ", 16) == 0 &&
+	    strstr(r.err, "refused") != NULL, "%s", r.err);
+	ck_assert_msg(strchr(r.err, '\n') == r.err + strlen(r.err) - 1, "not one line:\n%s",
+	    r.err);
+}
+END_TEST
+
+/* What the probe sends: a GET of exactly the path and query, and the answer
+ * decides — 2xx is healthy, anything else is not, whatever the body. */
+START_TEST(probe_status_decides)
+{
+	struct mock m;
+	char url[256], last[4096], target[256];
+	struct run r;
+
+	mock_start(&m);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/probe-echo?a=1&b=%%20", m.port);
+	probe_run(&r, url);
+	ck_assert_msg(r.status == 0, "exit %d:\n%s", r.status, r.err);
+	ck_assert_int_eq(mock_get(&m, "/mock/last", last, sizeof(last)), 200);
+	ck_assert_msg(json_str(last, "method", target, sizeof(target)) &&
+	    strcmp(target, "GET") == 0, "%s", last);
+	ck_assert_msg(json_str(last, "target", target, sizeof(target)) &&
+	    strcmp(target, "/v1/probe-echo?a=1&b=%20") == 0, "%s", last);
+
+	static const struct {
+		const char *health;     /* X-Mock-Health for the mock's /health */
+		int exit;
+		const char *needle;
+	} cases[] = {
+		{ "200", 0, "" },
+		{ "204", 0, "" },
+		{ "503", 1, "status 503" },
+		{ "500", 1, "status 500" },
+		{ "301", 1, "status 301" },
+		{ "close-before-head", 1, "llmproxy: probe" },
+		{ "reset-before-head", 1, "llmproxy: probe" },
+		{ "garbage", 1, "llmproxy: probe" },
+	};
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/health", m.port);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char q[64];
+		snprintf(q, sizeof(q), "X-Mock-Health=%s", cases[i].health);
+		mock_defaults(&m, q);
+		probe_run(&r, url);
+		ck_assert_msg(r.status == cases[i].exit, "%s: exit %d:\n%s", cases[i].health,
+		    r.status, r.err);
+		ck_assert_msg(strstr(r.err, cases[i].needle) != NULL, "%s: %s", cases[i].health,
+		    r.err);
+		ck_assert_str_eq(r.out, "");
+	}
+	mock_stop(&m);
+}
+END_TEST
+
+/* A server that accepts and never answers: exit 1 after about 2 s, not
+ * Docker's own 30 s timeout. */
+START_TEST(probe_times_out)
+{
+	struct mock m;
+	char url[128];
+	struct run r;
+
+	mock_start(&m);
+	mock_defaults(&m, "X-Mock-Health=stall-head");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/health", m.port);
+	int64_t t0 = now_ms();
+	probe_run(&r, url);
+	int64_t took = now_ms() - t0;
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_msg(strstr(r.err, "timed out") != NULL || strstr(r.err, "deadline") != NULL ||
+	    strstr(r.err, "time") != NULL, "%s", r.err);
+	ck_assert_msg(took >= 1900 && took < 3500, "took %lld ms", (long long)took);
+	mock_stop(&m);
+}
+END_TEST
+
+/* [IPv6]:PORT, when this machine has ::1. */
+START_TEST(probe_ipv6_literal)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return;         /* no IPv6 loopback here */
+	}
+	close(fd);
+
+	struct mock m;
+	struct proxy px;
+	char cfg[1024], url[128];
+	struct run r;
+
+	mock_start(&m);
+	snprintf(cfg, sizeof(cfg), "[server]\nlisten = [::1]:0\n[backends.a]\n"
+	    "url = http://127.0.0.1:%d\n", m.port);
+	proxy_start_ok(&px, cfg);
+	snprintf(url, sizeof(url), "http://[::1]:%d/health", px.port);
+	probe_run(&r, url);
+	ck_assert_msg(r.status == 0, "%s: exit %d:\n%s", url, r.status, r.err);
+	ck_assert_str_eq(r.err, "");
+	proxy_stop(&px);
+	mock_stop(&m);
+}
+END_TEST
+
+/* A url the probe cannot use is a mistake in the HEALTHCHECK line, not an
+ * unhealthy server: usage on stderr, exit 2, nothing connected to. */
+static const struct {
+	const char *url;
+	const char *needle;
+} bad_probe_urls[] = {
+	{ "", "http://HOST" },
+	{ "127.0.0.1:8080/health", "http://HOST" },
+	{ "ftp://127.0.0.1/health", "http://HOST" },
+	{ "https://127.0.0.1:8443/health", "TLS" },
+	{ "http://", "no host" },
+	{ "http:///health", "no host" },
+	{ "http://:8080/health", "no host" },
+	{ "http://127.0.0.1:/health", "bad port" },
+	{ "http://127.0.0.1:0/health", "bad port" },
+	{ "http://127.0.0.1:65536/health", "bad port" },
+	{ "http://127.0.0.1:123456/health", "bad port" },
+	{ "http://127.0.0.1:80x/health", "bad port" },
+	{ "http://127.0.0.1:-1/health", "bad port" },
+	{ "http://user:pw@127.0.0.1/health", "user@" },
+	{ "http://[::1/health", "]" },
+	{ "http://[::1]x/health", "]" },
+	{ "http://[]:80/health", "no host" },
+	{ "http://bad host/health", "host" },
+	{ "http://127.0.0.1:8080/he alth", "path" },
+	{ "http://127.0.0.1:8080/health\r\nX: y", "path" },
+	{ "http://127.0.0.1:8080/%zz", "path" },
+	{ "http://127.0.0.1:8080/health#top", "fragment" },
+};
+
+START_TEST(probe_bad_url_is_usage_error)
+{
+	struct run r;
+
+	probe_run(&r, bad_probe_urls[_i].url);
+	ck_assert_msg(r.status == 2, "\"%s\": exit %d:\n%s", bad_probe_urls[_i].url, r.status,
+	    r.err);
+	ck_assert_msg(strstr(r.err, "usage: llmproxy") != NULL, "%s", r.err);
+	ck_assert_msg(strstr(r.err, bad_probe_urls[_i].needle) != NULL, "\"%s\": want %s in:\n%s",
+	    bad_probe_urls[_i].url, bad_probe_urls[_i].needle, r.err);
+	ck_assert_str_eq(r.out, "");
+}
+END_TEST
+
+START_TEST(probe_needs_exactly_one_url)
+{
+	struct run r;
+
+	run_in(dir, &r, "--probe", NULL);
+	ck_assert_int_eq(r.status, 2);
+	ck_assert_msg(strstr(r.err, "usage: llmproxy") != NULL, "%s", r.err);
+	run_in(dir, &r, "--probe", "http://127.0.0.1:1/health", "extra", NULL);
+	ck_assert_int_eq(r.status, 2);
+	ck_assert_msg(strstr(r.err, "usage: llmproxy") != NULL, "%s", r.err);
+	/* Only as the first argument; elsewhere it is an unknown flag. */
+	run_in(dir, &r, "-t", "--probe", "http://127.0.0.1:1/health", NULL);
+	ck_assert_int_eq(r.status, 2);
+	ck_assert_str_eq(r.out, "");
+}
+END_TEST
+
 static Suite *
 cli_suite(void)
 {
@@ -467,6 +706,14 @@ cli_suite(void)
 	tcase_add_test(t, default_config_is_config_ini_here);
 	tcase_add_test(t, start_with_bad_config_fails_before_listening);
 	tcase_add_test(t, example_config_checks);
+	tcase_add_test(t, probe_healthy_proxy);
+	tcase_add_test(t, probe_dead_port);
+	tcase_add_test(t, probe_status_decides);
+	tcase_add_test(t, probe_times_out);
+	tcase_add_test(t, probe_ipv6_literal);
+	tcase_add_loop_test(t, probe_bad_url_is_usage_error, 0,
+	    (int)(sizeof(bad_probe_urls) / sizeof(bad_probe_urls[0])));
+	tcase_add_test(t, probe_needs_exactly_one_url);
 	suite_add_tcase(s, t);
 	return s;
 }
