@@ -161,6 +161,10 @@
 #ifndef CAP_MODELS_RESPONSE_BYTES
 #define CAP_MODELS_RESPONSE_BYTES (64 * 1024)
 #endif
+/* [auth.pipeline.N] providers one config may list. */
+#ifndef CAP_AUTH_PROVIDERS
+#define CAP_AUTH_PROVIDERS 16
+#endif
 /* Backends in one config. */
 #ifndef CAP_BACKENDS
 #define CAP_BACKENDS 64

@@ -96,6 +96,8 @@ enum use {
 	IGNORED,        /* an LLMProxy feature llmproxy leaves out: notice, ignored */
 	REFUSE_IF_TRUE, /* a security switch llmproxy cannot honour yet: true is
 	                   an error, false is ignored like its section */
+	WATCH,          /* in an ignored subtree, still read (by its setter), for
+	                   a decision at the end of the file */
 };
 
 /*
@@ -203,6 +205,7 @@ static int set_path(struct parse *, const struct key_rule *, const char *);
 static int set_hc_method(struct parse *, const struct key_rule *, const char *);
 static int set_models(struct parse *, const struct key_rule *, const char *);
 static int refuse_if_true(struct parse *, const struct key_rule *, const char *);
+static int watch_auth(struct parse *, const struct key_rule *, const char *);
 
 #define CFG(f)  IN_CONFIG, offsetof(struct config, f)
 #define BE(f)   IN_BACKEND, offsetof(struct backend_conf, f)
@@ -298,8 +301,11 @@ static const struct key_rule keys[] = {
 	{ "health_check", "eject_on_5xx",    SUPPORTED, set_bool,       CFG(hc_eject_on_5xx),          0, 0, NULL },
 	{ "health_check", "eject_cooldown",  SUPPORTED, set_ms,         CFG(hc_eject_cooldown_ms),     1, HC_MAX_MS, NULL },
 
-	{ "auth",     "enabled",             REFUSE_IF_TRUE, refuse_if_true, NOFIELD,                  0, 0,
-	  "this build has no API-key authentication yet; refusing to run open" },
+	/* Auth asked for is auth given, or no start: which provider is to
+	 * blame is decided at the end, when the pipeline has been read. */
+	{ "auth",     "enabled",             WATCH,     watch_auth,     NOFIELD,                       0, 0, NULL },
+	{ "auth.pipeline.*", "type",         WATCH,     watch_auth,     NOFIELD,                       0, 0, NULL },
+	{ "auth.pipeline.*", "enabled",      WATCH,     watch_auth,     NOFIELD,                       0, 0, NULL },
 
 	{ "usage",    "enabled",             SUPPORTED, set_bool,       CFG(usage_enabled),            0, 0, NULL },
 	{ "usage",    "inject_include_usage", SUPPORTED, set_bool,      CFG(usage_inject),             0, 0, NULL },
@@ -392,6 +398,14 @@ struct parse {
 	int given_line[NKEYS];
 	char *given_text[NKEYS];
 	bool hc_section;               /* [health_check] is in the file */
+	int auth_line;                 /* [auth] enabled = true: its line */
+	struct auth_provider {         /* [auth.pipeline.X], in file order */
+		size_t section;        /* index in names */
+		char type[32];
+		int type_line;
+		bool disabled;
+	} auth[CAP_AUTH_PROVIDERS];
+	size_t nauth;
 
 	char value[CAP_CONFIG_LINE];   /* the current value, quotes removed */
 	bool failed;
@@ -1651,6 +1665,62 @@ set_models(struct parse *p, const struct key_rule *r, const char *v)
 	return 0;
 }
 
+/* [auth] enabled and the pipeline's providers, for the end of the file. */
+static int
+watch_auth(struct parse *p, const struct key_rule *r, const char *v)
+{
+	bool on;
+
+	if (strcmp(r->key, "type") != 0 && get_bool(p, r, v, &on) != 0)
+		return -1;
+	if (strcmp(r->section, "auth") == 0) {
+		p->auth_line = on ? p->line : 0;
+		return 0;
+	}
+	size_t i;
+	for (i = 0; i < p->nauth && p->auth[i].section != p->section_id; i++)
+		;
+	if (i == p->nauth) {
+		if (p->nauth == CAP_AUTH_PROVIDERS)
+			return bad(p, r, v, "more than %d auth providers",
+			    CAP_AUTH_PROVIDERS);
+		p->auth[p->nauth++] = (struct auth_provider){ .section = p->section_id };
+	}
+	if (strcmp(r->key, "type") == 0) {
+		snprintf(p->auth[i].type, sizeof(p->auth[i].type), "%s", v);
+		p->auth[i].type_line = p->line;
+	} else {
+		p->auth[i].disabled = !on;
+	}
+	return 0;
+}
+
+/*
+ * Authentication asked for but not available: refused, naming the provider
+ * llmproxy cannot be (LLMProxy's builtin needs its admin database; redis,
+ * database, webhook and lua need what llmproxy does not carry), else the
+ * [auth] line itself.  Running open would be worse than not running.
+ */
+static int
+check_auth(struct parse *p)
+{
+	if (p->auth_line == 0)
+		return 0;
+	for (size_t i = 0; i < p->nauth; i++) {
+		const struct auth_provider *a = &p->auth[i];
+		if (a->disabled || a->type_line == 0 ||
+		    strcasecmp(a->type, "static") == 0)
+			continue;
+		return fail(p, a->type_line, "[%s] type = %s: LLMProxy's %s auth "
+		    "provider is not available in llmproxy%s; refusing to run "
+		    "without the authentication asked for", p->names[a->section],
+		    a->type, a->type, strcasecmp(a->type, "builtin") == 0 ?
+		    " (it needs LLMProxy's admin database)" : "");
+	}
+	return fail(p, p->auth_line, "[auth] enabled = true: this build has no "
+	    "API-key authentication yet; refusing to run open");
+}
+
 static int
 refuse_if_true(struct parse *p, const struct key_rule *r, const char *v)
 {
@@ -2025,7 +2095,8 @@ on_key(void *user, const char *inih_section, const char *key,
 	if (p->failed || remember_key(p, key) != 0)
 		return 0;
 	r = find_key(p->section, key);
-	if (p->ignoring && (r == NULL || r->use != REFUSE_IF_TRUE))
+	if (p->ignoring && (r == NULL ||
+	    (r->use != REFUSE_IF_TRUE && r->use != WATCH)))
 		return 1;
 	if (r == NULL) {
 		if (p->section[0] == '\0')
@@ -2357,6 +2428,8 @@ finish(struct parse *p)
 	struct config *cfg = p->cfg;
 	size_t i, j;
 
+	if (check_auth(p) != 0)
+		return -1;
 	if (cfg->nbackends == 0)
 		return fail(p, 0, "no backend configured ([backends.NAME] with url = ...)");
 	for (i = 0; i < cfg->nbackends; i++) {

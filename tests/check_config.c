@@ -1063,7 +1063,15 @@ static const struct { const char *ini; const char *err; } errors[] = {
 	{ BK "[auth]\nenabled = true\n",
 	  "t.ini:4: [auth] enabled = true: this build has no API-key authentication yet; refusing to run open" },
 	{ BK "[auth]\nmode = all\nenabled = \"yes\"\n",
-	  "t.ini:5: [auth] enabled = yes: this build has no API-key authentication yet; refusing to run open" },
+	  "t.ini:5: [auth] enabled = true: this build has no API-key authentication yet; refusing to run open" },
+	/* The provider that cannot be is named; a disabled one is not. */
+	{ BK "[auth]\nenabled = true\n[auth.pipeline.0]\ntype = builtin\nenabled = false\n"
+	  "[auth.pipeline.1]\nname = r\ntype = redis\n",
+	  "t.ini:10: [auth.pipeline.1] type = redis: LLMProxy's redis auth provider is not "
+	  "available in llmproxy; refusing to run without the authentication asked for" },
+	{ BK "[auth]\nenabled = true\n[auth.pipeline.0]\ntype = static\n",
+	  "t.ini:4: [auth] enabled = true: this build has no API-key authentication yet; "
+	  "refusing to run open" },
 	{ "[server.tls]\nenabled = on\n" BK,
 	  "t.ini:2: [server.tls] enabled = on: this build has no TLS listener yet; "
 	  "refusing to serve plain HTTP where HTTPS was asked for" },
@@ -2167,10 +2175,14 @@ END_TEST
 START_TEST(test_fixtures_refused)
 {
 	static const struct { const char *file; const char *err; } cases[] = {
-		{ "config-reference.ini", ":240: [auth] enabled = true: this build has no API-key "
-		  "authentication yet; refusing to run open" },
-		{ "config-yaml-example.ini", ":51: [auth] enabled = true: this build has no API-key "
-		  "authentication yet; refusing to run open" },
+		/* Both enable auth with LLMProxy's builtin provider first in
+		 * the pipeline: that provider is named, at its line. */
+		{ "config-reference.ini", ":247: [auth.pipeline.0] type = builtin: LLMProxy's "
+		  "builtin auth provider is not available in llmproxy (it needs LLMProxy's "
+		  "admin database); refusing to run without the authentication asked for" },
+		{ "config-yaml-example.ini", ":58: [auth.pipeline.0] type = builtin: LLMProxy's "
+		  "builtin auth provider is not available in llmproxy (it needs LLMProxy's "
+		  "admin database); refusing to run without the authentication asked for" },
 	};
 	char rel[256], want[ERRLEN], err[ERRLEN];
 	size_t i;

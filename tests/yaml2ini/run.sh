@@ -14,10 +14,12 @@
 #                     compared with it when it is there) convert to
 #                     fixtures/NAME.ini, and `llmproxy -t` accepts each one
 #                     ("configuration OK") -- but config.yaml.example and
-#                     config-reference.yaml, which it refuses, naming
-#                     [auth] enabled = true and its line in the converted file;
-#                     with that refusal (and config.yaml.example's builtin usage
-#                     reporter, refused next) turned off, the rest loads
+#                     config-reference.yaml, which it refuses, naming the auth
+#                     provider it cannot be (builtin) and its line in the
+#                     converted file; with each refusal turned off in turn (the
+#                     next provider, [auth] enabled = true itself, then
+#                     config.yaml.example's builtin usage reporter), the rest
+#                     loads
 #  hand-made          each converted fixture and its hand-made conversion in
 #                     tests/data/config give the loader the same messages, step
 #                     by step through those refusals (line numbers aside)
@@ -177,8 +179,8 @@ for y in "$here"/fixtures/*.yaml "$here"/fixtures/config.yaml.example; do
 	ini=$tmp/fx/${base%.yaml}.ini
 	sh "$conv" "$y" >"$ini" 2>/dev/null || { bad "$base: does not convert"; continue; }
 	case $base in
-	config.yaml.example)   want="[auth] enabled = true|[usage.reporters.0] type = builtin"; hand=config-yaml-example ;;
-	config-reference.yaml) want="[auth] enabled = true"; hand=config-reference ;;
+	config.yaml.example)   want="[auth.pipeline.0] type = builtin|[auth] enabled = true|[usage.reporters.0] type = builtin"; hand=config-yaml-example ;;
+	config-reference.yaml) want="[auth.pipeline.0] type = builtin|[auth.pipeline.1] type = redis|[auth] enabled = true"; hand=config-reference ;;
 	*)                     want=""; hand=${base%.yaml} ;;
 	esac
 	# The lines the refused settings are on, before load_steps edits the file.
