@@ -165,11 +165,16 @@ conn_read_head(struct conn *c)
 			if (conn_reserve(&c->in, &c->in_cap, cap) < 0)
 				break;
 		}
-		ssize_t n = recv(c->io.fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+		size_t room = c->in_cap - c->in_len;
+		ssize_t n = recv(c->io.fd, c->in + c->in_len, room, 0);
 		if (n > 0) {
 			if (c->in_len == 0)
 				c->started_ms = io_now_ms();
 			c->in_len += (size_t)n;
+			/* A short read took all the socket had: with the head
+			 * complete, another recv() would only say EAGAIN. */
+			if ((size_t)n < room && conn_parse_head(c) == 1)
+				return 1;
 			continue;
 		}
 		if (n == 0) {

@@ -85,6 +85,28 @@ too_deep(const char *s, size_t len)
 	return 0;
 }
 
+/*
+ * Whether s[0..len) has at most CAP_JSON_DEPTH opening brackets in all:
+ * then it cannot nest deeper than that, and too_deep()'s walk is not needed
+ * (brackets in strings, or after a NUL, only make the count larger).  A few
+ * memchr() calls instead of a loop over every byte: an SSE event has a
+ * handful of brackets.
+ */
+static int
+few_brackets(const char *s, size_t len)
+{
+	static const char open[] = "{[";
+	const char *end = s + len;
+	size_t count = 0;
+
+	for (int k = 0; k < 2; k++)
+		for (const char *p = s; p < end &&
+		    (p = memchr(p, open[k], (size_t)(end - p))) != NULL; p++)
+			if (++count > CAP_JSON_DEPTH)
+				return 0;
+	return 1;
+}
+
 /* RFC 8259 §6: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
 static int
 valid_number(const char *s, size_t n)
@@ -268,8 +290,23 @@ static int
 key_is(const char *body, const jsmntok_t *k, const char *name)
 {
 	size_t i = (size_t)k->start, end = (size_t)k->end;
+	size_t raw = end - i, want;
 	const char *w = name;
 
+	/* Cheap answers first.  The first byte as sent is the first character
+	 * unless it starts an escape.  Every character decoded takes at least
+	 * one byte as sent, an escape more than one: a name no longer than
+	 * `name` matches only byte for byte, and a longer one only through
+	 * escapes. */
+	if (raw == 0)
+		return name[0] == '\0';
+	if (body[i] != '\\' && body[i] != name[0])
+		return 0;
+	want = strlen(name);
+	if (raw <= want)
+		return raw == want && memcmp(body + i, name, want) == 0;
+	if (memchr(body + i, '\\', raw) == NULL)
+		return 0;
 	while (i < end) {
 		unsigned c = (unsigned char)body[i++];
 
@@ -525,7 +562,7 @@ parse(const char *buf, size_t len, void **scratch, size_t *scratch_bytes,
 	/* jsmn keeps offsets in int. */
 	if (len > INT_MAX - 1)
 		return JSON_TOO_BIG;
-	if (too_deep(buf, len))
+	if (!few_brackets(buf, len) && too_deep(buf, len))
 		return JSON_TOO_BIG;
 
 	have = *scratch_bytes / sizeof(jsmntok_t);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,6 +18,18 @@
 #include "log.h"
 #include "pool.h"
 #include "reply.h"
+
+/*
+ * After a response on a keep-alive connection its worker waits this long for
+ * the client's next request before handing the connection to the waiting
+ * room.  A client that sends requests back to back (an agent's loop, a batch
+ * job) is then served by the thread that served it last, without the waiting
+ * room's wake-up and a second thread's; an idle client costs a thread only
+ * this moment, during which the thread does not count as busy.
+ */
+#ifndef CAP_KEEPALIVE_HOLD_MS
+#define CAP_KEEPALIVE_HOLD_MS 2
+#endif
 
 /* Where a connection is in the waiting room. */
 enum waiting {
@@ -41,6 +54,7 @@ static struct {
 	struct pollfd *pfd;
 
 	_Atomic int nconns;         /* open client connections, anywhere */
+	_Atomic int wake_pending;   /* a byte is in the wake pipe, or will be */
 
 	/* Shared with workers, under lock. */
 	pthread_mutex_t lock;
@@ -49,6 +63,8 @@ static struct {
 	struct conn *returned;      /* back from workers; next state in
 	                               c->waiting_state */
 	int busy;                   /* requests queued or being served */
+	int holding;                /* workers waiting a moment for a next
+	                               request (see CAP_KEEPALIVE_HOLD_MS) */
 	int nworkers;
 	int max_workers;
 	int draining;               /* pool_drain() was called */
@@ -60,6 +76,15 @@ static struct {
 
 /* ---- workers ------------------------------------------------------------------ */
 
+/* Wakes the waiting room: one byte in the pipe does for any number of
+ * returned connections (see take_returned). */
+static void
+wake_room(void)
+{
+	if (!atomic_exchange(&pool.wake_pending, 1))
+		(void)!write(pool.wake[1], "", 1);
+}
+
 static void
 hand_back(struct conn *c, enum conn_next next)
 {
@@ -68,8 +93,42 @@ hand_back(struct conn *c, enum conn_next next)
 	c->next = pool.returned;
 	pool.returned = c;
 	pthread_mutex_unlock(&pool.lock);
-	/* A full pipe already means a wake-up is pending. */
-	(void)!write(pool.wake[1], "", 1);
+	wake_room();
+}
+
+/*
+ * Waits CAP_KEEPALIVE_HOLD_MS for c's next request (see there).  Returns 1
+ * when its head is complete and it has a slot (busy counts it), -1 when the
+ * client is gone, 0 otherwise: then the connection goes to the waiting room
+ * with what it sent so far, as it would have without the wait.
+ */
+static int
+hold(struct conn *c)
+{
+	int got = 0, r = 0;
+
+	pthread_mutex_lock(&pool.lock);
+	if (pool.draining || c->in_len > 0 || pool.holding >= pool.max_workers) {
+		pthread_mutex_unlock(&pool.lock);
+		return 0;
+	}
+	pool.holding++;
+	pthread_mutex_unlock(&pool.lock);
+
+	struct pollfd p = { .fd = c->io.fd, .events = POLLIN };
+	if (poll(&p, 1, CAP_KEEPALIVE_HOLD_MS) > 0)
+		r = conn_read_head(c);
+
+	pthread_mutex_lock(&pool.lock);
+	pool.holding--;
+	/* A request waiting in line for a slot goes first. */
+	if (r == 1 && !pool.draining && pool.busy < pool.max_workers &&
+	    pool.waiters == 0) {
+		pool.busy++;
+		got = 1;
+	}
+	pthread_mutex_unlock(&pool.lock);
+	return got ? 1 : r < 0 ? -1 : 0;
 }
 
 static void *
@@ -86,20 +145,27 @@ worker_main(void *arg)
 			pool.jobs_tail = NULL;
 		pthread_mutex_unlock(&pool.lock);
 
-		enum conn_next next = conn_serve(c);
-		/* The slot is free before the connection can come back with its
-		 * next request, or that request could find every thread busy. */
-		pthread_mutex_lock(&pool.lock);
-		if (--pool.busy == 0)
-			pthread_cond_broadcast(&pool.all_done);
-		pthread_mutex_unlock(&pool.lock);
-		if (pool.waiters > 0)           /* a request waits for this slot */
-			(void)!write(pool.wake[1], "", 1);
-		if (next == CONN_CLOSE) {
-			conn_free(c);
-			pool.nconns--;
-		} else {
-			hand_back(c, next);
+		for (;;) {
+			enum conn_next next = conn_serve(c);
+			/* The slot is free before the connection can come back
+			 * with its next request, or that request could find every
+			 * thread busy. */
+			pthread_mutex_lock(&pool.lock);
+			if (--pool.busy == 0)
+				pthread_cond_broadcast(&pool.all_done);
+			pthread_mutex_unlock(&pool.lock);
+			if (pool.waiters > 0)   /* a request waits for this slot */
+				wake_room();
+			int h = next == CONN_PARK ? hold(c) : 0;
+			if (h == 1)
+				continue;       /* its next request, at once */
+			if (next == CONN_CLOSE || h < 0) {
+				conn_free(c);
+				pool.nconns--;
+			} else {
+				hand_back(c, next);
+			}
+			break;
 		}
 		pthread_mutex_lock(&pool.lock);
 	}
@@ -142,7 +208,8 @@ dispatch(struct conn *c)
 		return -1;
 	}
 	pool.busy++;
-	if (pool.nworkers < pool.busy) {
+	/* Holding workers are not available to jobs. */
+	if (pool.nworkers - pool.holding < pool.busy) {
 		pool.nworkers++;
 		spawn = 1;
 	}
@@ -282,10 +349,16 @@ serve_waiting(int64_t now)
 static void
 returned(struct conn *c, int64_t now)
 {
+	int h;
+
 	if (pool.closing && c->waiting_state != WAIT_LINGER)
 		close_conn(c);          /* its request is done; no next one */
 	else if (c->waiting_state == WAIT_LINGER)
 		linger(c, now);
+	else if ((h = conn_parse_head(c)) == 1)
+		ready(c, now);          /* came whole while its worker held it */
+	else if (h > 1)
+		refuse(c, h, now);
 	else
 		wait_for_request(c, now);
 }
@@ -390,8 +463,13 @@ take_returned(int64_t now)
 {
 	char sink[256];
 
+	/* The pipe is emptied, then the flag cleared, then the list taken: a
+	 * worker that saw the flag set had pushed its connection before, so it
+	 * is in this list; one that finds it clear writes a byte that this
+	 * drain cannot have eaten. */
 	while (read(pool.wake[0], sink, sizeof(sink)) > 0)
 		;
+	atomic_store(&pool.wake_pending, 0);
 	pthread_mutex_lock(&pool.lock);
 	struct conn *list = pool.returned;
 	pool.returned = NULL;

@@ -537,10 +537,12 @@ keep_tail(struct relay *r, const char *p, size_t n)
 
 /*
  * Forwards the complete events in c->relay[0..avail) — the scanner has already
- * seen [0..r->pending) — and keeps the incomplete rest at the front.
+ * seen [0..r->pending) — and keeps the incomplete rest at the front.  `last`:
+ * the body ends here; the rest (a last event without its blank line) goes as
+ * it is, with the end of the body, in the same write.
  */
 static int
-forward_events(struct relay *r, size_t avail)
+forward_events(struct relay *r, size_t avail, int last)
 {
 	char *buf = r->c->relay;
 	size_t pos = r->pending, complete = 0;
@@ -574,8 +576,14 @@ forward_events(struct relay *r, size_t avail)
 			out = (struct pieces){ 0 };
 		}
 	}
-	if (out.total > 0 && send_pieces(r, &out, 0) < 0)
+	if (last) {
+		/* Byte for byte as the backend sent it. */
+		piece_add(&out, buf + complete, avail - complete);
+		if (send_pieces(r, &out, 1) < 0)
+			return -1;
+	} else if (out.total > 0 && send_pieces(r, &out, 0) < 0) {
 		return -1;
+	}
 	memmove(buf, buf + complete, avail - complete);
 	r->pending = avail - complete;
 	return 0;
@@ -656,11 +664,9 @@ consume(struct relay *r, size_t fresh, int eof)
 	}
 
 	if (r->res->stream) {
-		if (forward_events(r, r->pending + n) < 0)
-			return CLIENT_GONE;
 		/* A last event without its blank line still goes out, byte for
-		 * byte as the backend sent it. */
-		if (done && send_client(r, r->c->relay, r->pending, 1) < 0)
+		 * byte as the backend sent it, with the end of the body. */
+		if (forward_events(r, r->pending + n, done) < 0)
 			return CLIENT_GONE;
 	} else {
 		keep_tail(r, p, n);

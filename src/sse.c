@@ -12,6 +12,18 @@
 
 #include "sse.h"
 
+/* The index of the first CR or LF in p[from..n), or n.  Lines are long and
+ * terminators few: two memchr() calls beat a loop over every byte. */
+static size_t
+line_end(const char *p, size_t from, size_t n)
+{
+	const char *lf = memchr(p + from, '\n', n - from);
+	size_t end = lf != NULL ? (size_t)(lf - p) : n;
+	const char *cr = memchr(p + from, '\r', end - from);
+
+	return cr != NULL ? (size_t)(cr - p) : end;
+}
+
 size_t
 sse_scan(struct sse_scanner *s, const char *p, size_t n)
 {
@@ -45,7 +57,10 @@ sse_scan(struct sse_scanner *s, const char *p, size_t n)
 		s->after_cr = 0;
 
 		if (c != '\r' && c != '\n') {
+			/* The rest of the line changes nothing but this: go
+			 * straight to its terminator. */
 			s->in_line = 1;
+			i = line_end(p, i + 1, n) - 1;
 			continue;
 		}
 
@@ -104,9 +119,7 @@ sse_next_field(const char *ev, size_t len, size_t *pos, struct sse_field *f)
 		return 0;
 	}
 	start = i;
-	while (i < len && !is_eol(ev[i]))
-		i++;
-	end = i;
+	end = line_end(ev, i, len);
 	*pos = end;
 
 	colon = memchr(ev + start, ':', end - start);

@@ -7,11 +7,16 @@
  * bug here — and streams the SSE shapes of vLLM, OpenAI, TGI and llama.cpp
  * (../shared/fixtures/sse/).  libc + pthreads only; Linux (POLLRDHUP, accept4).
  *
- *   mock_upstream [--listen 127.0.0.1:PORT]      default 127.0.0.1:0 (ephemeral)
+ *   mock_upstream [--listen 127.0.0.1:PORT] [--fast]   default 127.0.0.1:0 (ephemeral)
  *
  * After listening it prints exactly one line to stdout, then flushes:
  *     mock_upstream listening on 127.0.0.1:PORT
  * Logs go to stderr, one line per request.  SIGTERM/SIGINT: exit 0.
+ *
+ * --fast (the benchmarks): no log line per request, and no zero-time look at
+ * the client before each event of a stream (a client that left is then seen
+ * when a write fails, or during a delay); everything a client receives is
+ * the same.
  *
  * ---- Steering headers (all optional; request headers win over the defaults
  *      set with POST /mock/defaults; an unknown X-Mock-* header or a bad value
@@ -505,6 +510,7 @@ struct defv {
 };
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_fast; /* --fast: see the top of the file */
 static struct {
 	unsigned long accepted;            /* connections accepted (since reset) */
 	unsigned long connections;         /* connections that carried a traffic request */
@@ -2096,7 +2102,7 @@ out_event(struct out *o, const struct sb *ev)
 
 	/* a zero-time look at the client before each event: with no delays a
      * vanished client would otherwise only be seen when a write fails */
-	if (x_wait(o->x, 0) < 0)
+	if (!g_fast && x_wait(o->x, 0) < 0)
 		return -1;
 	switch (o->mode) {
 	case CH_SPLIT:
@@ -2663,7 +2669,8 @@ handle(struct conn *c)
 	x_finish(x, x->gone ? ST_ABORTED : ST_DONE, x->status, NULL);
 	c->idle_next = x->st.idle_close;
 
-	logline("#%lu conn=%lu %s %.200s id=%.64s -> %s%s%s status=%d tokens=%ld %lldms", x->no,
+	if (!g_fast)
+		logline("#%lu conn=%lu %s %.200s id=%.64s -> %s%s%s status=%d tokens=%ld %lldms", x->no,
 	    c->id, r->method, r->target, rid[0] ? rid : "-", state_names[x->state],
 	    x->detail ? ": " : "", x->detail ? x->detail : "", x->status, x->tokens_sent,
 	    now_ms() - x->t0);
@@ -2721,7 +2728,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: mock_upstream [--listen 127.0.0.1:PORT]   (default 127.0.0.1:0)\n"
+	    "usage: mock_upstream [--listen 127.0.0.1:PORT] [--fast]   (default 127.0.0.1:0)\n"
 	    "A mock LLM backend for llmproxy's tests; see the comment at the top of\n"
 	    "tests/mock_upstream.c for the X-Mock-* steering headers and /mock/*.\n");
 }
@@ -2785,6 +2792,8 @@ main(int argc, char **argv)
 			listen_at = argv[++i];
 		} else if (!strncmp(argv[i], "--listen=", 9)) {
 			listen_at = argv[i] + 9;
+		} else if (!strcmp(argv[i], "--fast")) {
+			g_fast = 1;
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
 			return 0;
