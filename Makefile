@@ -12,14 +12,15 @@ WARN      = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 ifeq ($(WERROR),1)
 WARN     += -Werror
 endif
+# SANITIZE=address,undefined (or thread, ...): instrumented objects and
+# links, whatever CFLAGS the command line gives.
 ifneq ($(SANITIZE),)
-CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
-LDFLAGS  += -fsanitize=$(SANITIZE)
+SAN_FLAGS = -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 endif
 
 ALL_CPPFLAGS = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
                -DLLMPROXY_VERSION=\"$(VERSION)\" -Isrc $(CPPFLAGS)
-ALL_CFLAGS   = -std=c11 $(WARN) -pthread $(CFLAGS)
+ALL_CFLAGS   = -std=c11 $(WARN) -pthread $(SAN_FLAGS) $(CFLAGS)
 LIBS         = -linih -pthread
 
 # The program, module by module (DESIGN.md has the map).
@@ -90,7 +91,7 @@ $(B)/src/%.o: src/%.c $(wildcard src/*.h) | $(B)/.deps
 
 # ---- tests ----------------------------------------------------------------------
 .SECONDEXPANSION:
-$(B)/tests/%.o: tests/%.c $(wildcard src/*.h tests/*.h tests/e2e/*.h) | $(B)/.deps
+$(B)/tests/%.o: tests/%.c $(wildcard src/*.h tests/*.h tests/e2e/*.h tests/fuzz/*.h) | $(B)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) -Itests $(ALL_CFLAGS) -c -o $@ $<
 
@@ -133,8 +134,66 @@ node: $(B)/llmproxy $(B)/tests/mock_upstream node-deps
 dashboard: $(B)/.test-deps
 	sh tests/check_dashboard.sh
 
-check: unit e2e node dashboard yaml2ini-check install-check ipk-check dockerfile-check
+check: unit e2e fuzz-replay node dashboard yaml2ini-check install-check ipk-check dockerfile-check
 	@echo "all tests passed"
+
+# ---- fuzzing ---------------------------------------------------------------------
+# One libFuzzer target per pure parser (tests/fuzz/fuzz_*.c), and what each
+# links.  `make fuzz-replay` (part of check) runs each over its seed corpus,
+# tests/fuzz/corpus/TARGET/, with the compiler in use and replay_main.c in
+# place of libFuzzer: no clang needed.  `make fuzz [FUZZ_SECONDS=N]
+# [FUZZ_TARGETS=...]` builds them with clang -fsanitize=fuzzer,address,undefined
+# in $(FUZZ_B)/ (clang and its runtime are installed, for this only) and runs
+# each for N seconds; new inputs go to $(FUZZ_B)/corpus/TARGET, a crash to
+# $(FUZZ_B)/crash-TARGET-*.  `make fuzz-smoke`: a few seconds each (.ci/run).
+FUZZ          = request response chunked sse usage json config
+FUZZ_request  = http
+FUZZ_response = http
+FUZZ_chunked  = http
+FUZZ_sse      = sse
+FUZZ_usage    = usage json sse
+FUZZ_json     = json
+FUZZ_config   = config
+FUZZ_TARGETS ?= $(FUZZ)
+FUZZ_SECONDS ?= 60
+FUZZ_B       ?= build-fuzz
+FUZZ_CC      ?= clang
+DEB_FUZZ      = clang libclang-rt-14-dev
+FUZZ_FLAGS   ?= -max_len=65536 -timeout=10 -rss_limit_mb=1024 -print_final_stats=1
+
+.PHONY: fuzz fuzz-smoke fuzz-build fuzz-replay
+.SECONDARY: $(FUZZ:%=$(B)/tests/fuzz/fuzz_%.o) $(B)/tests/fuzz/replay_main.o
+$(B)/tests/fuzz/replay_%: $(B)/tests/fuzz/fuzz_%.o $(B)/tests/fuzz/replay_main.o \
+    $$(addprefix $(B)/src/,$$(addsuffix .o,$$(FUZZ_$$*)))
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+fuzz-replay: $(FUZZ:%=$(B)/tests/fuzz/replay_%)
+	@for t in $(FUZZ); do \
+	  $(B)/tests/fuzz/replay_$$t tests/fuzz/corpus/$$t || exit 1; done
+
+# (Built by the inner make of fuzz-build, with B=$(FUZZ_B) and clang.)
+$(B)/tests/fuzz/fuzz_%: $(B)/tests/fuzz/fuzz_%.o \
+    $$(addprefix $(B)/src/,$$(addsuffix .o,$$(FUZZ_$$*)))
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
+$(FUZZ_B)/.fuzz-deps:
+	$(call install_debs,$(DEB_FUZZ))
+	@mkdir -p $(@D) && touch $@
+
+fuzz-build: $(FUZZ_B)/.fuzz-deps
+	@$(MAKE) --no-print-directory B=$(FUZZ_B) CC=$(FUZZ_CC) \
+	  SANITIZE=fuzzer-no-link,address,undefined \
+	  CFLAGS='-O1 -g -fno-sanitize-recover=all' $(FUZZ_TARGETS:%=$(FUZZ_B)/tests/fuzz/fuzz_%)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz_$$t, $(FUZZ_SECONDS) s"; mkdir -p $(FUZZ_B)/corpus/$$t; \
+	  $(FUZZ_B)/tests/fuzz/fuzz_$$t $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=$(FUZZ_B)/crash-$$t- \
+	    $(FUZZ_B)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; done
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=5
 
 # ---- demo: one streamed completion through the proxy, token by token ---------
 demo: $(B)/llmproxy $(B)/tests/mock_upstream
