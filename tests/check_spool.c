@@ -613,7 +613,7 @@ static void *
 reader_main(void *arg)
 {
 	struct worker *w = arg;
-	char *buf = malloc(BATCH * CAP_RECORD_BYTES);
+	char *buf = malloc(BATCH * CAP_RECORD_BYTES + 1);	/* + NUL */
 	int next[APPENDERS] = { 0 };
 	int total = 0;
 
@@ -637,6 +637,7 @@ reader_main(void *arg)
 		    BATCH * CAP_RECORD_BYTES, &len);
 		if (n == 0)
 			continue;
+		buf[len] = '\0';	/* for sscanf and strchr below */
 		size_t k = 1 + (size_t)rand_r(&w->seed) % n;
 		const char *p = buf;
 		for (size_t j = 0; j < k; j++) {

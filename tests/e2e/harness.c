@@ -429,10 +429,46 @@ proxy_config(char *out, size_t cap, const struct mock *m, const char *extra)
 	    m->port, extra);
 }
 
+/*
+ * $LLMPROXY_WRAPPER: words put before the proxy's command line, e.g.
+ * "valgrind --error-exitcode=99 --leak-check=full" (make check-valgrind).
+ * Split at spaces (no quoting).  Fills argv[0..) with the wrapper's words and
+ * returns how many; 0 without a wrapper.
+ */
+#define WRAPPER_WORDS 24
+static int
+wrapper_argv(char **argv)
+{
+	static char words[1024];
+	const char *w = getenv("LLMPROXY_WRAPPER");
+	int n = 0;
+
+	if (w == NULL || *w == '\0')
+		return 0;
+	ck_assert_msg(strlen(w) < sizeof(words), "LLMPROXY_WRAPPER too long");
+	strcpy(words, w);
+	for (char *save = NULL, *t = strtok_r(words, " ", &save); t != NULL;
+	    t = strtok_r(NULL, " ", &save)) {
+		ck_assert_msg(n < WRAPPER_WORDS, "LLMPROXY_WRAPPER: too many words");
+		argv[n++] = t;
+	}
+	return n;
+}
+
+/* A wrapped proxy starts and stops slowly (valgrind: seconds). */
+static int
+wrapped(void)
+{
+	const char *w = getenv("LLMPROXY_WRAPPER");
+	return w != NULL && *w != '\0';
+}
+
 int
 proxy_start(struct proxy *px, const char *config_text)
 {
 	char line[512];
+	char *argv[WRAPPER_WORDS + 4];
+	int n;
 
 	memset(px, 0, sizeof(*px));
 	make_temp_dir(px->dir, sizeof(px->dir), "proxy");
@@ -444,10 +480,13 @@ proxy_start(struct proxy *px, const char *config_text)
 	fputs(config_text, f);
 	fclose(f);
 
-	char *argv[] = { env_or("LLMPROXY_BIN", default_llmproxy), "-c",
-	    px->config_path, NULL };
+	n = wrapper_argv(argv);
+	argv[n++] = env_or("LLMPROXY_BIN", default_llmproxy);
+	argv[n++] = "-c";
+	argv[n++] = px->config_path;
+	argv[n] = NULL;
 	spawn(&px->proc, argv);
-	int64_t deadline = now_ms() + 5000;
+	int64_t deadline = now_ms() + (wrapped() ? 30000 : 5000);
 	while (now_ms() < deadline) {
 		if (wait_file_contains(px->proc.err_path, "listening on", 20,
 		    line, sizeof(line)) == 0) {
@@ -480,6 +519,17 @@ proxy_start_ok(struct proxy *px, const char *config_text)
 void
 proxy_stop(struct proxy *px)
 {
+	/*
+	 * Under a wrapper the proxy must end on SIGTERM by itself, with
+	 * status 0: valgrind reports errors and leaks at exit, through its
+	 * exit status (--error-exitcode), and a SIGKILL would hide them.
+	 */
+	if (wrapped() && px->proc.pid > 0) {
+		kill(px->proc.pid, SIGTERM);
+		int status = proxy_wait_exit(px, 60000);
+		ck_assert_msg(status == 0, "proxy under LLMPROXY_WRAPPER ended "
+		    "with %d (see its log files)", status);
+	}
 	proc_stop(&px->proc);
 	remove_dir_of(px->config_path);
 }
