@@ -210,7 +210,7 @@ fuzz-smoke:
 SAN_CFLAGS  ?= -O1 -g -Wno-format-truncation
 TSAN_E2E    ?= e2e_http e2e_balance e2e_usage e2e_metrics
 TSAN_UNIT   ?= spool metrics
-VALGRIND_E2E ?= e2e_stream
+VALGRIND_E2E ?= e2e_usage
 DEB_SAN      = valgrind
 SAN_DIR      = $(CURDIR)/$(B)/sanitizer
 SAN_ENV      = ASAN_OPTIONS=log_path=$(SAN_DIR)/asan:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1 \

@@ -85,7 +85,9 @@ spawn(struct proc *p, char *const argv[])
 			_exit(127);
 		dup2(out, 1);
 		dup2(err, 2);
-		execv(argv[0], argv);
+		/* execvp: a wrapper (LLMPROXY_WRAPPER) may be named without
+		 * its path; a path is used as it is. */
+		execvp(argv[0], argv);
 		_exit(127);
 	}
 }
@@ -432,7 +434,7 @@ proxy_config(char *out, size_t cap, const struct mock *m, const char *extra)
 /*
  * $LLMPROXY_WRAPPER: words put before the proxy's command line, e.g.
  * "valgrind --error-exitcode=99 --leak-check=full" (make check-valgrind).
- * Split at spaces (no quoting).  Fills argv[0..) with the wrapper's words and
+ * Split at spaces (no quoting); the first word is looked up in PATH.  Fills argv[0..) with the wrapper's words and
  * returns how many; 0 without a wrapper.
  */
 #define WRAPPER_WORDS 24
