@@ -205,17 +205,20 @@ fuzz-smoke:
 # by valgrind's memcheck (LLMPROXY_WRAPPER), leak check on.  A sanitizer's
 # report from any process, even one whose test passed, is written under
 # $(B)/sanitizer/ and fails the run; `make check-sanitizers` runs all three.
+# Instrumented processes are slower: E2E_TIME_SCALE multiplies the e2e
+# suites' latency bounds (tests/e2e/harness.h, time_bound) and Check's
+# CK_TIMEOUT_MULTIPLIER its per-test timeouts in these runs.
 # gcc's -Wformat-truncation misfires on instrumented code (two false
 # positives in the tests at -O1): off there only.
 SAN_CFLAGS  ?= -O1 -g -Wno-format-truncation
-TSAN_E2E    ?= e2e_http e2e_balance e2e_usage e2e_metrics
-TSAN_UNIT   ?= spool metrics
+TSAN_E2E    ?= e2e_stream e2e_http e2e_balance e2e_usage e2e_metrics
+TSAN_UNIT   ?= spool balancer httpc metrics log
 VALGRIND_E2E ?= e2e_usage
 DEB_SAN      = valgrind
 SAN_DIR      = $(CURDIR)/$(B)/sanitizer
 SAN_ENV      = ASAN_OPTIONS=log_path=$(SAN_DIR)/asan:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1 \
                UBSAN_OPTIONS=log_path=$(SAN_DIR)/ubsan:print_stacktrace=1 \
-               TSAN_OPTIONS=log_path=$(SAN_DIR)/tsan:second_deadlock_stack=1:history_size=4
+               TSAN_OPTIONS=log_path=$(SAN_DIR)/tsan:second_deadlock_stack=1:history_size=4:atexit_sleep_ms=50
 VALGRIND     = valgrind --quiet --error-exitcode=99 --leak-check=full \
                --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
                --track-fds=no --log-file=$(SAN_DIR)/valgrind.%p
@@ -225,29 +228,31 @@ check-sanitizers: check-asan check-tsan check-valgrind
 
 check-asan:
 	@$(MAKE) --no-print-directory B=build-asan SANITIZE=address,undefined \
-	  CFLAGS='$(SAN_CFLAGS)' SAN_RUN='unit e2e fuzz-replay' sanitizer-run
+	  CFLAGS='$(SAN_CFLAGS)' SAN_RUN='unit e2e fuzz-replay' SAN_TIME_SCALE=3 \
+	  sanitizer-run
 
 check-tsan:
 	@$(MAKE) --no-print-directory B=build-tsan SANITIZE=thread \
 	  CFLAGS='$(SAN_CFLAGS)' UNIT='$(TSAN_UNIT)' E2E='$(TSAN_E2E)' \
-	  SAN_RUN='unit e2e' sanitizer-run
+	  SAN_RUN='unit e2e' SAN_TIME_SCALE=10 sanitizer-run
 
 # The normal build; only the proxy runs under valgrind.
 check-valgrind: $(B)/.san-deps
 	@$(MAKE) --no-print-directory E2E='$(VALGRIND_E2E)' \
-	  SAN_RUN=e2e SAN_WRAPPER='$(VALGRIND)' sanitizer-run
+	  SAN_RUN=e2e SAN_WRAPPER='$(VALGRIND)' SAN_TIME_SCALE=20 sanitizer-run
 
 $(B)/.san-deps:
 	$(call install_debs,$(DEB_SAN))
 	@mkdir -p $(B) && touch $@
 
-# (Internal.)  Builds first, so that only the tests run with the reports
-# directory set; then fails on any report, showing it.
+# (Internal.)  Runs the goals one after another with the reports
+# directory set, then fails on any report, showing it.
 sanitizer-run:
 	@$(MAKE) --no-print-directory $(B)/llmproxy
 	@rm -rf $(SAN_DIR) && mkdir -p $(SAN_DIR)
 	@rc=0; for goal in $(SAN_RUN); do \
-	  $(SAN_ENV) LLMPROXY_WRAPPER='$(SAN_WRAPPER)' \
+	  $(SAN_ENV) LLMPROXY_WRAPPER='$(SAN_WRAPPER)' E2E_TIME_SCALE=$(SAN_TIME_SCALE) \
+	  CK_TIMEOUT_MULTIPLIER=$(SAN_TIME_SCALE) \
 	  $(MAKE) --no-print-directory $$goal || rc=1; done; \
 	if [ -n "$(SAN_WRAPPER)" ]; then \
 	  for f in $(SAN_DIR)/valgrind.*; do [ -s "$$f" ] || rm -f "$$f"; done; fi; \

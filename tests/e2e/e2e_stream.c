@@ -133,7 +133,7 @@ START_TEST(events_leave_as_they_arrive)
 			worst = lag;
 	}
 	ck_assert_int_ge(stamped, tokens);
-	ck_assert_msg(worst < 5000, "an event waited %lld us in transit",
+	ck_assert_msg(worst < time_bound(5000), "an event waited %lld us in transit",
 	    (long long)worst);
 	/* And they are spread as the backend spread them, 50 ms apart. */
 	int64_t span = r.event_us[r.nevents - 1] - r.event_us[0];
@@ -172,7 +172,7 @@ assert_backend_stopped(const char *id, int64_t closed_ms)
 	snprintf(path, sizeof(path), "/mock/request?id=%s", id);
 	ck_assert_int_eq(mock_get(&mock, path, body, sizeof(body)), 200);
 	long gone = json_int(body, "client_gone_ms");
-	ck_assert_msg(gone - closed_ms < 100,
+	ck_assert_msg(gone - closed_ms < time_bound(100),
 	    "upstream closed %ld ms after the client", gone - closed_ms);
 }
 

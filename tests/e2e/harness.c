@@ -47,6 +47,15 @@ pause_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
+int64_t
+time_bound(int64_t bound)
+{
+	const char *s = getenv("E2E_TIME_SCALE");
+	long scale = s != NULL ? strtol(s, NULL, 10) : 1;
+
+	return bound * (scale >= 1 && scale <= 100 ? scale : 1);
+}
+
 /* Program paths for argv, which wants char *. */
 static char default_llmproxy[] = "./llmproxy";
 static char default_mock[] = "build/tests/mock_upstream";

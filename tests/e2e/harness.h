@@ -20,6 +20,12 @@
 int64_t now_us(void);
 int64_t now_ms(void);
 
+/* An upper bound on a latency (any unit): `bound` times $E2E_TIME_SCALE,
+ * 1 when unset.  The instrumented runs (make check-tsan, check-valgrind) set
+ * it, since everything there is several times slower; a plain run keeps the
+ * bound the test states. */
+int64_t time_bound(int64_t bound);
+
 /* ---- processes -------------------------------------------------------------- */
 
 struct proc {
