@@ -20,19 +20,22 @@ endif
 ALL_CPPFLAGS = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
                -DLLMPROXY_VERSION=\"$(VERSION)\" -Isrc $(CPPFLAGS)
 ALL_CFLAGS   = -std=c11 $(WARN) -pthread $(CFLAGS)
-LIBS         = -linih -pthread
+LIBS         = -linih -lbearssl -pthread
 
 # The program, module by module (DESIGN.md has the map).
 SRC = main config log pool conn http io upstream relay sse json balancer reply \
-      usage webhook spool httpc health metrics
+      usage webhook spool httpc health metrics auth ratelimit
 OBJ = $(SRC:%=$(B)/src/%.o)
 
 # Check suites, one per pure module, and what each links.
-UNIT          = http sse json config usage spool balancer httpc metrics log
+UNIT          = http sse json config usage spool balancer httpc metrics log \
+                auth ratelimit
 UNIT_http     = http
 UNIT_sse      = sse
 UNIT_json     = json
-UNIT_config   = config
+UNIT_config   = config auth
+UNIT_auth     = auth
+UNIT_ratelimit = ratelimit
 UNIT_usage    = usage json sse
 UNIT_spool    = spool
 UNIT_balancer = balancer
