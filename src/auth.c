@@ -62,6 +62,7 @@ auth_table_add(struct auth_table *t, const char *key, size_t key_len,
 	snprintf(k->user_id, sizeof(k->user_id), "%s", user_id);
 	k->disabled = disabled;
 	k->expires_at = expires_at;
+	k->origin = (uint32_t)(t->n - 1);
 	return 0;
 }
 

@@ -26,6 +26,8 @@ struct auth_key {
 	char user_id[CAP_AUTH_USER];    /* the tenant, for the usage record */
 	int disabled;                   /* status = disabled */
 	int64_t expires_at;             /* unix seconds; 0: never */
+	uint32_t origin;                /* its place in the order added, for
+	                                   the caller's messages */
 };
 
 struct auth_table {
