@@ -40,7 +40,8 @@ UNIT_usage    = usage json sse
 UNIT_spool    = spool
 UNIT_balancer = balancer
 UNIT_httpc    = httpc io upstream http health balancer json log
-UNIT_metrics  = metrics balancer webhook spool httpc io upstream http log json
+UNIT_metrics  = metrics balancer webhook spool httpc io upstream http log json \
+                ratelimit
 UNIT_log      = log json
 CHECK_LIBS    = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
 
