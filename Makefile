@@ -290,7 +290,7 @@ $(B)/llmproxy-static: $(OBJ)
 
 static-build: $(SB)/.toolchain $(SB)/lib/libbearssl.a $(SB)/lib/libinih.a $(SB)/include/.copied
 	@$(MAKE) --no-print-directory B=$(SB) CC=$(XCC) CFLAGS='$(XCFLAGS)' \
-	  CPPFLAGS='-I$(CURDIR)/$(SB)/include' LDFLAGS='$(XLDFLAGS)' SANITIZE= \
+	  CPPFLAGS='-isystem $(CURDIR)/$(SB)/include' LDFLAGS='$(XLDFLAGS)' SANITIZE= \
 	  $(SB)/llmproxy-static
 	@mkdir -p dist
 	@$(XTRIPLET)-strip --strip-all -R .comment -o $(SB)/llmproxy-stripped $(SB)/llmproxy-static

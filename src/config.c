@@ -2553,7 +2553,9 @@ on_key(void *user, const char *inih_section, const char *key,
 	p->key = key;  /* inih's buffer: valid during this call only */
 	ok = (v = unquote(p, r, value)) != NULL && r->set(p, r, v) == 0;
 	p->key = NULL;
-	if (ok && (r->where == IN_CONFIG || r->where == NOWHERE)) {
+	/* A secret is kept only where it is used (hashed at the end). */
+	if (ok && (r->where == IN_CONFIG || r->where == NOWHERE) &&
+	    r->set != set_ak_key) {
 		size_t i = (size_t)(r - keys);
 
 		free(p->given_text[i]);

@@ -1043,7 +1043,7 @@ proxy(struct conn *c, struct request *rq)
 	}
 	enum conn_next next = proxy_request(c, rq);
 	rl_done(&cfg->rl_per_key, &t, rq->prompt_tokens, rq->completion_tokens,
-	    rq->status, io_now_ms());
+	    io_now_ms());
 	return next;
 }
 

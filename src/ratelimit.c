@@ -276,9 +276,8 @@ rl_admit(const struct rl_limits *global, const struct rl_limits *per_key,
 
 void
 rl_done(const struct rl_limits *per_key, struct rl_ticket *t,
-    int64_t tokens_in, int64_t tokens_out, int status, int64_t now_ms)
+    int64_t tokens_in, int64_t tokens_out, int64_t now_ms)
 {
-	(void)status;
 	if (!t->holds_slot)
 		return;
 	pthread_mutex_lock(&lock);

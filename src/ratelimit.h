@@ -93,10 +93,10 @@ enum rl_verdict rl_admit(const struct rl_limits *global,
 /*
  * The request is over: its slot is released and `tokens` (prompt +
  * completion; <= 0 for none metered) are charged to the key's budget and
- * counted for the metrics.  `status`: the answer's status, counted.
+ * counted for the metrics.  A second call is a no-op.
  */
 void rl_done(const struct rl_limits *per_key, struct rl_ticket *t,
-    int64_t tokens_in, int64_t tokens_out, int status, int64_t now_ms);
+    int64_t tokens_in, int64_t tokens_out, int64_t now_ms);
 
 /* A request refused by a limit, counted for the metrics (name NULL: no key). */
 void rl_count_refusal(const char *name, enum rl_verdict v);

@@ -122,16 +122,16 @@ START_TEST(test_key_rate)
 	int64_t retry;
 
 	ck_assert_int_eq(rl_admit(NULL, &key, "a", T0, &t, &retry), RL_OK);
-	rl_done(&key, &t, 0, 0, 200, T0);
+	rl_done(&key, &t, 0, 0, T0);
 	ck_assert_int_eq(rl_admit(NULL, &key, "a", T0, &t, &retry), RL_OK);
-	rl_done(&key, &t, 0, 0, 200, T0);
+	rl_done(&key, &t, 0, 0, T0);
 	ck_assert_int_eq(rl_admit(NULL, &key, "a", T0, &t, &retry), RL_KEY_RATE);
 	ck_assert_int_eq(retry, 1000);
 	/* Another key has its own bucket. */
 	ck_assert_int_eq(rl_admit(NULL, &key, "b", T0, &t, &retry), RL_OK);
-	rl_done(&key, &t, 0, 0, 200, T0);
+	rl_done(&key, &t, 0, 0, T0);
 	ck_assert_int_eq(rl_admit(NULL, &key, "a", T0 + 1000, &t, &retry), RL_OK);
-	rl_done(&key, &t, 0, 0, 200, T0);
+	rl_done(&key, &t, 0, 0, T0);
 	ck_assert_int_eq(limited("a", RL_KEY_RATE), 1);
 	ck_assert_int_eq(limited("b", RL_KEY_RATE), 0);
 }
@@ -147,11 +147,11 @@ START_TEST(test_concurrency_held_until_done)
 	ck_assert_int_eq(rl_admit(NULL, &key, "a", T0, &t2, &retry), RL_KEY_CONCURRENCY);
 	ck_assert_int_eq(rl_retry_after_s(retry), 1);
 	ck_assert_int_eq(rl_admit(NULL, &key, "b", T0, &t3, &retry), RL_OK);
-	rl_done(&key, &t1, 0, 0, 200, T0 + 5);
-	rl_done(&key, &t1, 0, 0, 200, T0 + 5);     /* twice: no effect */
+	rl_done(&key, &t1, 0, 0, T0 + 5);
+	rl_done(&key, &t1, 0, 0, T0 + 5);     /* twice: no effect */
 	ck_assert_int_eq(rl_admit(NULL, &key, "a", T0 + 6, &t2, &retry), RL_OK);
-	rl_done(&key, &t2, 0, 0, 200, T0 + 7);
-	rl_done(&key, &t3, 0, 0, 200, T0 + 7);
+	rl_done(&key, &t2, 0, 0, T0 + 7);
+	rl_done(&key, &t3, 0, 0, T0 + 7);
 }
 END_TEST
 
@@ -162,15 +162,15 @@ START_TEST(test_tokens_per_minute)
 	int64_t retry;
 
 	ck_assert_int_eq(rl_admit(NULL, &key, "a", T0, &t, &retry), RL_OK);
-	rl_done(&key, &t, 400, 300, 200, T0);      /* 700: 100 over */
+	rl_done(&key, &t, 400, 300, T0);      /* 700: 100 over */
 	ck_assert_int_eq(rl_admit(NULL, &key, "a", T0, &t, &retry), RL_KEY_TOKENS);
 	ck_assert_int_eq(retry, 10100);            /* back to 1 token */
 	ck_assert_int_eq(rl_admit(NULL, &key, "b", T0, &t, &retry), RL_OK);
-	rl_done(&key, &t, 1, 1, 200, T0);
+	rl_done(&key, &t, 1, 1, T0);
 	ck_assert_int_eq(rl_admit(NULL, &key, "a", T0 + 10100, &t, &retry), RL_OK);
-	rl_done(&key, &t, -1, -1, 200, T0);        /* not metered: no charge */
+	rl_done(&key, &t, -1, -1, T0);        /* not metered: no charge */
 	ck_assert_int_eq(rl_admit(NULL, &key, "a", T0 + 10100, &t, &retry), RL_OK);
-	rl_done(&key, &t, 0, 0, 200, T0);
+	rl_done(&key, &t, 0, 0, T0);
 }
 END_TEST
 
@@ -183,13 +183,13 @@ START_TEST(test_global_not_spent_by_refused_key)
 	int64_t retry;
 
 	ck_assert_int_eq(rl_admit(&global, &key, "a", T0, &t, &retry), RL_OK);
-	rl_done(&key, &t, 0, 0, 200, T0);
+	rl_done(&key, &t, 0, 0, T0);
 	for (int i = 0; i < 10; i++)
 		ck_assert_int_eq(rl_admit(&global, &key, "a", T0, &t, &retry), RL_KEY_RATE);
 	ck_assert_int_eq(rl_admit(&global, &key, "b", T0, &t, &retry), RL_OK);
-	rl_done(&key, &t, 0, 0, 200, T0);
+	rl_done(&key, &t, 0, 0, T0);
 	ck_assert_int_eq(rl_admit(&global, &key, "c", T0, &t, &retry), RL_OK);
-	rl_done(&key, &t, 0, 0, 200, T0);
+	rl_done(&key, &t, 0, 0, T0);
 	ck_assert_int_eq(rl_admit(&global, &key, "d", T0, &t, &retry), RL_GLOBAL);
 	ck_assert_int_eq(retry, 1000);
 }
@@ -207,7 +207,7 @@ START_TEST(test_no_key_global_only)
 	ck_assert_int_eq(rl_admit(&global, &key, NULL, T0, &t2, &retry), RL_OK);
 	ck_assert_int_eq(rl_admit(&global, &key, NULL, T0, &t2, &retry), RL_GLOBAL);
 	ck_assert_int_eq(retry, 30000);
-	rl_done(&key, &t1, 0, 0, 200, T0);
+	rl_done(&key, &t1, 0, 0, T0);
 	ck_assert_int_eq(limited("", RL_GLOBAL), 1);
 }
 END_TEST
@@ -220,7 +220,7 @@ START_TEST(test_counters)
 	size_t n;
 
 	ck_assert_int_eq(rl_admit(NULL, NULL, "k", T0, &t, &retry), RL_OK);
-	rl_done(NULL, &t, 10, 20, 200, T0);
+	rl_done(NULL, &t, 10, 20, T0);
 	rl_count_auth_failure(1);
 	rl_count_auth_failure(1);
 	rl_count_auth_failure(7);   /* out of range: ignored */
@@ -257,9 +257,9 @@ START_TEST(test_many_keys)
 		    RL_KEY_CONCURRENCY);
 	}
 	for (int i = 0; i < 3000; i++)
-		rl_done(&key, &t[i], 0, 0, 200, T0);
+		rl_done(&key, &t[i], 0, 0, T0);
 	ck_assert_int_eq(rl_admit(NULL, &key, "key-2999", T0, &t[0], &retry), RL_OK);
-	rl_done(&key, &t[0], 0, 0, 200, T0);
+	rl_done(&key, &t[0], 0, 0, T0);
 }
 END_TEST
 

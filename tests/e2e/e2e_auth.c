@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "e2e/harness.h"
@@ -223,29 +222,6 @@ END_TEST
 
 /* ---- what billing, the log and the metrics see ---------------------------------- */
 
-static void
-wait_record(const char *id, char *out, size_t cap)
-{
-	char want[128];
-	int64_t deadline = now_ms() + 10000;
-
-	snprintf(want, sizeof(want), "\"request_id\":\"%s\"", id);
-	for (;;) {
-		char **lines, *block;
-		size_t n = receiver_records(&rv, &lines, &block), hits = 0;
-		for (size_t i = 0; i < n; i++)
-			if (strstr(lines[i], want) != NULL && hits++ == 0)
-				snprintf(out, cap, "%s", lines[i]);
-		free(lines);
-		free(block);
-		if (hits == 1)
-			return;
-		ck_assert_msg(now_ms() < deadline, "no usage record for %s", id);
-		struct timespec ts = { 0, 5000000 };
-		nanosleep(&ts, NULL);
-	}
-}
-
 static int
 file_has(const char *path, const char *needle)
 {
@@ -281,13 +257,13 @@ START_TEST(records_log_and_metrics_name_the_key_never_show_it)
 	ck_assert_int_eq(r.status, 403);
 	response_free(&r);
 
-	wait_record("billed-1", rec, sizeof(rec));
+	receiver_wait_record(&rv, "billed-1", rec, sizeof(rec));
 	ck_assert(json_str(rec, "user_id", got, sizeof(got)));
 	ck_assert_str_eq(got, "alice");
 	ck_assert(json_str(rec, "key_name", got, sizeof(got)));
 	ck_assert_str_eq(got, "good");
 	ck_assert_int_gt(json_int(rec, "completion_tokens"), 0);
-	wait_record("billed-2", rec, sizeof(rec));
+	receiver_wait_record(&rv, "billed-2", rec, sizeof(rec));
 	ck_assert(json_str(rec, "user_id", got, sizeof(got)));
 	ck_assert_str_eq(got, "erin");
 	ck_assert(json_str(rec, "key_name", got, sizeof(got)));
@@ -367,24 +343,35 @@ START_TEST(global_burst_then_429)
 }
 END_TEST
 
+/* Starts a stream of key GOOD, `tokens` tokens 100 ms apart, and waits
+ * until the backend is generating it.  Returns the client's socket. */
+static int
+start_stream(const char *id, int tokens)
+{
+	char req[2048];
+	int fd;
+
+	snprintf(req, sizeof(req),
+	    "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " GOOD "\r\n"
+	    "X-Request-Id: %s\r\nX-Mock-Tokens: %d\r\nX-Mock-Delay-Ms: 100\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+	    id, tokens, strlen(stream_body), stream_body);
+	fd = tcp_connect(proxy.port);
+	send_str(fd, req);
+	ck_assert_int_eq(mock_wait_state(&mock, id, "running", 5000), 0);
+	return fd;
+}
+
 /* max_concurrent = 1: while a stream of `good` runs, a second one of
  * `good` is refused and one of `other` is served; when the first ends,
  * `good` may stream again. */
 START_TEST(second_concurrent_stream_refused_other_key_served)
 {
 	struct response r;
-	char req[2048];
 
 	teardown();
 	start("[rate_limit]\nenabled = true\n[rate_limit.per_key]\nmax_concurrent = 1\n");
-	snprintf(req, sizeof(req),
-	    "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " GOOD "\r\n"
-	    "X-Request-Id: long-1\r\nX-Mock-Tokens: 20\r\nX-Mock-Delay-Ms: 100\r\n"
-	    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-	    strlen(stream_body), stream_body);
-	int fd = tcp_connect(proxy.port);
-	send_str(fd, req);
-	ck_assert_int_eq(mock_wait_state(&mock, "long-1", "running", 5000), 0);
+	int fd = start_stream("long-1", 20);
 
 	post_chat("X-Request-Id: second\r\nAuthorization: Bearer " GOOD "\r\n", &r);
 	assert_error(&r, 429, "rate_limit_exceeded");
@@ -418,18 +405,10 @@ END_TEST
 START_TEST(aborted_stream_releases_its_slot)
 {
 	struct response r;
-	char req[2048];
 
 	teardown();
 	start("[rate_limit]\nenabled = true\n[rate_limit.per_key]\nmax_concurrent = 1\n");
-	snprintf(req, sizeof(req),
-	    "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " GOOD "\r\n"
-	    "X-Request-Id: gone-1\r\nX-Mock-Tokens: 100\r\nX-Mock-Delay-Ms: 100\r\n"
-	    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-	    strlen(stream_body), stream_body);
-	int fd = tcp_connect(proxy.port);
-	send_str(fd, req);
-	ck_assert_int_eq(mock_wait_state(&mock, "gone-1", "running", 5000), 0);
+	int fd = start_stream("gone-1", 100);
 	close(fd);
 	ck_assert_int_eq(mock_wait_state(&mock, "gone-1", "aborted", 5000), 0);
 	ck_assert_int_eq(wait_file_contains(proxy.proc.err_path, "id=gone-1", 5000, NULL, 0), 0);
