@@ -1105,6 +1105,9 @@ serve_metrics(struct conn *c, struct request *rq)
  * [auth]: a request for a path not in skip_paths needs a key that is known,
  * enabled and not expired, from the first configured header that carries
  * one.  Returns 0 to go on (rq->key set), else 1 with the answer given.
+ * Called before the body is read: a client without a key gets no
+ * 100 Continue and costs no body buffer; its connection is closed after
+ * the answer (lingering) when a body was on its way.
  */
 static int
 authenticate(struct conn *c, struct request *rq, enum conn_next *next)
@@ -1139,7 +1142,8 @@ authenticate(struct conn *c, struct request *rq, enum conn_next *next)
 	*next = reply_failure(c, rq, auth_status(v), auth_message(v),
 	    v == AUTH_DISABLED ? "api_key_disabled" : v == AUTH_EXPIRED ?
 	    "api_key_expired" : "invalid_api_key",
-	    auth_status(v) == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL, 0);
+	    auth_status(v) == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL,
+	    rq->framing.kind != HTTP_BODY_NONE);
 	return 1;
 }
 
@@ -1147,10 +1151,6 @@ static enum conn_next
 route(struct conn *c, struct request *rq)
 {
 	const struct config *cfg = c->srv->cfg;
-	enum conn_next next;
-
-	if (authenticate(c, rq, &next))
-		return next;
 	/* The metrics live on their own listener when [metrics] listen is set,
 	 * else on the main one. */
 	if (cfg->metrics_enabled &&
@@ -1217,6 +1217,9 @@ serve_one(struct conn *c, struct request *rq)
 	    rq->framing.length > cfg->max_body_size)
 		return fail(c, rq, 413, "the request body is larger than max_body_size", 1);
 
+	enum conn_next next;
+	if (authenticate(c, rq, &next))
+		return next;
 	status = handle_expect(c, rq);
 	if (status < 0)
 		return CONN_CLOSE;

@@ -158,6 +158,24 @@ START_TEST(key_verdicts)
 }
 END_TEST
 
+/* No key, no body read: the answer comes at once, without 100 Continue,
+ * and the connection is closed since the body never was read. */
+START_TEST(refused_before_the_body)
+{
+	struct response r;
+	int fd = tcp_connect(proxy.port);
+
+	send_str(fd, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Type: application/json\r\nExpect: 100-continue\r\n"
+	    "Content-Length: 5000000\r\n\r\n");
+	ck_assert_int_eq(read_response(fd, &r, 3000, 0), 0);
+	assert_error(&r, 401, "invalid_api_key");
+	response_free(&r);
+	ck_assert_int_ge(wait_closed(fd, 5000), 0);
+	close(fd);
+}
+END_TEST
+
 START_TEST(skip_paths_are_open)
 {
 	struct response r;
@@ -481,6 +499,7 @@ auth_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, key_verdicts, 0, N(verdicts));
+	tcase_add_test(tc, refused_before_the_body);
 	tcase_add_test(tc, skip_paths_are_open);
 	tcase_add_test(tc, backend_gets_its_own_key_never_the_clients);
 	tcase_add_test(tc, records_log_and_metrics_name_the_key_never_show_it);
