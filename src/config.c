@@ -2884,6 +2884,17 @@ finish_rate_limit(struct parse *p)
 		}
 		if (given(p, parts[i].section, "burst_size", &t) == 0)
 			l->rps_burst = l->rps < 1 ? 1 : (double)(long long)(l->rps + 0.999999);
+		/* A minute's budget is also its burst: below 1 no request (and
+		 * no token) would ever fit. */
+		static const char *const whole[] = { "requests_per_minute", "tokens_per_minute" };
+		for (size_t w = 0; w < 2; w++) {
+			double v = w == 0 ? l->rpm : l->tpm;    /* > 0: given */
+			if (v > 0 && v < 1) {
+				int line = given(p, parts[i].section, whole[w], &t);
+				return fail(p, line, "[%s] %s = %s: must be 0 (no limit) "
+				    "or at least 1", parts[i].section, whole[w], t);
+			}
+		}
 	}
 	struct rl_limits *k = &cfg->rl_per_key;
 	int line = given(p, "rate_limit", "enabled", &t);
