@@ -151,7 +151,7 @@ check: unit e2e fuzz-replay node dashboard yaml2ini-check install-check ipk-chec
 # in $(FUZZ_B)/ (clang and its runtime are installed, for this only) and runs
 # each for N seconds; new inputs go to $(FUZZ_B)/corpus/TARGET, a crash to
 # $(FUZZ_B)/crash-TARGET-*.  `make fuzz-smoke`: a few seconds each (.ci/run).
-FUZZ          = request response chunked sse usage json config
+FUZZ          = request response chunked sse usage json config auth
 FUZZ_request  = http
 FUZZ_response = http
 FUZZ_chunked  = http
@@ -159,6 +159,7 @@ FUZZ_sse      = sse
 FUZZ_usage    = usage json sse
 FUZZ_json     = json
 FUZZ_config   = config auth
+FUZZ_auth     = auth
 FUZZ_TARGETS ?= $(FUZZ)
 FUZZ_SECONDS ?= 60
 FUZZ_B       ?= build-fuzz
