@@ -206,7 +206,7 @@ fuzz-smoke:
 # everything (the tests, the mock, the receiver too) built with
 # -fsanitize=address,undefined in build-asan/.  `make check-tsan`: the suites
 # whose threads meet (the pool's waiting room and workers, the balancer and
-# health thread, the webhook sender, metrics) under ThreadSanitizer in
+# health thread, the webhook sender, metrics, the rate limiter) under TSan in
 # build-tsan/.  `make check-valgrind`: one end-to-end suite with the proxy run
 # by valgrind's memcheck (LLMPROXY_WRAPPER), leak check on.  A sanitizer's
 # report from any process, even one whose test passed, is written under
@@ -217,7 +217,7 @@ fuzz-smoke:
 # gcc's -Wformat-truncation misfires on instrumented code (two false
 # positives in the tests at -O1): off there only.
 SAN_CFLAGS  ?= -O1 -g -Wno-format-truncation
-TSAN_E2E    ?= e2e_stream e2e_http e2e_balance e2e_usage e2e_metrics
+TSAN_E2E    ?= e2e_stream e2e_http e2e_balance e2e_usage e2e_metrics e2e_auth
 TSAN_UNIT   ?= spool balancer httpc metrics log
 VALGRIND_E2E ?= e2e_usage
 DEB_SAN      = valgrind
