@@ -20,15 +20,15 @@ endif
 ALL_CPPFLAGS = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
                -DLLMPROXY_VERSION=\"$(VERSION)\" -Isrc $(CPPFLAGS)
 ALL_CFLAGS   = -std=c11 $(WARN) -pthread $(CFLAGS)
-LIBS         = -linih -pthread
+LIBS         = -linih -lbearssl -pthread
 
 # The program, module by module (DESIGN.md has the map).
 SRC = main config log pool conn http io upstream relay sse json balancer reply \
-      usage webhook spool httpc health metrics
+      usage webhook spool httpc health metrics tls tlsconf
 OBJ = $(SRC:%=$(B)/src/%.o)
 
 # Check suites, one per pure module, and what each links.
-UNIT          = http sse json config usage spool balancer httpc metrics log
+UNIT          = http sse json config usage spool balancer httpc metrics log tls
 UNIT_http     = http
 UNIT_sse      = sse
 UNIT_json     = json
@@ -39,6 +39,7 @@ UNIT_balancer = balancer
 UNIT_httpc    = httpc io upstream http health balancer json log
 UNIT_metrics  = metrics balancer webhook spool httpc io upstream http log json
 UNIT_log      = log json
+UNIT_tls      = tls io
 CHECK_LIBS    = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
 
 # End-to-end suites: the real binary over loopback against the mock backend.
@@ -106,9 +107,15 @@ $(B)/tests/webhook_receiver: $(B)/tests/webhook_receiver.o
 $(B)/tests/e2e/%: $(B)/tests/e2e/%.o $(B)/$(E2E_COMMON)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS)
 
-unit: $(UNIT:%=$(B)/tests/check_%) $(B)/tests/mock_upstream $(B)/.test-deps
+# Test certificates, made with the openssl CLI (tests/tls/mkcerts.sh).
+CERTS = $(B)/tests/certs
+$(CERTS)/.done: tests/tls/mkcerts.sh
+	rm -rf $(CERTS)
+	sh tests/tls/mkcerts.sh $(CERTS)
+
+unit: $(UNIT:%=$(B)/tests/check_%) $(B)/tests/mock_upstream $(B)/.test-deps $(CERTS)/.done
 	@for t in $(UNIT:%=$(B)/tests/check_%); do echo "== $$t"; \
-	  MOCK_BIN=$(B)/tests/mock_upstream $$t || exit 1; done
+	  MOCK_BIN=$(B)/tests/mock_upstream TLS_CERTS=$(CERTS) $$t || exit 1; done
 
 E2E_ENV = LLMPROXY_BIN=$(B)/llmproxy MOCK_BIN=$(B)/tests/mock_upstream \
           RECEIVER_BIN=$(B)/tests/webhook_receiver

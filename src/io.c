@@ -98,6 +98,7 @@ static const struct io_ops plain_ops = {
 	.writev = plain_writev,
 	.flush = plain_flush,
 	.pending = plain_pending,
+	.close = NULL,
 };
 
 void
@@ -107,6 +108,24 @@ io_init_plain(struct io *io, int fd)
 	io->want = 0;
 	io->ops = &plain_ops;
 	io->transport = NULL;
+}
+
+void
+io_close(struct io *io)
+{
+	int fd = io->fd;
+
+	if (io->ops != NULL && io->ops->close != NULL)
+		io->ops->close(io);
+	if (fd >= 0)
+		close(fd);
+	io_init_plain(io, -1);
+}
+
+size_t
+io_pending(const struct io *io)
+{
+	return io->ops != NULL ? io->ops->pending(io) : 0;
 }
 
 int

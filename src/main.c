@@ -20,6 +20,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
+#include "tlsconf.h"
 #include "webhook.h"
 
 /* How long `--probe` waits for the whole answer (connect included). */
@@ -335,6 +336,12 @@ main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < cfg->nnotices; i++)
 		log_warnx("%s", cfg->notices[i]);
+	/* The PEM files are part of the configuration: a bad one stops the
+	 * start, and -t reports it. */
+	if (tlsconf_load(cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "llmproxy: %s\n", err);
+		return 1;
+	}
 	if (test_only) {
 		printf("configuration OK\n");
 		config_free(cfg);

@@ -917,6 +917,7 @@ static const struct io_ops tls_ops = {
 	.writev = tls_writev,
 	.flush = tls_flush,
 	.pending = tls_pending,
+	.close = tls_close,
 };
 
 int
@@ -1262,8 +1263,11 @@ pem_each(const char *path, pem_fn fn, void *arg, char *err, size_t errlen)
 					goto done;
 				break;
 			case BR_PEM_ERROR:
+				/* The decoder stops after the newline of the line
+				 * at fault. */
 				snprintf(err, errlen, "%s:%u: malformed PEM (bad "
-				    "base64 or BEGIN/END lines)", path, w.line);
+				    "base64 or BEGIN/END lines)", path, w.line -
+				    (k > 0 && p[-1] == '\n' && w.line > 1));
 				goto done;
 			default:
 				break;
@@ -1540,8 +1544,8 @@ unpad(const unsigned char *p, size_t *len)
 	return p;
 }
 
-/* Does the private key match the leaf's public key?  RSA: the modulus and
- * exponent recomputed from the primes; EC: the public point recomputed. */
+/* Does the private key match the leaf's public key?  RSA: the modulus
+ * recomputed from the primes; EC: the public point recomputed. */
 static int
 key_matches(const struct creds_load *l, const br_x509_pkey *pk)
 {
@@ -1552,26 +1556,19 @@ key_matches(const struct creds_load *l, const br_x509_pkey *pk)
 	if (type == BR_KEYTYPE_RSA) {
 		const br_rsa_private_key *sk = br_skey_decoder_get_rsa(&l->kd);
 		br_rsa_compute_modulus modulus = br_rsa_compute_modulus_get_default();
-		br_rsa_compute_pubexp pubexp = br_rsa_compute_pubexp_get_default();
 		unsigned char n[4096 / 8];     /* BearSSL: RSA up to 4096 bits */
 		const unsigned char *a, *b;
 		size_t alen, blen = pk->key.rsa.nlen;
-		uint32_t e = 0;
-		size_t i;
 
 		alen = modulus(NULL, sk);
 		if (alen == 0 || alen > sizeof(n) || modulus(n, sk) != alen)
 			return 0;
 		a = unpad(n, &alen);
 		b = unpad(pk->key.rsa.n, &blen);
-		if (alen != blen || memcmp(a, b, alen) != 0)
-			return 0;
-		for (i = 0; i < pk->key.rsa.elen; i++) {
-			if (e > 0xffffff)
-				return 0;
-			e = e << 8 | pk->key.rsa.e[i];
-		}
-		return pubexp(sk) == e;
+		/* The same modulus is the same key pair: p and q are its
+		 * factors.  (BearSSL 0.6's compute_pubexp returns 0 for
+		 * ordinary keys, so e is not compared.) */
+		return alen == blen && memcmp(a, b, alen) == 0;
 	} else {
 		const br_ec_private_key *sk = br_skey_decoder_get_ec(&l->kd);
 		unsigned char q[BR_EC_KBUF_PUB_MAX_SIZE];
