@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "relay.h"
 #include "reply.h"
+#include "tls.h"
 #include "upstream.h"
 #include "usage.h"
 #include "webhook.h"
@@ -714,8 +715,17 @@ exchange(struct conn *c, struct request *rq, struct backend *b,
 		if (upstream_connect(&u, b, deadline, attempt > 0) < 0) {
 			int timed_out = errno == ETIMEDOUT;
 			char msg[256];
-			snprintf(msg, sizeof(msg), "cannot connect to backend %s: %s",
-			    b->conf->name, strerror(errno));
+			/* A certificate that fails is a backend that cannot be
+			 * reached safely: another one may take the request, as
+			 * for a refused connection, but the answer says why. */
+			if (errno == EPROTO && u.tls_error != 0) {
+				snprintf(msg, sizeof(msg), "TLS with backend %s failed: %s",
+				    b->conf->name, tls_error_text(u.tls_error));
+				log_warnx("%s: %s", c->request_id, msg);
+			} else {
+				snprintf(msg, sizeof(msg), "cannot connect to backend %s: %s",
+				    b->conf->name, strerror(errno));
+			}
 			res->fault = FAULT_CONNECT;
 			rq->finish = "upstream_error";
 			if (rrq->failover != NULL && rrq->failover(rrq->failover_ctx,
