@@ -43,7 +43,7 @@ UNIT_tls      = tls io
 CHECK_LIBS    = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
 
 # End-to-end suites: the real binary over loopback against the mock backend.
-E2E       = e2e_stream e2e_http e2e_cli e2e_usage e2e_balance e2e_metrics e2e_yaml
+E2E       = e2e_stream e2e_http e2e_cli e2e_usage e2e_balance e2e_metrics e2e_yaml e2e_tls
 E2E_COMMON = tests/e2e/harness.o
 
 .PHONY: all check unit e2e demo deps test-deps clean install node-deps node dashboard
@@ -53,7 +53,7 @@ all: llmproxy
 # Debian packages the build and the tests need.  As root they are installed;
 # otherwise the exact command is printed.
 DEB_BUILD = libbearssl-dev libjsmn-dev libinih-dev check pkg-config
-DEB_TEST  = curl prometheus python3
+DEB_TEST  = curl prometheus python3 stunnel4 openssl
 define install_debs
 	@missing=""; \
 	for p in $(1); do \
@@ -118,9 +118,9 @@ unit: $(UNIT:%=$(B)/tests/check_%) $(B)/tests/mock_upstream $(B)/.test-deps $(CE
 	  MOCK_BIN=$(B)/tests/mock_upstream TLS_CERTS=$(CERTS) $$t || exit 1; done
 
 E2E_ENV = LLMPROXY_BIN=$(B)/llmproxy MOCK_BIN=$(B)/tests/mock_upstream \
-          RECEIVER_BIN=$(B)/tests/webhook_receiver
+          RECEIVER_BIN=$(B)/tests/webhook_receiver TLS_CERTS=$(CERTS)
 e2e: $(B)/llmproxy $(B)/tests/mock_upstream $(B)/tests/webhook_receiver $(B)/.test-deps \
-     $(E2E:%=$(B)/tests/e2e/%)
+     $(CERTS)/.done $(E2E:%=$(B)/tests/e2e/%)
 	@for t in $(E2E:%=$(B)/tests/e2e/%); do echo "== $$t"; $(E2E_ENV) $$t || exit 1; done
 
 # The official openai npm package as a real client.

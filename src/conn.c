@@ -56,7 +56,8 @@ struct request {
 /* ---- life cycle --------------------------------------------------------------- */
 
 struct conn *
-conn_new(int fd, const struct sockaddr *peer, struct server *srv)
+conn_new(int fd, const struct sockaddr *peer, struct server *srv,
+    const struct tls_server_creds *creds)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	if (c == NULL)
@@ -72,6 +73,16 @@ conn_new(int fd, const struct sockaddr *peer, struct server *srv)
 	c->in_cap = cap;
 	c->srv = srv;
 	io_init_plain(&c->io, fd);
+	if (creds != NULL) {
+		/* BearSSL's context and its full-duplex record buffer: one
+		 * allocation, freed by conn_free (tls.h has the size). */
+		if (tls_server_init(&c->io, fd, creds) < 0) {
+			free(c->in);
+			free(c);
+			return NULL;
+		}
+		c->tls = 1;
+	}
 	if (peer->sa_family == AF_INET) {
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)peer;
 		inet_ntop(AF_INET, &s4->sin_addr, c->peer, sizeof(c->peer));
@@ -127,8 +138,7 @@ conn_free(struct conn *c)
 {
 	if (c == NULL)
 		return;
-	if (c->io.fd >= 0)
-		close(c->io.fd);
+	io_close(&c->io);
 	release_request_buffers(c);
 	free(c->in);
 	free(c);
@@ -154,6 +164,12 @@ conn_parse_head(struct conn *c)
 }
 
 int
+conn_has_input(const struct conn *c)
+{
+	return io_pending(&c->io) > 0;
+}
+
+int
 conn_read_head(struct conn *c)
 {
 	size_t max = c->srv->cfg->max_header_bytes;
@@ -167,13 +183,15 @@ conn_read_head(struct conn *c)
 				break;
 		}
 		size_t room = c->in_cap - c->in_len;
-		ssize_t n = recv(c->io.fd, c->in + c->in_len, room, 0);
+		/* Through the transport: on a TLS connection this also runs
+		 * the handshake, a step at a time, never waiting. */
+		ssize_t n = c->io.ops->read(&c->io, c->in + c->in_len, room);
 		if (n > 0) {
 			if (c->in_len == 0)
 				c->started_ms = io_now_ms();
 			c->in_len += (size_t)n;
 			/* A short read took all the socket had: with the head
-			 * complete, another recv() would only say EAGAIN. */
+			 * complete, another read would only say EAGAIN. */
 			if ((size_t)n < room && conn_parse_head(c) == 1)
 				return 1;
 			continue;
@@ -187,6 +205,9 @@ conn_read_head(struct conn *c)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			break;
+		if (c->tls && tls_last_error(&c->io) != 0)
+			log_debug("%s: TLS: %s", c->peer,
+			    tls_error_text(tls_last_error(&c->io)));
 		return -1;
 	}
 	return conn_parse_head(c);
@@ -272,7 +293,12 @@ conn_reply_now(struct conn *c, int status, const char *message,
 		message = head_error_message(status);
 	size_t n = reply_error(buf, sizeof(buf), status, message, NULL,
 	    c->request_id, extra_headers, REPLY_CLOSE);
-	ssize_t sent = send(c->io.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	/* One non-blocking write and a flush that does not wait (stall 0),
+	 * through the transport: a TLS client gets a record it can read. */
+	struct iovec iov = { buf, n };
+	ssize_t sent = c->io.ops->writev(&c->io, &iov, 1);
+	if (sent > 0 && c->io.ops->flush(&c->io, 0) < 0)
+		sent = -1;
 
 	/* Refusals are requests too: an operator must see saturation and bad
 	 * clients in the access log. */
@@ -610,8 +636,8 @@ build_upstream_head(struct conn *c, const struct request *rq,
 		}
 	}
 	n = append(o, n, c->peer, strlen(c->peer));
-	n += (size_t)sprintf(o + n, "\r\nX-Forwarded-Proto: http\r\n"
-	    "X-Request-Id: %s\r\n", c->request_id);
+	n += (size_t)sprintf(o + n, "\r\nX-Forwarded-Proto: %s\r\n"
+	    "X-Request-Id: %s\r\n", c->tls ? "https" : "http", c->request_id);
 
 	for (size_t i = 0; i < req->num_headers; i++) {
 		const struct http_header *h = &req->headers[i];

@@ -24,6 +24,8 @@ enum conn_next {
 	CONN_LINGER,    /* an error reply was sent: half-close, drain, close */
 };
 
+struct tls_server_creds;
+
 struct conn {
 	struct conn *next;          /* pool queues */
 	struct server *srv;
@@ -40,6 +42,8 @@ struct conn {
 	int waiting_state;          /* pool.c's */
 	int metrics_only;           /* accepted on [metrics] listen: serves
 	                               the metrics (and /health) alone */
+	int tls;                    /* io is TLS ([server.tls]): the handshake
+	                               runs inside the first reads */
 	size_t drained;             /* bytes dropped while lingering */
 	struct http_request req;
 
@@ -70,11 +74,18 @@ struct conn {
  * when out of memory (the buffer is then unchanged). */
 int conn_reserve(char **buf, size_t *cap, size_t want);
 
-/* A connection for an accepted socket (already set up non-blocking). */
-struct conn *conn_new(int fd, const struct sockaddr *peer, struct server *srv);
+/* A connection for an accepted socket (already set up non-blocking); TLS
+ * with creds unless NULL (its handshake runs in conn_read_head). */
+struct conn *conn_new(int fd, const struct sockaddr *peer, struct server *srv,
+    const struct tls_server_creds *creds);
 
 /* Closes the socket and frees everything. */
 void conn_free(struct conn *c);
+
+/* Can conn_read_head make progress now?  For the waiting room, before it
+ * polls: a TLS connection may hold decrypted bytes already read from the
+ * socket, which poll() would never report. */
+int conn_has_input(const struct conn *c);
 
 /*
  * Waiting room: reads what the client has sent without blocking and tries

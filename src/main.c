@@ -404,9 +404,9 @@ main(int argc, char **argv)
 		log_info("metrics on %s%s", addr, cfg->metrics_path);
 	}
 	bound_address(fd, addr, sizeof(addr));
-	log_info("llmproxy %s listening on %s, %zu backend%s, %d threads",
-	    LLMPROXY_VERSION, addr, cfg->nbackends, cfg->nbackends == 1 ? "" : "s",
-	    cfg->threads);
+	log_info("llmproxy %s listening on %s%s, %zu backend%s, %d threads",
+	    LLMPROXY_VERSION, addr, cfg->server_tls ? " (TLS)" : "", cfg->nbackends,
+	    cfg->nbackends == 1 ? "" : "s", cfg->threads);
 
 	for (;;) {
 		int sig;

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "pool.h"
 #include "reply.h"
+#include "tlsconf.h"
 
 /*
  * After a response on a keep-alive connection its worker waits this long for
@@ -115,8 +116,9 @@ hold(struct conn *c)
 	pool.holding++;
 	pthread_mutex_unlock(&pool.lock);
 
+	/* Bytes a TLS record brought along are there already: no poll. */
 	struct pollfd p = { .fd = c->io.fd, .events = POLLIN };
-	if (poll(&p, 1, CAP_KEEPALIVE_HOLD_MS) > 0)
+	if (conn_has_input(c) || poll(&p, 1, CAP_KEEPALIVE_HOLD_MS) > 0)
 		r = conn_read_head(c);
 
 	pthread_mutex_lock(&pool.lock);
@@ -432,9 +434,17 @@ accept_new(int lfd, int metrics_only, int64_t now)
 			return;
 		}
 		io_socket_setup(fd);
+		/* The metrics listener stays plain: Prometheus scrapes it on
+		 * an address of its own. */
+		const struct tls_server_creds *creds = metrics_only ? NULL :
+		    tlsconf_server();
 		struct conn *c = NULL;
 		if (pool.nconns < CAP_CONNECTIONS)
-			c = conn_new(fd, (struct sockaddr *)&ss, pool.srv);
+			c = conn_new(fd, (struct sockaddr *)&ss, pool.srv, creds);
+		if (c == NULL && creds != NULL) {
+			close(fd);      /* a reply in clear would not be read */
+			continue;
+		}
 		if (c == NULL) {
 			/* No room for a connection object: answer from the
 			 * stack, then close (the client has rarely sent anything
@@ -527,10 +537,14 @@ waiting_room_main(void *arg)
 		    .events = POLLIN };
 		for (size_t i = 0; i < pool.nparked; i++) {
 			struct conn *c = pool.parked[i];
+			/* POLLOUT too while a TLS handshake waits to send. */
 			pool.pfd[i + FIXED] = (struct pollfd){ .fd = c->io.fd,
-			    .events = POLLIN };
+			    .events = (short)(POLLIN | (c->io.want & POLLOUT)) };
 			if (next_deadline < 0 || c->deadline_ms < next_deadline)
 				next_deadline = c->deadline_ms;
+			/* Decrypted bytes already held: no waiting at all. */
+			if (c->waiting_state == WAIT_REQUEST && conn_has_input(c))
+				next_deadline = now;
 		}
 		if (!listening && (next_deadline < 0 ||
 		    pool.accept_paused_until < next_deadline))
@@ -553,7 +567,8 @@ waiting_room_main(void *arg)
 		for (size_t i = 0; i < n; i++) {
 			struct conn *c = pool.parked[i];
 			int stay;
-			if (pool.pfd[i + FIXED].revents)
+			if (pool.pfd[i + FIXED].revents ||
+			    (c->waiting_state == WAIT_REQUEST && conn_has_input(c)))
 				stay = on_parked_event(c, now);
 			else if (now >= c->deadline_ms)
 				stay = on_parked_deadline(c, now);

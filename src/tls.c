@@ -965,11 +965,13 @@ tls_close(struct io *io)
 	if (io->ops != &tls_ops)
 		return;
 	t = io->transport;
-	if (t->fail_errno == 0 &&
-	    !(br_ssl_engine_current_state(t->eng) & BR_SSL_CLOSED)) {
-		/* Seals what was written, queues close_notify; whatever the
-		 * socket takes now leaves, the rest is dropped. */
-		br_ssl_engine_close(t->eng);
+	if (t->fail_errno == 0) {
+		/* Seals what was written, queues close_notify (or, after a
+		 * failure, the engine has queued its fatal alert: the peer
+		 * learns why, e.g. bad_certificate); whatever the socket takes
+		 * now leaves, the rest is dropped. */
+		if (!(br_ssl_engine_current_state(t->eng) & BR_SSL_CLOSED))
+			br_ssl_engine_close(t->eng);
 		push(io, t);
 	}
 	explicit_bzero(t, t->size);
