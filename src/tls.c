@@ -1029,7 +1029,11 @@ tls_client_init(struct io *io, int fd, const char *server_name,
 	engine_setup(eng);
 	/* Signature checks, for the handshake and the certificates. */
 	br_ssl_engine_set_default_rsavrfy(eng);
-	br_ssl_engine_set_default_ecdsa(eng);
+	/* Not br_ssl_engine_set_default_ecdsa(): it forces the m31 curve
+	 * code, which on 64-bit machines would be linked beside the m62 one
+	 * the server side and key checks use (10 KiB of the static build). */
+	br_ssl_engine_set_ec(eng, br_ec_get_default());
+	br_ssl_engine_set_ecdsa(eng, br_ecdsa_vrfy_asn1_get_default());
 	if (verify) {
 		br_x509_minimal_context *xc = &cl->x.minimal;
 

@@ -96,7 +96,7 @@ setup(void)
 	receiver_start(&receiver, 0, NULL);
 	start_stunnel();
 	snprintf(cfg, sizeof(cfg),
-	    "[server]\nlisten = 127.0.0.1:0\n"
+	    "[server]\nlisten = 127.0.0.1:0\nread_timeout = 1s\n"
 	    "[server.tls]\nenabled = true\ncert_file = %s/chain.pem\nkey_file = %s/chain.key\n"
 	    "[tls]\nca_file = %s/ca.pem\n"
 	    "[routing.retry]\nenabled = false\n"
@@ -342,6 +342,58 @@ START_TEST(listener_refuses_plain_http)
 }
 END_TEST
 
+/* A client that never finishes its handshake is dropped at read_timeout
+ * (1 s here), and meanwhile others are served: the handshake runs a step
+ * at a time in the waiting room, never waiting there. */
+START_TEST(listener_slow_handshake_dropped)
+{
+	static char out[65536];
+	int silent = tcp_connect(proxy.port);
+	int partial = tcp_connect(proxy.port);
+	int64_t t0 = now_ms();
+
+	/* A TLS record header announcing a ClientHello that never comes. */
+	send_all(partial, "\x16\x03\x01\x02\x00\x01", 6);
+	ck_assert_int_eq(curl_chat(chat_body("good", 0), out, sizeof(out)), 200);
+	int64_t t1 = wait_closed(silent, 5000), t2 = wait_closed(partial, 5000);
+	ck_assert_msg(t1 >= 0 && t2 >= 0, "a stalled handshake was not dropped");
+	ck_assert_msg(t1 - t0 >= 900 && t1 - t0 < 2500, "dropped after %lld ms",
+	    (long long)(t1 - t0));
+	ck_assert_msg(t2 - t0 >= 900 && t2 - t0 < 2500, "dropped after %lld ms",
+	    (long long)(t2 - t0));
+	close(silent);
+	close(partial);
+}
+END_TEST
+
+/* Health probes speak https too: a backend whose certificate fails is down,
+ * with the reason in the log; a good one stays up. */
+START_TEST(health_probes_over_https)
+{
+	struct proxy px;
+	char cfg[4096], line[1024];
+
+	snprintf(cfg, sizeof(cfg),
+	    "[server]\nlisten = 127.0.0.1:0\n"
+	    "[tls]\nca_file = %s/ca.pem\n"
+	    "[health_check]\nenabled = true\ninterval = 1s\ntimeout = 1s\n"
+	    "unhealthy_threshold = 1\n"
+	    "[backends.good]\nurl = https://127.0.0.1:%d\n"
+	    "[backends.wrong]\nurl = https://127.0.0.1:%d\n",
+	    certs, serv_port[S_GOOD], serv_port[S_WRONG]);
+	proxy_start_ok(&px, cfg);
+	ck_assert_msg(wait_file_contains(px.proc.err_path, "backend wrong is down",
+	    8000, line, sizeof(line)) == 0, "the wrong-name backend stayed up");
+	ck_assert_msg(strstr(line, "certificate does not match the host name") != NULL,
+	    "%s", line);
+	ck_assert_msg(mock_stat(&mock, "health_requests") > 0,
+	    "no probe reached the good backend");
+	ck_assert(wait_file_contains(px.proc.err_path, "backend good is down", 10,
+	    NULL, 0) != 0);
+	proxy_stop(&px);
+}
+END_TEST
+
 /* ---- https webhook ------------------------------------------------------------------------ */
 
 START_TEST(https_webhook_receives_records)
@@ -440,6 +492,8 @@ tls_suite(void)
 	tcase_add_test(tc, listener_stream_one_read_per_event);
 	tcase_add_test(tc, listener_client_abort_stops_backend);
 	tcase_add_test(tc, listener_refuses_plain_http);
+	tcase_add_test(tc, listener_slow_handshake_dropped);
+	tcase_add_test(tc, health_probes_over_https);
 	tcase_add_test(tc, https_webhook_receives_records);
 	tcase_add_test(tc, bad_pem_files_are_config_errors);
 	suite_add_tcase(s, tc);
