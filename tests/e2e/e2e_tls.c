@@ -394,6 +394,22 @@ START_TEST(health_probes_over_https)
 }
 END_TEST
 
+/* `llmproxy --probe https://...` (the container's HEALTHCHECK) works on the
+ * TLS listener. */
+START_TEST(probe_over_https)
+{
+	char url[128], out[1024];
+	char *argv[] = { "llmproxy", "--probe", url, NULL };
+
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/health", proxy.port);
+	ck_assert_msg(run_llmproxy(argv, out, sizeof(out)) == 0, "%s", out);
+	/* And against a plain listener it fails, saying so. */
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/health", mock.port);
+	ck_assert_int_eq(run_llmproxy(argv, out, sizeof(out)), 1);
+	ck_assert_msg(strstr(out, "TLS with 127.0.0.1:") != NULL, "%s", out);
+}
+END_TEST
+
 /* ---- https webhook ------------------------------------------------------------------------ */
 
 START_TEST(https_webhook_receives_records)
@@ -494,6 +510,7 @@ tls_suite(void)
 	tcase_add_test(tc, listener_refuses_plain_http);
 	tcase_add_test(tc, listener_slow_handshake_dropped);
 	tcase_add_test(tc, health_probes_over_https);
+	tcase_add_test(tc, probe_over_https);
 	tcase_add_test(tc, https_webhook_receives_records);
 	tcase_add_test(tc, bad_pem_files_are_config_errors);
 	suite_add_tcase(s, tc);
