@@ -143,17 +143,15 @@ io_socket_setup(int fd)
 
 /* ---- waiting ------------------------------------------------------------------ */
 
-/* Waits for io->want until the deadline.  Returns 0 when ready, -1 with
- * errno ETIMEDOUT or poll's error. */
-static int
-wait_ready(struct io *io, int64_t deadline_ms)
+int
+io_wait(int fd, short events, int64_t deadline_ms)
 {
-	struct pollfd p = { .fd = io->fd, .events = io->want ? io->want : POLLIN };
+	struct pollfd p = { .fd = fd, .events = events };
 
 	for (;;) {
 		int r = poll(&p, 1, io_poll_timeout(deadline_ms));
 		if (r > 0)
-			return 0;   /* readable, writable, or an error to read */
+			return 0;   /* ready, or an error to read */
 		if (r == 0) {
 			errno = ETIMEDOUT;
 			return -1;
@@ -161,6 +159,13 @@ wait_ready(struct io *io, int64_t deadline_ms)
 		if (errno != EINTR)
 			return -1;
 	}
+}
+
+/* Waits for io->want (POLLIN when unset) until the deadline. */
+static int
+wait_ready(struct io *io, int64_t deadline_ms)
+{
+	return io_wait(io->fd, io->want ? io->want : POLLIN, deadline_ms);
 }
 
 ssize_t

@@ -60,6 +60,10 @@ int64_t io_earliest(int64_t a, int64_t b);
  * 0 when it has passed. */
 int io_poll_timeout(int64_t deadline_ms);
 
+/* Polls fd for events until deadline_ms (< 0: none).  Returns 0 when ready
+ * (or in error), -1 with errno ETIMEDOUT or poll's error. */
+int io_wait(int fd, short events, int64_t deadline_ms);
+
 /*
  * Reads up to n bytes, waiting until deadline_ms (io_now_ms() clock; -1 for
  * none).  Returns bytes read (> 0), 0 at end of stream, or -1 with errno

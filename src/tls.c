@@ -840,25 +840,6 @@ tls_writev(struct io *io, const struct iovec *iov, int iovcnt)
 	return (ssize_t)total;
 }
 
-/* Waits for events on fd until deadline_ms.  0, or -1 with errno. */
-static int
-wait_fd(int fd, short events, int64_t deadline_ms)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-
-	for (;;) {
-		int r = poll(&p, 1, io_poll_timeout(deadline_ms));
-		if (r > 0)
-			return 0;
-		if (r == 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		if (errno != EINTR)
-			return -1;
-	}
-}
-
 static int
 tls_flush(struct io *io, int stall_ms)
 {
@@ -893,7 +874,7 @@ tls_flush(struct io *io, int stall_ms)
 			continue;
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			io->want = POLLOUT;
-			if (wait_fd(io->fd, POLLOUT, io_now_ms() + stall_ms) < 0)
+			if (io_wait(io->fd, POLLOUT, io_now_ms() + stall_ms) < 0)
 				return -1;
 			continue;
 		}
@@ -939,7 +920,7 @@ tls_handshake(struct io *io, int64_t deadline_ms)
 		}
 		if (errno != EAGAIN)
 			return -1;
-		if (wait_fd(io->fd, io->want, deadline_ms) < 0)
+		if (io_wait(io->fd, io->want, deadline_ms) < 0)
 			return -1;
 	}
 }
