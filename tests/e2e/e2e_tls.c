@@ -394,6 +394,37 @@ START_TEST(health_probes_over_https)
 }
 END_TEST
 
+/* A certificate that fails is a backend failure like a refused connection:
+ * the request goes to the next backend, and the failing one is ejected. */
+START_TEST(bad_certificate_fails_over)
+{
+	struct proxy px;
+	char cfg[4096];
+	static char out[65536];
+	struct proxy saved = proxy;
+
+	snprintf(cfg, sizeof(cfg),
+	    "[server]\nlisten = 127.0.0.1:0\n"
+	    "[server.tls]\nenabled = true\ncert_file = %s/ec.pem\nkey_file = %s/ec.key\n"
+	    "[tls]\nca_file = %s/ca.pem\n"
+	    "[health_check]\nenabled = false\n"
+	    "[routing.retry]\nenabled = true\nmax_retries = 1\ninitial_wait = 0s\n"
+	    "[backends.untrusted]\nurl = https://127.0.0.1:%d\n"
+	    "[backends.good]\nurl = https://127.0.0.1:%d\n",
+	    certs, certs, certs, serv_port[S_UNTRUSTED], serv_port[S_GOOD]);
+	proxy_start_ok(&px, cfg);
+	proxy = px;             /* curl_chat talks to `proxy` */
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(curl_chat(chat_body("any", i & 1), out, sizeof(out)), 200);
+	proxy = saved;
+	ck_assert(wait_file_contains(px.proc.err_path,
+	    "TLS with backend untrusted failed: certificate not trusted", 10, NULL, 0) == 0);
+	ck_assert(wait_file_contains(px.proc.err_path,
+	    "backend untrusted failed before answering; trying good", 10, NULL, 0) == 0);
+	proxy_stop(&px);
+}
+END_TEST
+
 /* `llmproxy --probe https://...` (the container's HEALTHCHECK) works on the
  * TLS listener. */
 START_TEST(probe_over_https)
@@ -505,6 +536,7 @@ tls_suite(void)
 	tcase_add_test(tc, plain_and_stream_through_https_backends);
 	tcase_add_test(tc, bad_certificates_refused_with_502);
 	tcase_add_test(tc, tls_connections_reused);
+	tcase_add_test(tc, bad_certificate_fails_over);
 	tcase_add_test(tc, listener_stream_one_read_per_event);
 	tcase_add_test(tc, listener_client_abort_stops_backend);
 	tcase_add_test(tc, listener_refuses_plain_http);
