@@ -395,7 +395,9 @@ START_TEST(health_probes_over_https)
 END_TEST
 
 /* A certificate that fails is a backend failure like a refused connection:
- * the request goes to the next backend, and the failing one is ejected. */
+ * the request goes to the next backend.  (This listener has an RSA key,
+ * certificate and key in one file: RSA signing on the waiting room's
+ * stack.) */
 START_TEST(bad_certificate_fails_over)
 {
 	struct proxy px;
@@ -405,7 +407,7 @@ START_TEST(bad_certificate_fails_over)
 
 	snprintf(cfg, sizeof(cfg),
 	    "[server]\nlisten = 127.0.0.1:0\n"
-	    "[server.tls]\nenabled = true\ncert_file = %s/ec.pem\nkey_file = %s/ec.key\n"
+	    "[server.tls]\nenabled = true\ncert_file = %s/both.pem\nkey_file = %s/both.pem\n"
 	    "[tls]\nca_file = %s/ca.pem\n"
 	    "[health_check]\nenabled = false\n"
 	    "[routing.retry]\nenabled = true\nmax_retries = 1\ninitial_wait = 0s\n"
