@@ -94,9 +94,10 @@ tlsconf_load(const struct config *cfg, char *err, size_t errlen)
 		server_creds = tls_server_load(cfg->server_cert_file,
 		    cfg->server_key_file, why, sizeof(why));
 		if (server_creds == NULL) {
-			/* The message names the file at fault. */
-			int key = strncmp(why, cfg->server_key_file,
-			    strlen(cfg->server_key_file)) == 0 &&
+			/* The message starts with the file at fault. */
+			size_t kl = strlen(cfg->server_key_file);
+			int key = strncmp(why, cfg->server_key_file, kl) == 0 &&
+			    why[kl] == ':' &&
 			    strcmp(cfg->server_key_file, cfg->server_cert_file) != 0;
 			return load_error(err, errlen, cfg, key ?
 			    cfg->server_key_line : cfg->server_cert_line,
