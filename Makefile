@@ -166,12 +166,21 @@ $(B)/tests/bench/loadgen: tests/bench/loadgen.c | $(B)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
 
+# The TLS line (tests/bench/tls.sh): handshake cost and what TLS adds to
+# TTFT, measured by a client on src/tls.c.
+$(B)/tests/bench/tls_bench: tests/bench/tls_bench.c $(B)/src/tls.o $(B)/src/io.o | $(B)/.deps
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ -lbearssl
+
 BENCH_BINS = $(B)/llmproxy $(B)/tests/mock_upstream $(B)/tests/webhook_receiver \
-             $(B)/tests/bench/loadgen $(B)/.bench-deps
+             $(B)/tests/bench/loadgen $(B)/.bench-deps \
+             $(B)/tests/bench/tls_bench $(CERTS)/.done
 bench: $(BENCH_BINS)
 	B=$(B) sh tests/bench/run.sh
+	B=$(B) TLS_CERTS=$(CERTS) sh tests/bench/tls.sh
 bench-smoke: $(BENCH_BINS)
 	B=$(B) sh tests/bench/run.sh --smoke
+	B=$(B) TLS_CERTS=$(CERTS) sh tests/bench/tls.sh --smoke --out $(B)/bench-tls-smoke.txt
 
 # ---- config.yaml -> config.ini (yaml2ini.sh) -----------------------------------
 # (section owned by the yaml2ini work)
