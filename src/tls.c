@@ -235,7 +235,17 @@ engine_setup(br_ssl_engine_context *eng)
 	br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
 	br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
 	br_ssl_engine_set_default_aes_gcm(eng);
+#if defined(__x86_64__) || defined(__i386__)
+	/* x86 has AES-NI (AES-GCM goes first): ChaCha20-Poly1305 is the rare
+	 * fallback, so its portable code alone, not BearSSL's SSE2 and 64-bit
+	 * multiply variants beside it (3.6 KiB of the static build). */
+	br_ssl_engine_set_chapol(eng, &br_sslrec_in_chapol_vtable,
+	    &br_sslrec_out_chapol_vtable);
+	br_ssl_engine_set_chacha20(eng, &br_chacha20_ct_run);
+	br_ssl_engine_set_poly1305(eng, &br_poly1305_ctmul_run);
+#else
 	br_ssl_engine_set_default_chapol(eng);
+#endif
 	/* Renegotiation only ever served attacks (CVE-2009-3555, CPU DoS). */
 	br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION);
 }
