@@ -24,7 +24,7 @@ LIBS         = -linih -pthread
 
 # The program, module by module (DESIGN.md has the map).
 SRC = main config log pool conn http io upstream relay sse json balancer reply \
-      usage webhook spool httpc health metrics
+      usage webhook spool httpc health metrics server
 OBJ = $(SRC:%=$(B)/src/%.o)
 
 # Check suites, one per pure module, and what each links.

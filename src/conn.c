@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "relay.h"
 #include "reply.h"
+#include "server.h"
 #include "upstream.h"
 #include "usage.h"
 #include "webhook.h"
@@ -40,7 +41,7 @@ struct request {
 	/* For the access line and the metrics. */
 	int status;
 	const char *backend;
-	int backend_index;          /* in the config, -1: none */
+	int backend_index;          /* its metrics slot, -1: none */
 	int stream;
 	uint64_t bytes;
 	int64_t ttft_us;
@@ -55,16 +56,18 @@ struct request {
 /* ---- life cycle --------------------------------------------------------------- */
 
 struct conn *
-conn_new(int fd, const struct sockaddr *peer, struct server *srv)
+conn_new(int fd, const struct sockaddr *peer)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
+	struct server *srv = server_acquire();
 	size_t cap = CAP_HEAD_BUF_INIT;
 	if (cap > srv->cfg->max_header_bytes)
 		cap = srv->cfg->max_header_bytes;
 	c->in = malloc(cap);
 	if (c->in == NULL) {
+		server_release(srv);
 		free(c);
 		return NULL;
 	}
@@ -130,6 +133,7 @@ conn_free(struct conn *c)
 		close(c->io.fd);
 	release_request_buffers(c);
 	free(c->in);
+	server_release(c->srv);
 	free(c);
 }
 
@@ -644,8 +648,7 @@ failover(void *ctx, unsigned retry_on)
 	if (b == NULL)
 		return 0;
 	if (t->want.nexclude > 0)       /* the backend that failed */
-		metrics_retry((int)(t->tried[t->want.nexclude - 1] -
-		    t->c->srv->backends.backends));
+		metrics_retry(t->tried[t->want.nexclude - 1]->metrics_id);
 	t->next = b;
 	t->pause_ms = retry_pause(cfg, t->failovers);
 	t->retries_left--;
@@ -915,7 +918,7 @@ proxy(struct conn *c, struct request *rq)
 		if (t.want.nexclude < sizeof(t.tried) / sizeof(t.tried[0]))
 			t.tried[t.want.nexclude++] = b;
 		rq->backend = b->conf->name;
-		rq->backend_index = (int)(b - c->srv->backends.backends);
+		rq->backend_index = b->metrics_id;
 		rrq.backend_index = rq->backend_index;
 		if (metered)
 			inject_usage(c, &m, b, &body, &body_len);
@@ -1160,11 +1163,24 @@ consume_request(struct conn *c, size_t consumed)
 	return 0;
 }
 
+/* A request starts with the configuration in force now; the one before
+ * goes when its last request and connection let go of it. */
+static void
+follow_reload(struct conn *c)
+{
+	if (!server_stale(c->srv))
+		return;
+	struct server *now = server_acquire();
+	server_release(c->srv);
+	c->srv = now;
+}
+
 enum conn_next
 conn_serve(struct conn *c)
 {
 	for (;;) {
 		struct request rq = { 0 };
+		follow_reload(c);
 		enum conn_next next = serve_one(c, &rq);
 		log_request(c, &rq);
 		if (next != CONN_PARK || consume_request(c, rq.consumed) < 0) {

@@ -26,7 +26,9 @@ enum conn_next {
 
 struct conn {
 	struct conn *next;          /* pool queues */
-	struct server *srv;
+	struct server *srv;         /* a reference (server.h): the snapshot in
+	                               force when its current or last request
+	                               started */
 	struct io io;
 	char peer[64];              /* client address, for logs and XFF */
 
@@ -70,8 +72,9 @@ struct conn {
  * when out of memory (the buffer is then unchanged). */
 int conn_reserve(char **buf, size_t *cap, size_t want);
 
-/* A connection for an accepted socket (already set up non-blocking). */
-struct conn *conn_new(int fd, const struct sockaddr *peer, struct server *srv);
+/* A connection for an accepted socket (already set up non-blocking), with a
+ * reference to the configuration in force. */
+struct conn *conn_new(int fd, const struct sockaddr *peer);
 
 /* Closes the socket and frees everything. */
 void conn_free(struct conn *c);

@@ -38,7 +38,6 @@ enum waiting {
 };
 
 static struct {
-	struct server *srv;
 	int listen_fd;
 	int metrics_fd;             /* [metrics] listen, or -1 */
 	int wake[2];                /* workers hand connections back */
@@ -276,7 +275,7 @@ close_conn(struct conn *c)
 static void
 wait_for_request(struct conn *c, int64_t now)
 {
-	const struct config *cfg = pool.srv->cfg;
+	const struct config *cfg = c->srv->cfg;
 
 	c->waiting_state = WAIT_REQUEST;
 	c->deadline_ms = c->in_len > 0 ? c->started_ms + cfg->read_timeout_ms :
@@ -383,7 +382,7 @@ on_parked_event(struct conn *c, int64_t now)
 	int r = conn_read_head(c);
 	if (r == 0) {
 		if (was_idle && c->in_len > 0)
-			c->deadline_ms = c->started_ms + pool.srv->cfg->read_timeout_ms;
+			c->deadline_ms = c->started_ms + c->srv->cfg->read_timeout_ms;
 		return 1;
 	}
 	if (r < 0)
@@ -411,8 +410,6 @@ on_parked_deadline(struct conn *c, int64_t now)
 static void
 accept_new(int lfd, int metrics_only, int64_t now)
 {
-	const struct config *cfg = pool.srv->cfg;
-
 	for (;;) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
@@ -434,7 +431,7 @@ accept_new(int lfd, int metrics_only, int64_t now)
 		io_socket_setup(fd);
 		struct conn *c = NULL;
 		if (pool.nconns < CAP_CONNECTIONS)
-			c = conn_new(fd, (struct sockaddr *)&ss, pool.srv);
+			c = conn_new(fd, (struct sockaddr *)&ss);
 		if (c == NULL) {
 			/* No room for a connection object: answer from the
 			 * stack, then close (the client has rarely sent anything
@@ -451,7 +448,7 @@ accept_new(int lfd, int metrics_only, int64_t now)
 		}
 		pool.nconns++;
 		c->metrics_only = metrics_only;
-		c->deadline_ms = now + cfg->read_timeout_ms;
+		c->deadline_ms = now + c->srv->cfg->read_timeout_ms;
 		c->waiting_state = WAIT_REQUEST;
 		if (park(c) < 0)
 			close_conn(c);
@@ -581,17 +578,16 @@ waiting_room_main(void *arg)
 }
 
 int
-pool_start(struct server *srv, int listen_fd, int metrics_fd)
+pool_start(int threads, int listen_fd, int metrics_fd)
 {
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&pool.all_done, &ca);
 	pthread_condattr_destroy(&ca);
-	pool.srv = srv;
 	pool.listen_fd = listen_fd;
 	pool.metrics_fd = metrics_fd;
-	pool.max_workers = srv->cfg->threads;
+	pool.max_workers = threads;
 	if (pipe2(pool.wake, O_NONBLOCK | O_CLOEXEC) < 0)
 		return -1;
 	pool.pfd = calloc(FIXED, sizeof(*pool.pfd));
