@@ -31,6 +31,12 @@
 #define CAP_KEEPALIVE_HOLD_MS 2
 #endif
 
+/* After accept() fails for want of descriptors (EMFILE, ENFILE) or memory,
+ * the listener is not polled for this long. */
+#ifndef ACCEPT_PAUSE_MS
+#define ACCEPT_PAUSE_MS 100
+#endif
+
 /* Where a connection is in the waiting room. */
 enum waiting {
 	WAIT_REQUEST,   /* for (the rest of) a request head */
@@ -42,6 +48,8 @@ static struct {
 	int metrics_fd;             /* [metrics] listen, or -1 */
 	int wake[2];                /* workers hand connections back */
 	int64_t accept_paused_until;
+	int accept_failing;         /* out of descriptors: said once, until an
+	                               accept works again */
 
 	/* Owned by the waiting room thread alone. */
 	int closing;                /* it has seen `draining` */
@@ -422,11 +430,19 @@ accept_new(int lfd, int metrics_only, int64_t now)
 			    errno == ENOMEM) {
 				/* Out of descriptors: stop accepting for a moment
 				 * instead of spinning on a listener that stays
-				 * readable. */
-				log_warn("accept");
-				pool.accept_paused_until = now + 100;
+				 * readable (the clients wait in the backlog).  Said
+				 * once per episode, not ten times a second. */
+				if (!pool.accept_failing)
+					log_warn("accept (pausing accepts, %d connections "
+					    "open)", (int)pool.nconns);
+				pool.accept_failing = 1;
+				pool.accept_paused_until = now + ACCEPT_PAUSE_MS;
 			}
 			return;
+		}
+		if (pool.accept_failing) {
+			log_info("accepting connections again");
+			pool.accept_failing = 0;
 		}
 		io_socket_setup(fd);
 		struct conn *c = NULL;
