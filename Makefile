@@ -42,7 +42,7 @@ UNIT_log      = log json
 CHECK_LIBS    = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
 
 # End-to-end suites: the real binary over loopback against the mock backend.
-E2E       = e2e_stream e2e_http e2e_smuggle e2e_lifecycle e2e_exhaust e2e_cli e2e_usage e2e_balance e2e_metrics e2e_yaml
+E2E       = e2e_stream e2e_http e2e_smuggle e2e_lifecycle e2e_exhaust e2e_faults e2e_cli e2e_usage e2e_balance e2e_metrics e2e_yaml
 E2E_COMMON = tests/e2e/harness.o
 
 .PHONY: all check unit e2e demo deps test-deps clean install node-deps node dashboard

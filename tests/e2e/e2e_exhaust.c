@@ -75,23 +75,6 @@ cpu_ticks(pid_t pid)
 	return (long)(ut + st);
 }
 
-static int
-count_in_file(const char *path, const char *needle)
-{
-	static char buf[1 << 20];
-	FILE *f = fopen(path, "r");
-	int n = 0;
-
-	if (f == NULL)
-		return 0;
-	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[len] = '\0';
-	for (const char *p = buf; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-		n++;
-	return n;
-}
-
 /* A plain request through the proxy; returns how long it took (ms). */
 static int64_t
 timed_request(int port)
@@ -232,7 +215,7 @@ START_TEST(emfile_backs_off_and_recovers)
 	ck_assert_msg(used * 10 <= ticks, "the proxy used %ld/%ld s of CPU in %lld ms "
 	    "while out of descriptors", used, ticks, (long long)wall);
 	/* Said once, not at every retry. */
-	ck_assert_int_eq(count_in_file(px.proc.err_path, "Too many open files"), 1);
+	ck_assert_int_eq(file_count(px.proc.err_path, "Too many open files"), 1);
 
 	/* The clients go: it accepts again and serves. */
 	for (int i = 0; i < HOGS; i++)

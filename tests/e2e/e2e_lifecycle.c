@@ -54,30 +54,13 @@ teardown(void)
 
 /* ---- small tools ------------------------------------------------------------- */
 
-static int
-count_in_file(const char *path, const char *needle)
-{
-	static char buf[1 << 20];
-	FILE *f = fopen(path, "r");
-	int n = 0;
-
-	if (f == NULL)
-		return 0;
-	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[len] = '\0';
-	for (const char *p = buf; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-		n++;
-	return n;
-}
-
 /* Waits until the proxy's log holds needle n times. */
 static void
 wait_log_count(const struct proxy *px, const char *needle, int n)
 {
 	int64_t deadline = now_ms() + 5000;
 
-	while (count_in_file(px->proc.err_path, needle) < n) {
+	while (file_count(px->proc.err_path, needle) < n) {
 		ck_assert_msg(now_ms() < deadline, "no '%s' (x%d) in the log", needle, n);
 		usleep(10 * 1000);
 	}
@@ -89,7 +72,7 @@ static void
 reload(struct proxy *px, const char *text, const char *outcome)
 {
 	char tmp[300];
-	int before = count_in_file(px->proc.err_path, outcome);
+	int before = file_count(px->proc.err_path, outcome);
 
 	snprintf(tmp, sizeof(tmp), "%s.new", px->config_path);
 	FILE *f = fopen(tmp, "w");
@@ -174,34 +157,18 @@ try_connect(int port)
 	return err;
 }
 
-/* How many records for id the receiver acknowledged. */
-static size_t
-records_for(const struct receiver *r, const char *id)
-{
-	char want[128], **lines, *block;
-	size_t n, hits = 0;
-
-	snprintf(want, sizeof(want), "\"request_id\":\"%s\"", id);
-	n = receiver_records(r, &lines, &block);
-	for (size_t i = 0; i < n; i++)
-		hits += strstr(lines[i], want) != NULL;
-	free(lines);
-	free(block);
-	return hits;
-}
-
 static void
 wait_delivered_once(const struct receiver *r, const char *id)
 {
 	int64_t deadline = now_ms() + 10000;
 
-	while (records_for(r, id) == 0)
+	while (receiver_count(r, id, NULL, 0) == 0)
 		ck_assert_msg(now_ms() < deadline, "no usage record for %s", id);
 	/* A little longer: a duplicate would come with the next retry. */
 	int64_t settle = now_ms() + 500;
 	while (now_ms() < settle)
 		usleep(20 * 1000);
-	ck_assert_uint_eq(records_for(r, id), 1);
+	ck_assert_uint_eq(receiver_count(r, id, NULL, 0), 1);
 }
 
 /* ---- SIGTERM -------------------------------------------------------------------- */
@@ -243,7 +210,7 @@ START_TEST(sigterm_refuses_new_connections_finishes_the_stream_spools_its_record
 	ck_assert_int_eq(proxy_wait_exit(&px, 10000), 0);
 	/* Not delivered, not lost: on disk. */
 	ck_assert(wait_file_contains(spool, "term-1", 100, line, sizeof(line)) == 0);
-	ck_assert_uint_eq(records_for(&rv, "term-1"), 0);
+	ck_assert_uint_eq(receiver_count(&rv, "term-1", NULL, 0), 0);
 	proxy_stop(&px);
 
 	/* The next run delivers it, once. */
@@ -338,7 +305,7 @@ START_TEST(sighup_carries_backend_state_over)
 	config2(cfg, sizeof(cfg), "a", &ma, 1, "b", &mb, 1, hc);
 	proxy_start_ok(&px, cfg);
 	mock_defaults(&mb, "X-Mock-Fail=503");
-	for (int k = 0; count_in_file(px.proc.err_path, "backend b ejected") == 0; k++) {
+	for (int k = 0; file_count(px.proc.err_path, "backend b ejected") == 0; k++) {
 		struct response r;
 		ck_assert_msg(k < 6, "b never ejected");
 		post(px.port, "", plain_body, &r);
@@ -348,7 +315,7 @@ START_TEST(sighup_carries_backend_state_over)
 
 	config2(cfg, sizeof(cfg), "a", &ma, 2, "b", &mb, 1, hc);
 	reload(&px, cfg, RELOADED);
-	ck_assert_int_eq(count_in_file(px.proc.err_path,
+	ck_assert_int_eq(file_count(px.proc.err_path,
 	    "(2 with their state carried over)"), 1);
 	long b0 = mock_stat(&mb, "requests");
 	for (int k = 0; k < 6; k++)
@@ -361,7 +328,7 @@ START_TEST(sighup_carries_backend_state_over)
 	ck_assert_ptr_nonnull(url);
 	memcpy(url + strlen("[backends.b]\nurl = http://"), "localhost", 9);
 	reload(&px, cfg, RELOADED);
-	ck_assert_int_eq(count_in_file(px.proc.err_path,
+	ck_assert_int_eq(file_count(px.proc.err_path,
 	    "(1 with their state carried over)"), 1);
 	b0 = mock_stat(&mb, "requests");
 	for (int k = 0; k < 4; k++)
@@ -383,7 +350,7 @@ START_TEST(sighup_bad_or_unreadable_config_keeps_the_old_one)
 	reload(&px, "[server]\nlisten = 127.0.0.1:0\n\n[backends.x]\n"
 	    "url = ftp://nowhere\n", KEPT);
 	snprintf(want, sizeof(want), "%s:5:", px.config_path);
-	ck_assert_msg(count_in_file(px.proc.err_path, want) == 1,
+	ck_assert_msg(file_count(px.proc.err_path, want) == 1,
 	    "no '%s' in the log", want);
 	long a0 = mock_stat(&ma, "requests");
 	chat_ok(px.port);
@@ -391,18 +358,18 @@ START_TEST(sighup_bad_or_unreadable_config_keeps_the_old_one)
 
 	/* Gone (unreadable): named too; a still serves. */
 	ck_assert_int_eq(unlink(px.config_path), 0);
-	int before = count_in_file(px.proc.err_path, KEPT);
+	int before = file_count(px.proc.err_path, KEPT);
 	proxy_signal(&px, SIGHUP);
 	wait_log_count(&px, KEPT, before + 1);
 	snprintf(want, sizeof(want), "reload: %s", px.config_path);
-	ck_assert_msg(count_in_file(px.proc.err_path, want) == 2,
+	ck_assert_msg(file_count(px.proc.err_path, want) == 2,
 	    "the unreadable file is not named");
 	chat_ok(px.port);
 	ck_assert_int_eq(mock_stat(&ma, "requests") - a0, 2);
 
 	/* A directory where the file was: the same. */
 	ck_assert_int_eq(mkdir(px.config_path, 0700), 0);
-	before = count_in_file(px.proc.err_path, KEPT);
+	before = file_count(px.proc.err_path, KEPT);
 	proxy_signal(&px, SIGHUP);
 	wait_log_count(&px, KEPT, before + 1);
 	chat_ok(px.port);
@@ -425,9 +392,9 @@ START_TEST(sighup_settings_bound_at_start_need_a_restart)
 	snprintf(text, sizeof(text), "%.*slisten = 127.0.0.1:%d\nthreads = 3\n%s",
 	    (int)(listen - cfg), cfg, dead_port(), listen + strlen("listen = 127.0.0.1:0\n"));
 	reload(&px, text, RELOADED);
-	ck_assert_int_eq(count_in_file(px.proc.err_path,
+	ck_assert_int_eq(file_count(px.proc.err_path,
 	    "[server] listen changed: needs a restart"), 1);
-	ck_assert_int_eq(count_in_file(px.proc.err_path,
+	ck_assert_int_eq(file_count(px.proc.err_path,
 	    "[server] threads changed: needs a restart"), 1);
 	/* Still on its old port, and the rest of the file took effect. */
 	long b0 = mock_stat(&mb, "requests");

@@ -180,23 +180,6 @@ teardown(void)
 
 /* ---- what the backend saw ------------------------------------------------------ */
 
-static int
-count_in_file(const char *path, const char *needle)
-{
-	static char buf[1 << 20];
-	FILE *f = fopen(path, "r");
-	int n = 0;
-
-	if (f == NULL)
-		return 0;
-	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[len] = '\0';
-	for (const char *p = buf; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-		n++;
-	return n;
-}
-
 struct seen {
 	long requests;
 	int malformed;
@@ -206,7 +189,7 @@ static struct seen
 backend_seen(void)
 {
 	struct seen s = { mock_stat(&mock, "requests"),
-	    count_in_file(mock.proc.err_path, "malformed request") };
+	    file_count(mock.proc.err_path, "malformed request") };
 	ck_assert_int_ge(s.requests, 0);
 	return s;
 }

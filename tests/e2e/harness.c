@@ -156,6 +156,40 @@ exited(const struct proc *p)
 }
 
 int
+file_count(const char *path, const char *needle)
+{
+	static char buf[1 << 20];
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	if (f == NULL)
+		return 0;
+	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	for (const char *p = buf; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+size_t
+receiver_count(const struct receiver *rv, const char *request_id, char *out,
+    size_t cap)
+{
+	char want[256], **lines, *block;
+	size_t n, hits = 0;
+
+	snprintf(want, sizeof(want), "\"request_id\":\"%s\"", request_id);
+	n = receiver_records(rv, &lines, &block);
+	for (size_t i = 0; i < n; i++)
+		if (strstr(lines[i], want) != NULL && hits++ == 0 && out != NULL)
+			snprintf(out, cap, "%s", lines[i]);
+	free(lines);
+	free(block);
+	return hits;
+}
+
+int
 wait_file_contains(const char *path, const char *needle, int timeout_ms,
     char *line, size_t line_cap)
 {

@@ -111,6 +111,15 @@ int run_llmproxy(char *const argv[], char *out, size_t cap);
 int wait_file_contains(const char *path, const char *needle, int timeout_ms,
     char *line, size_t line_cap);
 
+/* How many times needle occurs in the file (0 when it cannot be read; the
+ * first MiB is read). */
+int file_count(const char *path, const char *needle);
+
+/* How many acknowledged records the receiver holds for request_id, the
+ * first copied into out when out is not NULL. */
+size_t receiver_count(const struct receiver *rv, const char *request_id,
+    char *out, size_t cap);
+
 /* ---- other programs ------------------------------------------------------------ */
 
 /* Starts argv[0] (a path) with stdout into p->out_path and stderr into
