@@ -180,20 +180,6 @@ teardown(void)
 
 /* ---- what the backend saw ------------------------------------------------------ */
 
-struct seen {
-	long requests;
-	int malformed;
-};
-
-static struct seen
-backend_seen(void)
-{
-	struct seen s = { mock_stat(&mock, "requests"),
-	    file_count(mock.proc.err_path, "malformed request") };
-	ck_assert_int_ge(s.requests, 0);
-	return s;
-}
-
 /* How many of the echoed header fields are called name (any case). */
 static int
 echoed_fields(const char *echo, const char *name, char *value, size_t cap)
@@ -216,7 +202,7 @@ echoed_fields(const char *echo, const char *name, char *value, size_t cap)
 static void
 refused(const struct smuggle_case *c)
 {
-	struct seen before = backend_seen();
+	struct mock_seen before = mock_seen(&mock);
 	struct response r;
 	char v[64];
 	int fd = tcp_connect(proxy.port);
@@ -238,12 +224,7 @@ refused(const struct smuggle_case *c)
 	    "%s: the proxy kept the connection open", c->name);
 	close(fd);
 
-	struct seen now = backend_seen();
-	ck_assert_msg(now.requests == before.requests,
-	    "%s: the backend received %ld request(s)", c->name,
-	    now.requests - before.requests);
-	ck_assert_msg(now.malformed == before.malformed,
-	    "%s: the backend received bytes it found malformed", c->name);
+	mock_assert_saw_nothing(&mock, before, c->name);
 	response_free(&r);
 }
 
@@ -252,7 +233,7 @@ accepted(const struct smuggle_case *c)
 {
 	static const char after[] = "GET /v1/echo/after HTTP/1.1\r\nHost: x\r\n"
 	    "Connection: close\r\n\r\n";
-	struct seen before = backend_seen();
+	struct mock_seen before = mock_seen(&mock);
 	struct response r;
 	char v[64], want[320];
 	int fd = tcp_connect(proxy.port);
@@ -294,7 +275,7 @@ accepted(const struct smuggle_case *c)
 	response_free(&r);
 	close(fd);
 
-	struct seen now = backend_seen();
+	struct mock_seen now = mock_seen(&mock);
 	ck_assert_msg(now.requests == before.requests + 2,
 	    "%s: the backend received %ld requests, want 2", c->name,
 	    now.requests - before.requests);

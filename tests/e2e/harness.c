@@ -1028,3 +1028,24 @@ mock_stat(const struct mock *m, const char *key)
 		return -1;
 	return json_int(body, key);
 }
+
+struct mock_seen
+mock_seen(const struct mock *m)
+{
+	struct mock_seen s = { mock_stat(m, "requests"),
+	    file_count(m->proc.err_path, "malformed request") };
+	ck_assert_int_ge(s.requests, 0);
+	return s;
+}
+
+void
+mock_assert_saw_nothing(const struct mock *m, struct mock_seen before,
+    const char *what)
+{
+	struct mock_seen now = mock_seen(m);
+	ck_assert_msg(now.requests == before.requests,
+	    "%s: the backend received %ld request(s)", what,
+	    now.requests - before.requests);
+	ck_assert_msg(now.malformed == before.malformed,
+	    "%s: the backend received a request it found malformed", what);
+}
