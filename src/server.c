@@ -41,6 +41,8 @@ snapshot_new(const struct config *cfg, int owns_cfg, unsigned gen)
 static void
 snapshot_free(struct server *s)
 {
+	log_debug("configuration %u released: nothing uses it any more",
+	    s->generation);
 	bal_free(&s->backends);
 	if (s->owns_cfg)
 		config_free((struct config *)(uintptr_t)s->cfg);

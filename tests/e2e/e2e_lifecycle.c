@@ -234,7 +234,7 @@ START_TEST(sighup_new_backend_for_new_requests_stream_in_flight_untouched)
 	const char *hdr = "X-Request-Id: hup-1\r\n" SLOW;
 
 	direct_stream(&ma, hdr, &direct);
-	config2(cfg, sizeof(cfg), "a", &ma, 1, NULL, NULL, 0, "");
+	config2(cfg, sizeof(cfg), "a", &ma, 1, NULL, NULL, 0, "[log]\nlevel = debug\n");
 	proxy_start_ok(&px, cfg);
 
 	char req[4096];
@@ -244,7 +244,7 @@ START_TEST(sighup_new_backend_for_new_requests_stream_in_flight_untouched)
 	ck_assert(mock_wait_state(&ma, "hup-1", "running", 3000) == 0);
 
 	/* Backend a goes, backend b comes. */
-	config2(cfg, sizeof(cfg), "b", &mb, 1, NULL, NULL, 0, "");
+	config2(cfg, sizeof(cfg), "b", &mb, 1, NULL, NULL, 0, "[log]\nlevel = debug\n");
 	reload(&px, cfg, RELOADED);
 	long a0 = mock_stat(&ma, "requests"), b0 = mock_stat(&mb, "requests");
 	for (int k = 0; k < 3; k++)
@@ -260,10 +260,13 @@ START_TEST(sighup_new_backend_for_new_requests_stream_in_flight_untouched)
 
 	/* The stream that started on a ends on a, byte for byte. */
 	ck_assert_int_eq(read_response(fd, &via, 10000, 0), 0);
-	close(fd);
 	assert_same_stream(&via, &direct);
 	ck_assert_int_eq(mock_stat(&ma, "requests") - a0, 0);
-	/* Its snapshot is gone with it; the process is well. */
+	/* The old configuration lived exactly as long as the stream held it:
+	 * released once its connection is gone, not before. */
+	ck_assert_int_eq(file_count(px.proc.err_path, "configuration 1 released"), 0);
+	close(fd);
+	wait_log_count(&px, "configuration 1 released", 1);
 	chat_ok(px.port);
 	proxy_stop(&px);
 	response_free(&direct);
