@@ -408,6 +408,65 @@ START_TEST(sighup_settings_bound_at_start_need_a_restart)
 }
 END_TEST
 
+/*
+ * Reloads in quick succession while requests keep coming and a stream runs
+ * through all of them: no request fails, the stream is intact, and the last
+ * config wins.  (Run against a sanitizer build, it is the race test of the
+ * snapshot swap.)
+ */
+START_TEST(sighup_storm_under_traffic)
+{
+	struct proxy px;
+	struct response direct, via;
+	char cfg[4096], tmp[300];
+	const char *hdr = "X-Request-Id: storm\r\nX-Mock-Tokens: 40\r\nX-Mock-Delay-Ms: 50\r\n";
+
+	direct_stream(&ma, hdr, &direct);
+	config2(cfg, sizeof(cfg), "a", &ma, 1, "b", &mb, 1, "");
+	proxy_start_ok(&px, cfg);
+	char req[4096];
+	chat_request(req, sizeof(req), hdr, stream_body);
+	int fd = tcp_connect(px.port);
+	send_str(fd, req);
+	ck_assert(mock_wait_state(&ma, "storm", "running", 3000) == 0 ||
+	    mock_wait_state(&mb, "storm", "running", 3000) == 0);
+
+	snprintf(tmp, sizeof(tmp), "%s.new", px.config_path);
+	for (int k = 0; k < 60; k++) {
+		if (k % 3 == 0) {
+			/* a alone, b alone, both with other weights, in turn. */
+			int v = (k / 3) % 3;
+			if (v == 0)
+				config2(cfg, sizeof(cfg), "a", &ma, 1, NULL, NULL, 0, "");
+			else if (v == 1)
+				config2(cfg, sizeof(cfg), "b", &mb, 1, NULL, NULL, 0, "");
+			else
+				config2(cfg, sizeof(cfg), "a", &ma, 2, "b", &mb, 5, "");
+			FILE *f = fopen(tmp, "w");
+			ck_assert_ptr_nonnull(f);
+			fputs(cfg, f);
+			fclose(f);
+			ck_assert_int_eq(rename(tmp, px.config_path), 0);
+			proxy_signal(&px, SIGHUP);
+		}
+		chat_ok(px.port);
+	}
+	ck_assert_int_eq(read_response(fd, &via, 10000, 0), 0);
+	close(fd);
+	assert_same_stream(&via, &direct);
+
+	config2(cfg, sizeof(cfg), "b", &mb, 1, NULL, NULL, 0, "");
+	reload(&px, cfg, RELOADED);
+	long a0 = mock_stat(&ma, "requests");
+	for (int k = 0; k < 3; k++)
+		chat_ok(px.port);
+	ck_assert_int_eq(mock_stat(&ma, "requests") - a0, 0);
+	proxy_stop(&px);
+	response_free(&direct);
+	response_free(&via);
+}
+END_TEST
+
 static Suite *
 lifecycle_suite(void)
 {
@@ -422,6 +481,7 @@ lifecycle_suite(void)
 	tcase_add_test(t, sighup_carries_backend_state_over);
 	tcase_add_test(t, sighup_bad_or_unreadable_config_keeps_the_old_one);
 	tcase_add_test(t, sighup_settings_bound_at_start_need_a_restart);
+	tcase_add_test(t, sighup_storm_under_traffic);
 	suite_add_tcase(s, t);
 	return s;
 }
