@@ -122,6 +122,15 @@ release_request_buffers(struct conn *c)
 	free(c->rewrite);
 	c->rewrite = NULL;
 	c->rewrite_cap = 0;
+	/* The input buffer shrinks back too once a large head or a collected
+	 * body is gone (what a pipelining client sent after it stays). */
+	if (c->in_cap > CAP_HEAD_BUF_INIT && c->in_len <= CAP_HEAD_BUF_INIT) {
+		char *p = realloc(c->in, CAP_HEAD_BUF_INIT);
+		if (p != NULL) {
+			c->in = p;
+			c->in_cap = CAP_HEAD_BUF_INIT;
+		}
+	}
 }
 
 void
@@ -139,15 +148,88 @@ conn_free(struct conn *c)
 
 /* ---- the waiting room's side ------------------------------------------------ */
 
+/*
+ * The body is collected in the waiting room too, when it is short enough
+ * (CAP_BODY_PREREAD), so that a client trickling its body holds no worker:
+ * without this, [server] threads slow POSTs would shut everyone else out
+ * with 503 for a whole read_timeout.  A longer body, one announced with
+ * "Expect: 100-continue" (the client waits for our go-ahead), and a request
+ * the worker will refuse anyway go to a worker with the head alone.
+ */
+enum { PREREAD_NONE, PREREAD_LENGTH, PREREAD_CHUNKED };
+
+static void
+preread_start(struct conn *c)
+{
+	struct http_framing f;
+	uint64_t max = c->srv->cfg->max_body_size;
+
+	c->preread = PREREAD_NONE;
+	if (http_request_check(&c->req, &f) != 0 ||
+	    http_header_find(c->req.headers, c->req.num_headers, "Expect",
+	    NULL) != NULL)
+		return;
+	if (f.kind == HTTP_BODY_LENGTH && f.length <= max &&
+	    f.length <= CAP_BODY_PREREAD) {
+		c->preread = PREREAD_LENGTH;
+		c->preread_until = c->head_len + (size_t)f.length;
+	} else if (f.kind == HTTP_BODY_CHUNKED) {
+		c->preread = PREREAD_CHUNKED;
+		memset(&c->scan, 0, sizeof(c->scan));
+		c->scanned = c->head_len;
+		c->scan_payload = 0;
+	}
+}
+
+/* Whether the body is here, as far as the waiting room waits for it.  A
+ * chunked body is scanned (decoded into a throwaway copy: the worker decodes
+ * c->in itself) as its bytes come; it is done at its end, at an error (the
+ * worker answers it), past max_body_size, or at CAP_BODY_PREREAD. */
+static int
+preread_done(struct conn *c)
+{
+	char scratch[4096];
+
+	if (c->preread == PREREAD_LENGTH)
+		return c->in_len >= c->preread_until;
+	if (c->preread != PREREAD_CHUNKED)
+		return 1;
+	if (c->in_len >= c->head_len + CAP_BODY_PREREAD)
+		return 1;
+	while (c->scanned < c->in_len) {
+		size_t n = c->in_len - c->scanned, out;
+		if (n > sizeof(scratch))
+			n = sizeof(scratch);
+		memcpy(scratch, c->in + c->scanned, n);
+		ssize_t used = http_chunked_decode(&c->scan, scratch, n, &out);
+		c->scan_payload += out;
+		/* A chunk announced past the limit is the worker's 413 now. */
+		uint64_t max = c->srv->cfg->max_body_size;
+		if (used < 0 || http_chunked_done(&c->scan) ||
+		    c->scan_payload > max ||
+		    c->scan.remaining > max - c->scan_payload) {
+			c->preread = PREREAD_NONE;
+			return 1;
+		}
+		c->scanned += (size_t)used;
+	}
+	return 0;
+}
+
 int
 conn_parse_head(struct conn *c)
 {
 	if (c->in_len == 0)
 		return 0;
+	/* Parsed again at every call: c->in may have moved as it grew, and
+	 * c->req points into it. */
 	int r = http_parse_request(c->in, c->in_len, &c->req);
 	if (r > 0) {
-		c->head_len = (size_t)r;
-		return 1;
+		if (c->head_len == 0) {
+			c->head_len = (size_t)r;
+			preread_start(c);
+		}
+		return preread_done(c);
 	}
 	if (r < 0)
 		return -r;
@@ -159,9 +241,10 @@ conn_parse_head(struct conn *c)
 int
 conn_read_head(struct conn *c)
 {
-	size_t max = c->srv->cfg->max_header_bytes;
-
 	for (;;) {
+		/* Room for a head; once it is complete, for a short body too. */
+		size_t max = c->srv->cfg->max_header_bytes +
+		    (c->head_len > 0 ? CAP_BODY_PREREAD : 0);
 		if (c->in_len == c->in_cap) {
 			if (c->in_cap >= max)
 				break;

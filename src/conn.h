@@ -44,6 +44,13 @@ struct conn {
 	                               the metrics (and /health) alone */
 	size_t drained;             /* bytes dropped while lingering */
 	struct http_request req;
+	/* Waiting room: a short body is collected before a worker is given
+	 * the request (conn.c, preread_start). */
+	int preread;
+	size_t preread_until;       /* Content-Length: c->in_len when whole */
+	size_t scanned;             /* chunked: bytes of c->in scanned */
+	uint64_t scan_payload;      /* chunked: payload bytes seen */
+	struct http_chunked scan;
 
 	/* Per request, reused across requests on the connection. */
 	char request_id[72];
@@ -81,9 +88,11 @@ void conn_free(struct conn *c);
 
 /*
  * Waiting room: reads what the client has sent without blocking and tries
- * to parse a head.  Returns 1 when a complete head is ready (c->head_len),
- * 0 when more is needed, -1 when the client closed or the socket failed,
- * or an HTTP status (> 1) to answer because the head is bad or too large.
+ * to parse a head.  Returns 1 when a complete head is ready (c->head_len)
+ * with its body, when that is short enough to be collected here
+ * (CAP_BODY_PREREAD), 0 when more is needed, -1 when the client closed or the
+ * socket failed, or an HTTP status (> 1) to answer because the head is bad
+ * or too large.
  */
 int conn_read_head(struct conn *c);
 

@@ -1,7 +1,8 @@
 /*
  * e2e_exhaust.c — clients that try to wear the proxy out, through the real
- * binary: 300 connections trickling a request head a byte every 100 ms while
- * a normal client is answered within a second, each trickler refused with
+ * binary: 300 connections trickling a request head (or, after a complete
+ * head, a body) a byte every 100 ms while a normal client is answered within
+ * a second, each trickler refused with
  * 408 at its head deadline and closed, memory bounded meanwhile; and the
  * process out of file descriptors (a low RLIMIT_NOFILE): accept backs off
  * instead of spinning, says so once, and serves again when connections close.
@@ -94,10 +95,28 @@ timed_request(int port)
 #define TRICKLERS 300
 #define HEAD_DEADLINE_MS 3000
 
-START_TEST(slowloris_300_trickling_heads)
+/* What the tricklers send: `at_once` in one go, then `slow` a byte every
+ * 100 ms, never all of it.  A head, and (slow POST) a body of either framing
+ * after a complete head: the waiting room holds all three without a thread. */
+static const struct {
+	const char *name;
+	const char *at_once;
+	const char *slow;
+} trickle[] = {
+	{ "head", "", "GET /v1/echo HTTP/1.1\r\nHost: x\r\nX-Slow: "
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" },
+	{ "Content-Length body", "POST /v1/echo HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 1000\r\n\r\n",
+	    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"aaaaaaaaaaaaaaa" },
+	{ "chunked body", "POST /v1/echo HTTP/1.1\r\nHost: x\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n3e8\r\n",
+	    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"aaaaaaaaaaaaaaa" },
+};
+
+START_TEST(slowloris_300_tricklers)
 {
-	static const char head[] = "GET /v1/echo HTTP/1.1\r\nHost: x\r\nX-Slow: "
-	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	const char *head = trickle[_i].slow;
+	size_t head_len = strlen(head);
 	struct proxy px;
 	char cfg[1024];
 	int fd[TRICKLERS], got408[TRICKLERS] = { 0 };
@@ -112,6 +131,7 @@ START_TEST(slowloris_300_trickling_heads)
 	int64_t t0 = now_ms();
 	for (int i = 0; i < TRICKLERS; i++) {
 		fd[i] = tcp_connect(px.port);
+		send_str(fd[i], trickle[_i].at_once);
 		fcntl(fd[i], F_SETFL, fcntl(fd[i], F_GETFL) | O_NONBLOCK);
 	}
 	int open_fds = TRICKLERS, tick = 0;
@@ -124,7 +144,7 @@ START_TEST(slowloris_300_trickling_heads)
 			if (closed_at[i] != 0)
 				continue;
 			/* One byte, never the whole head. */
-			if (sent[i] < sizeof(head) - 1 &&
+			if (sent[i] < head_len &&
 			    send(fd[i], head + sent[i], 1, MSG_NOSIGNAL) == 1)
 				sent[i]++;
 			char buf[512];
@@ -161,9 +181,9 @@ START_TEST(slowloris_300_trickling_heads)
 	ck_assert_msg(worst < 1000, "a normal request took %lld ms", (long long)worst);
 	/* Each parked head costs its buffer and its connection, a few KiB: the
 	 * bound is 300 x 32 KiB over the idle process. */
-	fprintf(stderr, "slowloris: %d tricklers, normal request worst %lld ms, "
-	    "RSS %ld KiB idle, %ld KiB peak\n", TRICKLERS, (long long)worst, rss0,
-	    rss_peak);
+	fprintf(stderr, "slowloris (%s): %d tricklers, normal request worst %lld ms, "
+	    "RSS %ld KiB idle, %ld KiB peak\n", trickle[_i].name, TRICKLERS,
+	    (long long)worst, rss0, rss_peak);
 	ck_assert_msg(rss_peak - rss0 < TRICKLERS * 32, "RSS grew by %ld KiB",
 	    rss_peak - rss0);
 	ck_assert(timed_request(px.port) < 1000);
@@ -246,7 +266,8 @@ exhaust_suite(void)
 
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_set_timeout(t, 60);
-	tcase_add_test(t, slowloris_300_trickling_heads);
+	tcase_add_loop_test(t, slowloris_300_tricklers, 0,
+	    (int)(sizeof(trickle) / sizeof(trickle[0])));
 	tcase_add_test(t, emfile_backs_off_and_recovers);
 	suite_add_tcase(s, t);
 	return s;
