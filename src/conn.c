@@ -586,7 +586,13 @@ read_body(struct conn *c, struct request *rq)
 
 /* ---- to the backend ----------------------------------------------------------------- */
 
-/* Client fields that the upstream request does not carry as they are. */
+/*
+ * Client fields that the upstream request does not carry as they are: the
+ * hop-by-hop ones, and those we set ourselves.  A name spelt with "_" for
+ * "-" ("X_Forwarded_For") counts as the field it imitates: a CGI-style
+ * server behind us reads both as HTTP_X_FORWARDED_FOR, and the client's copy
+ * could win over ours (nginx drops such names altogether).
+ */
 static int
 forward_request_header(const struct conn *c, const struct http_header *h)
 {
@@ -594,11 +600,19 @@ forward_request_header(const struct conn *c, const struct http_header *h)
 		"Host", "Content-Length", "Expect", "X-Forwarded-For",
 		"X-Forwarded-Proto", "X-Request-Id",
 	};
+	char dashed[64];
+	struct http_header as_dashed = *h;
 
-	if (http_is_hop_by_hop(h, c->req.headers, c->req.num_headers))
+	if (memchr(h->name, '_', h->name_len) != NULL &&
+	    h->name_len <= sizeof(dashed)) {
+		for (size_t i = 0; i < h->name_len; i++)
+			dashed[i] = h->name[i] == '_' ? '-' : h->name[i];
+		as_dashed.name = dashed;
+	}
+	if (http_is_hop_by_hop(&as_dashed, c->req.headers, c->req.num_headers))
 		return 0;
 	for (size_t i = 0; i < sizeof(replaced) / sizeof(replaced[0]); i++)
-		if (http_token_eq(h->name, h->name_len, replaced[i]))
+		if (http_token_eq(as_dashed.name, as_dashed.name_len, replaced[i]))
 			return 0;
 	return 1;
 }

@@ -248,6 +248,13 @@ accepted(const struct smuggle_case *c)
 	    echoed_fields(echo, "Content_Length", NULL, 0) == 0 &&
 	    echoed_fields(echo, "Trailer", NULL, 0) == 0,
 	    "%s: framing fields reached the backend: %s", c->name, echo);
+	/* Fields we set ourselves, imitated with "_": a CGI-style server reads
+	 * them as ours. */
+	ck_assert_msg(echoed_fields(echo, "X_Forwarded_For", NULL, 0) == 0 &&
+	    echoed_fields(echo, "X_Forwarded_Proto", NULL, 0) == 0 &&
+	    echoed_fields(echo, "X_Request_Id", NULL, 0) == 0 &&
+	    strstr(echo, "6.6.6.6") == NULL,
+	    "%s: an imitation of our fields reached the backend: %s", c->name, echo);
 	int cls = echoed_fields(echo, "Content-Length", v, sizeof(v));
 	ck_assert_msg(cls == 1 || (cls == 0 && c->body_len == 0),
 	    "%s: %d Content-Length fields reached the backend: %s", c->name, cls, echo);
