@@ -578,10 +578,19 @@ http_target_path(const char *t, size_t n, const char **path, size_t *path_len)
 	for (const char *p = t; p < end; p++) {
 		if (*p == '\\')
 			return -1;
-		if (*p == '%' && end - p > 2 && (
-		    (p[1] == '2' && (p[2] == 'e' || p[2] == 'E' ||   /* . */
-		                     p[2] == 'f' || p[2] == 'F')) ||  /* / */
-		    (p[1] == '5' && (p[2] == 'c' || p[2] == 'C'))))   /* \ */
+		if (*p != '%' || end - p <= 2 || !is_hex((unsigned char)p[1]) ||
+		    !is_hex((unsigned char)p[2]))
+			continue;
+		/* An encoded ".", "/" or "\" could make another path of it; an
+		 * encoded unreserved character (RFC 3986 §2.3: ALPHA DIGIT
+		 * "-" "." "_" "~") is the same path to a server that decodes it
+		 * (§6.2.2.2) but not to our routing ("/v1/chat/completion%73"
+		 * would escape metering).  No client needs to send either. */
+		unsigned char d = (unsigned char)(hex_value((unsigned char)p[1]) << 4 |
+		    hex_value((unsigned char)p[2]));
+		if (d == '/' || d == '\\' || is_digit(d) ||
+		    (lower(d) >= 'a' && lower(d) <= 'z') || d == '-' ||
+		    d == '.' || d == '_' || d == '~')
 			return -1;
 	}
 	for (const char *seg = t + 1; seg <= end; ) {

@@ -115,8 +115,8 @@ int http_response_framing(const struct http_response *resp, int head_request,
  * than the one we routed on: asterisk- and authority-form, a fragment ("#"),
  * an absolute-form whose authority has userinfo, is empty, or is followed by
  * anything but "/"; and in the path (not the query) dot segments, percent-
- * encoded ".", "/" or backslash, and backslashes.  Returns 0 with *path, *path_len
- * pointing into t.
+ * encoded ".", "/", backslash or unreserved character (RFC 3986 §2.3), and
+ * backslashes.  Returns 0 with *path, *path_len pointing into t.
  */
 int http_target_path(const char *t, size_t n, const char **path,
     size_t *path_len);

@@ -624,6 +624,16 @@ static const struct {
 	{ "/v1/...", "/v1/..." },
 	{ "/v1/.x/x.", "/v1/.x/x." },
 	{ "http://h/v1/../x", NULL },
+	{ "/v1/chat/completion%73", NULL },
+	{ "/v1/chat%2Dcompletions", NULL },
+	{ "/v1/%7euser", NULL },
+	{ "/v1/x%5F", NULL },
+	{ "/v1/x%30", NULL },
+	{ "/v1/x%20y", "/v1/x%20y" },
+	{ "/v1/x%3A%40", "/v1/x%3A%40" },
+	{ "/v1/x%zz", "/v1/x%zz" },
+	{ "/v1/x%7", "/v1/x%7" },
+	{ "/v1/x?q=%73%2e%2F", "/v1/x?q=%73%2e%2F" },
 };
 
 START_TEST(target_path)
