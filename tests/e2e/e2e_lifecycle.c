@@ -408,6 +408,56 @@ START_TEST(sighup_settings_bound_at_start_need_a_restart)
 }
 END_TEST
 
+/* Keys and limits ([auth], [rate_limit]) are part of the config a reload
+ * swaps: a key added works at once, a key removed is refused at once. */
+#define KEY_A "sk-lifecycle-a-0123456789abcdef"
+#define KEY_B "sk-lifecycle-b-0123456789abcdef"
+
+static void
+auth_extra(char *out, size_t cap, const char *key, const char *name,
+    const char *limits)
+{
+	snprintf(out, cap, "[auth]\nenabled = true\n"
+	    "[auth.pipeline.0]\nname = static_auth\ntype = static\nenabled = true\n"
+	    "[auth.pipeline.0.static.keys.0]\nkey = %s\nname = %s\nuser_id = u\n%s",
+	    key, name, limits);
+}
+
+static int
+status_with_key(int port, const char *key)
+{
+	char h[128];
+	struct response r;
+
+	snprintf(h, sizeof(h), "Authorization: Bearer %s\r\n", key);
+	int st = post(port, h, plain_body, &r);
+	response_free(&r);
+	return st;
+}
+
+START_TEST(sighup_keys_and_limits_take_effect)
+{
+	struct proxy px;
+	char cfg[4096], extra[1024];
+
+	auth_extra(extra, sizeof(extra), KEY_A, "ka", "");
+	config2(cfg, sizeof(cfg), "a", &ma, 1, NULL, NULL, 0, extra);
+	proxy_start_ok(&px, cfg);
+	ck_assert_int_eq(status_with_key(px.port, KEY_A), 200);
+	ck_assert_int_eq(status_with_key(px.port, KEY_B), 401);
+
+	auth_extra(extra, sizeof(extra), KEY_B, "kb", "[rate_limit]\nenabled = true\n"
+	    "[rate_limit.per_key]\nrequests_per_second = 0.01\nburst_size = 2\n");
+	config2(cfg, sizeof(cfg), "a", &ma, 1, NULL, NULL, 0, extra);
+	reload(&px, cfg, RELOADED);
+	ck_assert_int_eq(status_with_key(px.port, KEY_A), 401);
+	ck_assert_int_eq(status_with_key(px.port, KEY_B), 200);
+	ck_assert_int_eq(status_with_key(px.port, KEY_B), 200);
+	ck_assert_int_eq(status_with_key(px.port, KEY_B), 429);
+	proxy_stop(&px);
+}
+END_TEST
+
 /*
  * Reloads in quick succession while requests keep coming and a stream runs
  * through all of them: no request fails, the stream is intact, and the last
@@ -481,6 +531,7 @@ lifecycle_suite(void)
 	tcase_add_test(t, sighup_carries_backend_state_over);
 	tcase_add_test(t, sighup_bad_or_unreadable_config_keeps_the_old_one);
 	tcase_add_test(t, sighup_settings_bound_at_start_need_a_restart);
+	tcase_add_test(t, sighup_keys_and_limits_take_effect);
 	tcase_add_test(t, sighup_storm_under_traffic);
 	suite_add_tcase(s, t);
 	return s;
