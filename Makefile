@@ -307,9 +307,7 @@ static-build: $(SB)/.toolchain $(SB)/lib/libbearssl.a $(SB)/lib/libinih.a $(SB)/
 # check-cross: ARCH from the command line, else aarch64.
 # Streaming, disconnects and timeouts; usage records; the command line;
 # balancing and failover.  Not e2e_metrics: qemu-user's /proc/self/stat has
-# 0 for rss.  Not e2e_http: its saturation test meets a race in pool.c
-# (see the report) that emulation's slowness makes likely.
-# And not e2e_cli on mipsel: qemu-mipsel (7.2) hands SO_ERROR the host's
+# 0 for rss.  And not e2e_cli on mipsel: qemu-mipsel (7.2) hands SO_ERROR the host's
 # errno untranslated (111, not MIPS's ECONNREFUSED 146), so a refused
 # --probe says "No error information" there.
 XCHECK_E2E ?= e2e_stream e2e_http e2e_usage $(if $(filter mipsel,$(ARCH)),,e2e_cli) e2e_balance
