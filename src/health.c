@@ -310,7 +310,8 @@ health_start(struct backend_table *t)
 
 		httpc_init(&hs.conns[i], bc->host, bc->port);
 		if (bc->https)
-			httpc_tls(&hs.conns[i], bc->tls_ca_file, bc->tls_verify);
+			httpc_tls(&hs.conns[i], t->backends[i].trust,
+			    bc->tls_verify);
 		hs.conns[i].lock = &hs.conn_mu;
 	}
 	if ((err = pthread_condattr_init(&ca)) != 0)
@@ -450,7 +451,7 @@ health_models_json(struct backend_table *t, char *out, size_t cap)
 		    (buf = malloc(CAP_MODELS_RESPONSE_BYTES)) != NULL)) {
 			httpc_init(&hc, bc->host, bc->port);
 			if (bc->https)
-				httpc_tls(&hc, bc->tls_ca_file, bc->tls_verify);
+				httpc_tls(&hc, b->trust, bc->tls_verify);
 			refresh_models(cfg, b, &hc, buf, &scratch,
 			    &scratch_bytes);
 			httpc_close(&hc);

@@ -29,7 +29,6 @@
 #include "http.h"
 #include "httpc.h"
 #include "tls.h"
-#include "tlsconf.h"
 #include "upstream.h"
 
 /* One request's buffers and what it has read so far. */
@@ -53,10 +52,10 @@ httpc_init(struct httpc *h, const char *host, const char *port)
 }
 
 void
-httpc_tls(struct httpc *h, const char *ca_file, int verify)
+httpc_tls(struct httpc *h, const struct tls_trust *trust, int verify)
 {
 	h->https = 1;
-	h->ca_file = ca_file;
+	h->trust = trust;
 	h->verify = verify;
 }
 
@@ -136,7 +135,7 @@ dial(struct httpc *h, int64_t deadline_ms)
 		io_init_plain(&io, fd);
 		return set_io(h, &io);
 	}
-	if (tlsconf_client(&io, fd, h->host, h->ca_file, h->verify) < 0) {
+	if (tls_client_init(&io, fd, h->host, h->trust, h->verify) < 0) {
 		snprintf(h->why, sizeof(h->why), "TLS with %s:%s: %s", h->host,
 		    h->port, strerror(errno));
 		close(fd);

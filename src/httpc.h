@@ -20,7 +20,7 @@ struct httpc {
 	char why[512];              /* what went wrong in the last request that
 	                               failed, for the caller's log */
 	int https;                  /* httpc_tls(): TLS to the server */
-	const char *ca_file;        /* its trust anchors ("" for [tls] ca_file) */
+	const struct tls_trust *trust;
 	int verify;
 	pthread_mutex_t *lock;      /* NULL (httpc_init), or a mutex the caller
 	                               owns, held here while io.fd changes: then
@@ -31,10 +31,10 @@ struct httpc {
 void httpc_init(struct httpc *h, const char *host, const char *port);
 
 /* Speaks https to the server from now on: SNI and the certificate checked
- * against ca_file's anchors (tlsconf.h; "" for [tls] ca_file, which must
- * outlive h), unless verify is 0.  A failed handshake fails the request
- * with EPROTO, and h->why names the reason. */
-void httpc_tls(struct httpc *h, const char *ca_file, int verify);
+ * against trust (tls.h; it must outlive h), unless verify is 0.  A failed
+ * handshake fails the request with EPROTO, and h->why names the reason. */
+struct tls_trust;
+void httpc_tls(struct httpc *h, const struct tls_trust *trust, int verify);
 
 /*
  * Sends one request — `head` is the complete request head the caller built

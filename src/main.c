@@ -20,6 +20,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
+#include "server.h"
 #include "tlsconf.h"
 #include "webhook.h"
 
@@ -204,7 +205,7 @@ probe(const char *url)
 	 * answers, sends no secret, and has no configuration to find anchors
 	 * in; what it checks is liveness, not identity. */
 	if (u.https)
-		httpc_tls(&h, "", 0);
+		httpc_tls(&h, NULL, 0);
 	int rc = httpc_request(&h, head, (size_t)n, NULL, 0,
 	    io_now_ms() + PROBE_TIMEOUT_MS, &status, body, sizeof(body), &blen);
 	httpc_close(&h);
@@ -344,12 +345,14 @@ main(int argc, char **argv)
 		log_warnx("%s", cfg->notices[i]);
 	/* The PEM files are part of the configuration: a bad one stops the
 	 * start, and -t reports it. */
-	if (tlsconf_load(cfg, err, sizeof(err)) < 0) {
+	struct tlsconf *tls = tlsconf_load(cfg, err, sizeof(err));
+	if (tls == NULL) {
 		fprintf(stderr, "llmproxy: %s\n", err);
 		return 1;
 	}
 	if (test_only) {
 		printf("configuration OK\n");
+		tlsconf_unref(tls);
 		config_free(cfg);
 		return 0;
 	}
@@ -366,12 +369,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	static struct server srv;
-	srv.cfg = cfg;
-	if (bal_init(&srv.backends, cfg) < 0) {
-		log_error("out of memory");
-		return 1;
-	}
+	/* The metrics first: the backend table takes its series from them. */
 	if (metrics_init(cfg) < 0) {
 		log_error("out of memory");
 		return 1;
@@ -392,15 +390,17 @@ main(int argc, char **argv)
 	}
 	/* Before the first request: records left in the spool by an earlier
 	 * run are on their way again. */
+	/* This first tlsconf is kept for the life of the process (this
+	 * reference is never dropped): the webhook senders, bound at start,
+	 * verify against its anchors. */
+	webhook_set_trust(tlsconf_trust(tls, ""));
 	if (webhook_start(cfg, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return 1;
 	}
-	if (health_start(&srv.backends) < 0) {
-		log_warn("cannot start the health check thread");
+	if (server_start(cfg, tls) < 0)
 		return 1;
-	}
-	if (pool_start(&srv, fd, mfd) < 0) {
+	if (pool_start(cfg->threads, fd, cfg->server_tls, mfd) < 0) {
 		log_warn("cannot start the waiting room thread");
 		return 1;
 	}
@@ -419,12 +419,16 @@ main(int argc, char **argv)
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			log_info("SIGHUP: configuration reload is not available yet");
+			log_info("SIGHUP: reloading %s", path);
+			(void)server_reload(path);
 			continue;
 		}
+		struct server *now = server_acquire();
+		int timeout_ms = now->cfg->shutdown_timeout_ms;
+		server_release(now);
 		log_info("%s: no new connections; %d ms for requests in flight",
-		    sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_timeout_ms);
-		int left = pool_drain(cfg->shutdown_timeout_ms);
+		    sig == SIGINT ? "SIGINT" : "SIGTERM", timeout_ms);
+		int left = pool_drain(timeout_ms);
 		if (left > 0)
 			log_warnx("shutdown_timeout: %d request%s cut short", left,
 			    left == 1 ? "" : "s");

@@ -1,7 +1,9 @@
 /*
- * tlsconf.h — the configuration's TLS files, loaded once at start: the trust
- * anchors of every PEM bundle an https url uses and the listener's
- * certificate and key.  Read-only afterwards, shared by every thread.
+ * tlsconf.h — a configuration's TLS files, loaded: the trust anchors of
+ * every PEM bundle its https urls use and the listener's certificate and
+ * key.  Read-only once loaded, shared by every thread; refcounted, because
+ * a reload (server.h) makes a new one while connections of the old
+ * configuration may still use theirs.
  */
 #ifndef LLMPROXY_TLSCONF_H
 #define LLMPROXY_TLSCONF_H
@@ -9,30 +11,31 @@
 #include <stddef.h>
 
 #include "config.h"
-#include "io.h"
 #include "tls.h"
+
+struct tlsconf;
 
 /*
  * Loads what cfg needs: [tls] ca_file only when an https backend (with
- * tls_verify) or an https webhook uses it, each backend's tls_ca_file, and
- * [server.tls] cert_file and key_file when enabled.  Returns 0, or -1 with
- * err as "CONFIG:LINE: [section] key = PATH: what is wrong" (the path and
- * the problem from tls.c).  Called by `llmproxy -t` too.
+ * tls_verify) or an https webhook uses it, each backend's tls_ca_file once,
+ * and [server.tls] cert_file and key_file when enabled.  Returns it with
+ * one reference, or NULL with err as "CONFIG:LINE: [section] key: what is
+ * wrong" (tls.c's message names the file, and its line where that helps).
+ * At start, by `llmproxy -t`, and at each reload.
  */
-int tlsconf_load(const struct config *cfg, char *err, size_t errlen);
+struct tlsconf *tlsconf_load(const struct config *cfg, char *err,
+    size_t errlen);
+
+void tlsconf_ref(struct tlsconf *t);
+/* Drops a reference; the last frees (and wipes) everything.  NULL: no-op. */
+void tlsconf_unref(struct tlsconf *t);
 
 /* The listener's credentials, or NULL when [server.tls] is off. */
-const struct tls_server_creds *tlsconf_server(void);
+const struct tls_server_creds *tlsconf_server(const struct tlsconf *t);
 
-/*
- * Makes io a TLS client over fd for host (tls_client_init), verifying
- * against the anchors of ca_file ("" for [tls] ca_file), which
- * tlsconf_load() loaded.  Returns 0, or -1 with errno.
- */
-int tlsconf_client(struct io *io, int fd, const char *host,
-    const char *ca_file, int verify);
-
-/* Frees everything (at exit, for leak checkers). */
-void tlsconf_free(void);
+/* The anchors of ca_file ("" or NULL: [tls] ca_file), or NULL when t did
+ * not load them (nothing of cfg needed them). */
+const struct tls_trust *tlsconf_trust(const struct tlsconf *t,
+    const char *ca_file);
 
 #endif

@@ -10,7 +10,6 @@
 
 #include "caps.h"
 #include "tls.h"
-#include "tlsconf.h"
 #include "upstream.h"
 
 /*
@@ -118,8 +117,7 @@ upstream_connect(struct upstream *u, struct backend *b, int64_t deadline_ms,
 		io_init_plain(&u->io, fd);
 		return 0;
 	}
-	if (tlsconf_client(&u->io, fd, bc->host, bc->tls_ca_file,
-	    bc->tls_verify) < 0) {
+	if (tls_client_init(&u->io, fd, bc->host, b->trust, bc->tls_verify) < 0) {
 		int e = errno;
 		close(fd);
 		io_init_plain(&u->io, -1);

@@ -75,6 +75,15 @@ struct sender {
 	int64_t cursor_log_ms;
 };
 
+/* [tls] ca_file's anchors, for https reporters (webhook_set_trust). */
+static const struct tls_trust *wh_trust;
+
+void
+webhook_set_trust(const struct tls_trust *trust)
+{
+	wh_trust = trust;
+}
+
 static struct {
 	const struct config *cfg;
 	struct spool *spool;            /* NULL once webhook_stop() closed it */
@@ -389,7 +398,7 @@ sender_init(struct sender *sd, const struct reporter_conf *rc, size_t idx)
 	sd->idx = idx;
 	httpc_init(&sd->hc, rc->host, rc->port);
 	if (rc->https)
-		httpc_tls(&sd->hc, "", 1);      /* [tls] ca_file, always verified */
+		httpc_tls(&sd->hc, wh_trust, 1);   /* always verified */
 	if (pthread_mutex_init(&sd->fd_mu, NULL) != 0)
 		return -1;
 	sd->mu_ready = 1;
