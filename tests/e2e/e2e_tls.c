@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE     /* memmem */
 #include <check.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -443,6 +444,74 @@ START_TEST(probe_over_https)
 }
 END_TEST
 
+/* The subject CN of the certificate the listener at port serves (curl -v
+ * says it), into cn. */
+static void
+served_cn(int port, char *cn, size_t cap)
+{
+	char url[128], resolve[64], out[16384];
+	char *argv[] = { "/usr/bin/curl", "-sv", "--max-time", "10", "--cacert",
+	    cert("ca.pem"), "--resolve", resolve, "-o", "/dev/null", url, NULL };
+
+	snprintf(url, sizeof(url), "https://localhost:%d/health", port);
+	snprintf(resolve, sizeof(resolve), "localhost:%d:127.0.0.1", port);
+	ck_assert_msg(run_program(argv, NULL, 0, out, sizeof(out), 15000) == 0,
+	    "%s", out);
+	char *p = strstr(out, "subject: CN=");
+	ck_assert_msg(p != NULL, "%s", out);
+	p += 12;
+	size_t n = strcspn(p, "\r\n;,");
+	snprintf(cn, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
+}
+
+/* Writes the proxy's config file anew, sends SIGHUP, waits for what the log
+ * says (the n-th time). */
+static void
+reload_with(struct proxy *px, const char *text, const char *outcome)
+{
+	char tmp[300];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.new", px->config_path);
+	f = fopen(tmp, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	ck_assert_int_eq(rename(tmp, px->config_path), 0);
+	proxy_signal(px, SIGHUP);
+	ck_assert_msg(wait_file_contains(px->proc.err_path, outcome, 5000, NULL,
+	    0) == 0, "no '%s' in the log after SIGHUP", outcome);
+}
+
+/* SIGHUP reads the PEM files again: a rotated certificate is served to new
+ * connections; one that cannot be used keeps the configuration in force. */
+START_TEST(reload_rotates_the_certificate)
+{
+	struct proxy px;
+	char cfg[2048], cn[64];
+	static const char fmt[] = "[server]\nlisten = 127.0.0.1:%d\n"
+	    "[server.tls]\nenabled = true\ncert_file = %s/%s.pem\nkey_file = %s/%s.key\n"
+	    "[backends.m]\nurl = http://127.0.0.1:%d\n";
+
+	snprintf(cfg, sizeof(cfg), fmt, 0, certs, "rsa", certs, "rsa", mock.port);
+	proxy_start_ok(&px, cfg);
+	served_cn(px.port, cn, sizeof(cn));
+	ck_assert_str_eq(cn, "rsa");
+	snprintf(cfg, sizeof(cfg), fmt, px.port, certs, "ec", certs, "ec", mock.port);
+	reload_with(&px, cfg, "configuration reloaded from");
+	served_cn(px.port, cn, sizeof(cn));
+	ck_assert_str_eq(cn, "ec");
+	/* A key that does not match: refused, the EC certificate stays. */
+	snprintf(cfg, sizeof(cfg), fmt, px.port, certs, "rsa", certs, "ec", mock.port);
+	reload_with(&px, cfg, "private key does not match");
+	ck_assert(wait_file_contains(px.proc.err_path,
+	    "the configuration in force stays", 10, NULL, 0) == 0);
+	served_cn(px.port, cn, sizeof(cn));
+	ck_assert_str_eq(cn, "ec");
+	proxy_stop(&px);
+}
+END_TEST
+
 /* ---- https webhook ------------------------------------------------------------------------ */
 
 START_TEST(https_webhook_receives_records)
@@ -545,6 +614,7 @@ tls_suite(void)
 	tcase_add_test(tc, listener_slow_handshake_dropped);
 	tcase_add_test(tc, health_probes_over_https);
 	tcase_add_test(tc, probe_over_https);
+	tcase_add_test(tc, reload_rotates_the_certificate);
 	tcase_add_test(tc, https_webhook_receives_records);
 	tcase_add_test(tc, bad_pem_files_are_config_errors);
 	suite_add_tcase(s, tc);
