@@ -247,8 +247,8 @@ XDEBS    = musl-tools dpkg-dev libjsmn-dev libinih-dev:$(XDEBARCH) \
            $(if $(XQEMU),gcc-$(XTRIPLET) musl-dev:$(XDEBARCH) qemu-user-static)
 # -Os: x86_64 226 KiB, where -O2 gives 258 KiB; with BearSSL's client and
 # server (TLS 1.2, ECDHE, AEAD only: tls.c) 354 KiB, without unwind tables
-# (XNOUNWIND) 322 KiB; with API keys and limits 346 KiB, and 338 KiB with
-# -z noseparate-code (XLDFLAGS); the budget is 350 KiB.  -fno-pie: the
+# (XNOUNWIND) 322 KiB; with API keys, limits and reload 350 KiB, and
+# 342 KiB with -z noseparate-code (XLDFLAGS); the budget is 350 KiB.  -fno-pie: the
 # static link is not PIE anyway.  (Objects do not track flags: after changing
 # XOPT, rm -rf build-static-ARCH.)
 XOPT    ?= -Os
