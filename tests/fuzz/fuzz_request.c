@@ -5,7 +5,9 @@
  * Properties: a complete head is n bytes and parses again from exactly
  * buf[0..n); every prefix of it is "need more" (errors are reported at the
  * offending byte, so a prefix of a valid head is never an error); every field
- * points inside the head; framing is decided or refused with a 4xx/5xx.
+ * points inside the head; framing is decided or refused with a 4xx/5xx; the
+ * path routed on (http_target_path) has no dot segment, fragment or
+ * backslash.
  */
 #include <string.h>
 
@@ -16,6 +18,37 @@ static int
 inside(const char *p, size_t n, const char *buf, size_t len)
 {
 	return p >= buf && n <= len && (size_t)(p - buf) <= len - n;
+}
+
+/* What the proxy routes on and sends on: a path inside the target, that a
+ * server behind it cannot read as another path. */
+static void
+check_target(const char *t, size_t n)
+{
+	const char *path, *q;
+	size_t len, plen;
+
+	if (http_target_path(t, n, &path, &len) != 0)
+		return;
+	FUZZ_CHECK(len > 0 && inside(path, len, t, n));
+	FUZZ_CHECK(path[0] == '/');
+	FUZZ_CHECK(memchr(path, '#', len) == NULL);
+	q = memchr(path, '?', len);
+	plen = q != NULL ? (size_t)(q - path) : len;
+	FUZZ_CHECK(memchr(path, '\\', plen) == NULL);
+	/* No dot segment: "/./", "/../", or one ending the path. */
+	for (size_t i = 0; i < plen; i++) {
+		size_t seg;
+
+		if (path[i] != '/')
+			continue;
+		seg = i + 1;
+		while (seg < plen && path[seg] != '/')
+			seg++;
+		seg -= i + 1;
+		FUZZ_CHECK(!(seg == 1 && path[i + 1] == '.'));
+		FUZZ_CHECK(!(seg == 2 && path[i + 1] == '.' && path[i + 2] == '.'));
+	}
 }
 
 static void
@@ -59,6 +92,7 @@ check_head(const char *buf, size_t n, const struct http_request *req)
 		FUZZ_CHECK(count <= 1);
 	}
 	(void)http_keep_alive(req->minor_version, req->headers, req->num_headers);
+	check_target(req->target, req->target_len);
 }
 
 int
