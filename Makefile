@@ -213,9 +213,10 @@ fuzz-smoke:
 # everything (the tests, the mock, the receiver too) built with
 # -fsanitize=address,undefined in build-asan/.  `make check-tsan`: the suites
 # whose threads meet (the pool's waiting room and workers, the balancer and
-# health thread, the webhook sender, metrics, the rate limiter) under TSan in
-# build-tsan/.  `make check-valgrind`: one end-to-end suite with the proxy run
-# by valgrind's memcheck (LLMPROXY_WRAPPER), leak check on.  A sanitizer's
+# health thread, the webhook sender, metrics, the rate limiter, reload and
+# drain) under TSan in build-tsan/.  `make check-valgrind`: one end-to-end
+# suite with the proxy run by valgrind's memcheck (LLMPROXY_WRAPPER), leak
+# check on.  A sanitizer's
 # report from any process, even one whose test passed, is written under
 # $(B)/sanitizer/ and fails the run; `make check-sanitizers` runs all three.
 # Instrumented processes are slower: E2E_TIME_SCALE multiplies the e2e
@@ -224,7 +225,10 @@ fuzz-smoke:
 # gcc's -Wformat-truncation misfires on instrumented code (two false
 # positives in the tests at -O1): off there only.
 SAN_CFLAGS  ?= -O1 -g -Wno-format-truncation
-TSAN_E2E    ?= e2e_stream e2e_http e2e_balance e2e_usage e2e_metrics e2e_auth
+TSAN_E2E    ?= e2e_stream e2e_http e2e_balance e2e_usage e2e_metrics e2e_auth \
+               e2e_lifecycle e2e_faults
+# Not e2e_exhaust: its memory cap means nothing with a sanitizer's shadow memory.
+ASAN_E2E    ?= $(filter-out e2e_exhaust,$(E2E))
 TSAN_UNIT   ?= spool balancer httpc metrics log
 VALGRIND_E2E ?= e2e_usage
 DEB_SAN      = valgrind
@@ -241,7 +245,7 @@ check-sanitizers: check-asan check-tsan check-valgrind
 
 check-asan:
 	@$(MAKE) --no-print-directory B=build-asan SANITIZE=address,undefined \
-	  CFLAGS='$(SAN_CFLAGS)' SAN_RUN='unit e2e fuzz-replay' SAN_TIME_SCALE=3 \
+	  CFLAGS='$(SAN_CFLAGS)' E2E='$(ASAN_E2E)' SAN_RUN='unit e2e fuzz-replay' SAN_TIME_SCALE=3 \
 	  sanitizer-run
 
 check-tsan:
