@@ -287,6 +287,16 @@ bound_address(int fd, char *out, size_t len)
 	snprintf(out, len, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
 }
 
+/*
+ * The configuration and PEM files read at start.  What is set up once from
+ * them (the webhook sender and its reporters, its trust anchors) keeps using
+ * them after a SIGHUP has put newer ones in force, so they live as long as
+ * the process: held here, where they stay reachable, and never freed
+ * (volatile: pointers only ever stored would be optimised away).
+ */
+static struct config *volatile start_cfg;
+static struct tlsconf *volatile start_tls;
+
 int
 main(int argc, char **argv)
 {
@@ -328,6 +338,7 @@ main(int argc, char **argv)
 	}
 
 	struct config *cfg = config_load(path, err, sizeof(err));
+	start_cfg = cfg;
 	if (cfg == NULL) {
 		fprintf(stderr, "llmproxy: %s\n", err);
 		return 1;
@@ -346,6 +357,7 @@ main(int argc, char **argv)
 	/* The PEM files are part of the configuration: a bad one stops the
 	 * start, and -t reports it. */
 	struct tlsconf *tls = tlsconf_load(cfg, err, sizeof(err));
+	start_tls = tls;
 	if (tls == NULL) {
 		fprintf(stderr, "llmproxy: %s\n", err);
 		return 1;

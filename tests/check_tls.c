@@ -147,6 +147,7 @@ START_TEST(test_trust_bundle_ignores_keys)
 	b = slurp(cert("other-ca.pem"), &lb);
 	k = slurp(cert("rsa.key"), &lk);
 	text = malloc(la + lb + lk + 32);
+	ck_assert_ptr_nonnull(text);
 	/* Comments between blocks, a key block, no final newline. */
 	sprintf(text, "# bundle\n%s\nsome text\n%s%s", a, k, b);
 	text[strlen(text) - 1] = '\0';

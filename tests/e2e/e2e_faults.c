@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "e2e/harness.h"
@@ -220,10 +221,19 @@ START_TEST(spool_on_a_full_disk)
 		ck_assert(memmem(r.body, r.body_len, "[DONE]", 6) != NULL);
 		response_free(&r);
 	}
-	/* Counted, and said (once a second at most, with how many). */
-	ck_assert_int_eq(http_get(px.port, "/metrics", &m, 3000), 200);
-	ck_assert_msg(strstr(m.body, "llmproxy_webhook_dropped_total 5\n") != NULL,
-	    "drops not counted:\n%s", strstr(m.body, "llmproxy_webhook"));
+	/* Counted, and said (once a second at most, with how many).  The
+	 * record is made after the client has its last byte: wait for the
+	 * count with a deadline. */
+	for (int64_t deadline = now_ms() + 3000;;) {
+		ck_assert_int_eq(http_get(px.port, "/metrics", &m, 3000), 200);
+		if (strstr(m.body, "llmproxy_webhook_dropped_total 5\n") != NULL)
+			break;
+		ck_assert_msg(now_ms() < deadline, "drops not counted:\n%s",
+		    strstr(m.body, "llmproxy_webhook"));
+		response_free(&m);
+		struct timespec ts = { 0, 10 * 1000000 };
+		nanosleep(&ts, NULL);
+	}
 	response_free(&m);
 	ck_assert(wait_file_contains(px.proc.err_path,
 	    "usage: record dropped: No space left on device", 2000, NULL, 0) == 0);
