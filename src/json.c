@@ -885,6 +885,216 @@ json_inspect_usage(const char *buf, size_t len, struct json_usage *out,
 	return r;
 }
 
+/* ---- the plain chunk: text and nothing else ----------------------------------- */
+
+/* What a container is, for json_plain_chunk(): only these places count. */
+enum plain_place {
+	PL_OTHER,
+	PL_ROOT,
+	PL_CHOICES,     /* the root's "choices" array */
+	PL_CHOICE,      /* an object element of it */
+	PL_DELTA,       /* a choice's "delta" object */
+};
+
+/* What a member name means there. */
+enum plain_name {
+	PN_OTHER, PN_CHOICES, PN_DELTA, PN_TEXT, PN_CONTENT, PN_REASONING_CONTENT,
+	PN_REASONING, PN_FINISH, PN_ID, PN_REFUSE,
+};
+
+static enum plain_name
+plain_name(const char *s, size_t n)
+{
+#define IS(name) (memcmp(s, name, sizeof(name) - 1) == 0)
+	/* By length first: called for every member name of every event. */
+	switch (n) {
+	case 2:
+		if (IS("id"))
+			return PN_ID;
+		break;
+	case 4:
+		if (IS("text"))
+			return PN_TEXT;
+		break;
+	case 5:
+		if (IS("delta"))
+			return PN_DELTA;
+		if (IS("usage") || IS("token"))
+			return PN_REFUSE;
+		break;
+	case 7:
+		if (IS("choices"))
+			return PN_CHOICES;
+		if (IS("content"))
+			return PN_CONTENT;
+		if (IS("details") || IS("message"))
+			return PN_REFUSE;
+		break;
+	case 9:
+		if (IS("reasoning"))
+			return PN_REASONING;
+		break;
+	case 13:
+		if (IS("finish_reason"))
+			return PN_FINISH;
+		break;
+	case 17:
+		if (IS("reasoning_content"))
+			return PN_REASONING_CONTENT;
+		break;
+	}
+#undef IS
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '\\')
+			return PN_REFUSE;
+	return PN_OTHER;
+}
+
+/* The closing quote of the string opened at s[open], or len. */
+static size_t
+string_end(const char *s, size_t open, size_t len)
+{
+	size_t i = open + 1;
+	const char *q;
+
+	while (i < len && (q = memchr(s + i, '"', len - i)) != NULL) {
+		size_t at = (size_t)(q - s), k = at;
+		while (k > open + 1 && s[k - 1] == '\\')
+			k--;
+		if ((at - k) % 2 == 0)
+			return at;
+		i = at + 1;
+	}
+	return len;
+}
+
+/* Whether s[i..len) starts with `word` followed by a byte that ends a value. */
+static int
+starts_value(const char *s, size_t i, size_t len, const char *word)
+{
+	size_t n = strlen(word);
+
+	return len - i >= n && memcmp(s + i, word, n) == 0 &&
+	    (i + n == len || is_ws(s[i + n]) || s[i + n] == ',' ||
+	     s[i + n] == '}' || s[i + n] == ']');
+}
+
+/* The depth json_plain_chunk() follows; deeper data takes the full path. */
+#define PLAIN_DEPTH 32
+
+int
+json_plain_chunk(const char *buf, size_t len, size_t *content_bytes)
+{
+	struct {
+		unsigned char place;
+		char close;
+		unsigned short seen;    /* names met in this object, 1 << name */
+	} st[PLAIN_DEPTH];
+	int depth = 0;
+	enum plain_place next = PL_ROOT;  /* what the coming container is */
+	int count_next = 0;     /* the coming value is text that counts */
+	size_t i = 0, bytes = 0;
+
+	while (i < len && is_ws(buf[i]))
+		i++;
+	if (i == len || buf[i] != '{')
+		return 0;
+	while (i < len) {
+		char ch = buf[i];
+		if (ch == '"') {
+			size_t end = string_end(buf, i, len), j;
+			if (end == len)
+				return 0;
+			for (j = end + 1; j < len && is_ws(buf[j]); j++)
+				;
+			if (j == len || buf[j] != ':') {        /* a value */
+				if (count_next)
+					bytes += end - i - 1;
+				count_next = 0;
+				next = PL_OTHER;
+				i = end + 1;
+				continue;
+			}
+			/* A member name: what its value is, there. */
+			if (depth == 0 || st[depth - 1].close != '}')
+				return 0;
+			enum plain_name nm = plain_name(buf + i + 1, end - i - 1);
+			unsigned place = st[depth - 1].place;
+			for (j++; j < len && is_ws(buf[j]); j++)
+				;
+			if (nm == PN_REFUSE ||
+			    (nm == PN_FINISH && !starts_value(buf, j, len, "null")) ||
+			    (nm == PN_ID && starts_value(buf, j, len, "\"\"")))
+				return 0;
+			next = PL_OTHER;
+			count_next = 0;
+			if ((place == PL_ROOT && nm == PN_CHOICES) ||
+			    (place == PL_CHOICE && (nm == PN_DELTA || nm == PN_TEXT)) ||
+			    (place == PL_DELTA && (nm == PN_CONTENT ||
+			     nm == PN_REASONING_CONTENT || nm == PN_REASONING))) {
+				/* json_inspect_usage() reads the last of repeated
+				 * members: leave those to it. */
+				if (st[depth - 1].seen & (1u << nm))
+					return 0;
+				st[depth - 1].seen |= (unsigned short)(1u << nm);
+				if (nm == PN_CHOICES)
+					next = PL_CHOICES;
+				else if (nm == PN_DELTA)
+					next = PL_DELTA;
+				else
+					count_next = 1;
+			}
+			i = j;
+			continue;
+		}
+		if (ch == '{' || ch == '[') {
+			if (depth == PLAIN_DEPTH)
+				return 0;
+			enum plain_place place = next;
+			if (depth > 0 && st[depth - 1].place == PL_CHOICES && ch == '{')
+				place = PL_CHOICE;
+			if ((place == PL_CHOICES && ch != '[') ||
+			    ((place == PL_DELTA || place == PL_ROOT) && ch != '{'))
+				place = PL_OTHER;
+			st[depth].place = (unsigned char)place;
+			st[depth].close = ch == '{' ? '}' : ']';
+			st[depth].seen = 0;
+			depth++;
+			next = PL_OTHER;
+			count_next = 0;
+			i++;
+			continue;
+		}
+		if (ch == '}' || ch == ']') {
+			if (depth == 0 || st[depth - 1].close != ch)
+				return 0;
+			if (--depth == 0) {
+				for (i++; i < len && is_ws(buf[i]); i++)
+					;
+				if (i != len)
+					return 0;
+				*content_bytes = bytes;
+				return 1;
+			}
+			i++;
+			continue;
+		}
+		if (!is_ws(ch) && ch != ',' && ch != ':') {
+			/* A number or a literal: the pending value is not text. */
+			next = PL_OTHER;
+			count_next = 0;
+			while (i + 1 < len && !is_ws(buf[i + 1]) &&
+			    buf[i + 1] != ',' && buf[i + 1] != '}' &&
+			    buf[i + 1] != ']' && buf[i + 1] != '"' &&
+			    buf[i + 1] != '{' && buf[i + 1] != '[' &&
+			    buf[i + 1] != ':')
+				i++;
+		}
+		i++;
+	}
+	return 0;
+}
+
 /* ---- model lists -------------------------------------------------------------- */
 
 int

@@ -1022,6 +1022,115 @@ START_TEST(test_usage_invalid)
 }
 END_TEST
 
+/* ---- json_plain_chunk: the meter's quick look -------------------------------- */
+
+static const struct plain_case {
+	const char *name;
+	const char *data;
+	int plain;              /* json_plain_chunk's answer */
+	size_t content_bytes;   /* when plain */
+} plain_cases[] = {
+	{ "vLLM content chunk",
+	  "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\","
+	  "\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,"
+	  "\"delta\":{\"content\":\" tok1\"},\"logprobs\":null,"
+	  "\"finish_reason\":null}]}", 1, 5 },
+	{ "role chunk, empty content",
+	  "{\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+	  "\"finish_reason\":null}]}", 1, 0 },
+	{ "escapes in text count as sent",
+	  "{\"choices\":[{\"delta\":{\"content\":\"\\u6211\\\"x\\\\\"}}]}", 1, 11 },
+	{ "whitespace everywhere",
+	  " {\n \"choices\" : [ { \"delta\" : { \"content\" : \"ab\" } } ] }\r\n",
+	  1, 2 },
+	{ "completions text", "{\"choices\":[{\"text\":\" hello\"}]}", 1, 6 },
+	{ "two choices and reasoning",
+	  "{\"choices\":[{\"delta\":{\"reasoning_content\":\"hmm\"}},"
+	  "{\"delta\":{\"reasoning\":\"ok\",\"content\":\"!\"}}]}", 1, 6 },
+	{ "text elsewhere does not count",
+	  "{\"content\":\"no\",\"x\":{\"choices\":[{\"text\":\"no\"}]},"
+	  "\"choices\":[{\"delta\":{\"tool_calls\":[{\"content\":\"no\"}]}}]}",
+	  1, 0 },
+	{ "text that is not a string",
+	  "{\"choices\":[{\"text\":null,\"delta\":{\"content\":[\"x\"]}}]}", 1, 0 },
+	{ "choices not an array", "{\"choices\":{\"text\":\"x\"}}", 1, 0 },
+	{ "a finish reason", "{\"choices\":[{\"delta\":{},\"finish_reason\":"
+	  "\"stop\"}]}", 0, 0 },
+	{ "finish reason null, then a string",
+	  "{\"choices\":[{\"finish_reason\":nullx}]}", 0, 0 },
+	{ "usage null", "{\"choices\":[],\"usage\":null}", 0, 0 },
+	{ "usage anywhere", "{\"a\":{\"usage\":1}}", 0, 0 },
+	{ "TGI", "{\"token\":{\"text\":\"a\"}}", 0, 0 },
+	{ "details", "{\"details\":null}", 0, 0 },
+	{ "a body's message", "{\"choices\":[{\"message\":{\"content\":\"a\"}}]}",
+	  0, 0 },
+	{ "empty id", "{\"id\":\"\",\"choices\":[]}", 0, 0 },
+	{ "escaped name", "{\"us\\u0061ge\":null}", 0, 0 },
+	{ "escaped name that is harmless", "{\"a\\n\":1}", 0, 0 },
+	{ "repeated content",
+	  "{\"choices\":[{\"delta\":{\"content\":\"a\",\"content\":\"bc\"}}]}",
+	  0, 0 },
+	{ "repeated choices", "{\"choices\":[],\"choices\":[]}", 0, 0 },
+	{ "not an object", "[{\"choices\":[]}]", 0, 0 },
+	{ "bytes after it", "{\"a\":1} {}", 0, 0 },
+	{ "unclosed string", "{\"a\":\"x}", 0, 0 },
+	{ "mismatched brackets", "{\"a\":[1}}", 0, 0 },
+	{ "unclosed", "{\"choices\":[{\"delta\":{\"content\":\"x\"}}]", 0, 0 },
+	{ "too deep for the quick look",
+	  "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+	  0, 0 },
+	{ "[DONE]", "[DONE]", 0, 0 },
+	{ "empty", "", 0, 0 },
+};
+
+/* When json_plain_chunk() says plain, json_inspect_usage() must say the same
+ * of valid data: text only, as much of it, nothing else. */
+static void
+assert_plain_agrees(const char *name, const char *data, size_t len)
+{
+	size_t bytes = 12345;
+	struct json_usage u;
+
+	if (!json_plain_chunk(data, len, &bytes))
+		return;
+	if (inspect_usage(data, len, &u) != JSON_OK)
+		return;         /* malformed: the quick look may count it */
+	ck_assert_msg(!u.has_usage && !u.usage_null && !u.empty_id &&
+	    u.generated_tokens == -1 && u.input_length == -1 &&
+	    u.finish_reason[0] == '\0', "%s: plain, but it is not", name);
+	ck_assert_msg(u.content_bytes == bytes, "%s: content %zu, full parse %zu",
+	    name, bytes, u.content_bytes);
+}
+
+START_TEST(test_plain)
+{
+	const struct plain_case *c = &plain_cases[_i];
+	size_t len = strlen(c->data), bytes = 12345;
+
+	ck_assert_msg(json_plain_chunk(c->data, len, &bytes) == c->plain,
+	    "%s: plain %d", c->name, !c->plain);
+	if (c->plain)
+		ck_assert_msg(bytes == c->content_bytes, "%s: content %zu",
+		    c->name, bytes);
+	assert_plain_agrees(c->name, c->data, len);
+	/* Cut short anywhere: plain or not, never at odds with the parse. */
+	for (size_t cut = 0; cut < len; cut++)
+		assert_plain_agrees(c->name, c->data, cut);
+}
+END_TEST
+
+/* Every usage case, and every prefix of one: the quick look agrees with the
+ * full parse whenever it answers. */
+START_TEST(test_plain_agrees_with_usage_cases)
+{
+	const struct usage_case *c = &usage_cases[_i];
+	size_t len = strlen(c->data);
+
+	for (size_t cut = 0; cut <= len; cut++)
+		assert_plain_agrees(c->name, c->data, cut);
+}
+END_TEST
+
 /* ---- json_model_ids ----------------------------------------------------------- */
 
 /* A 127-byte id (the longest that is kept) and a 128-byte one. */
@@ -1323,6 +1432,9 @@ json_suite(void)
 	tcase_add_loop_test(tc, test_usage, 0, N(usage_cases));
 	tcase_add_loop_test(tc, test_usage_truncated, 0, N(usage_cases));
 	tcase_add_test(tc, test_usage_invalid);
+	tcase_add_loop_test(tc, test_plain, 0, N(plain_cases));
+	tcase_add_loop_test(tc, test_plain_agrees_with_usage_cases, 0,
+	    N(usage_cases));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");
