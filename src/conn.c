@@ -98,8 +98,8 @@ conn_reserve(char **buf, size_t *cap, size_t want)
 
 /* Per-request buffers are dropped while a connection waits idle, so that
  * thousands of idle keep-alive clients cost little memory. */
-static void
-release_request_buffers(struct conn *c)
+void
+conn_idle(struct conn *c)
 {
 	free(c->body);
 	c->body = NULL;
@@ -128,7 +128,7 @@ conn_free(struct conn *c)
 		return;
 	if (c->io.fd >= 0)
 		close(c->io.fd);
-	release_request_buffers(c);
+	conn_idle(c);
 	free(c->in);
 	free(c);
 }
@@ -1209,16 +1209,13 @@ conn_serve(struct conn *c)
 		struct request rq = { 0 };
 		enum conn_next next = serve_one(c, &rq);
 		log_request(c, &rq);
-		if (next != CONN_PARK || consume_request(c, rq.consumed) < 0) {
-			release_request_buffers(c);
+		if (next != CONN_PARK || consume_request(c, rq.consumed) < 0)
 			return next == CONN_PARK ? CONN_CLOSE : next;
-		}
 		/* A pipelined request already here is served now, in order. */
 		c->started_ms = io_now_ms();
 		int h = conn_parse_head(c);
 		if (h == 1)
 			continue;
-		release_request_buffers(c);
 		if (h > 1) {
 			conn_reply_now(c, h, NULL, NULL);
 			return CONN_LINGER;

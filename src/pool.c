@@ -88,6 +88,7 @@ wake_room(void)
 static void
 hand_back(struct conn *c, enum conn_next next)
 {
+	conn_idle(c);
 	c->waiting_state = next == CONN_LINGER ? WAIT_LINGER : WAIT_REQUEST;
 	pthread_mutex_lock(&pool.lock);
 	c->next = pool.returned;
