@@ -982,19 +982,26 @@ starts_value(const char *s, size_t i, size_t len, const char *word)
 /* The depth json_plain_chunk() follows; deeper data takes the full path. */
 #define PLAIN_DEPTH 32
 
+/* What the value after a member name is for (json_plain_chunk). */
+enum plain_value { PV_NOTHING, PV_TEXT, PV_FINISH };
+
 int
-json_plain_chunk(const char *buf, size_t len, size_t *content_bytes)
+json_plain_chunk(const char *buf, size_t len, struct json_plain *out)
 {
 	struct {
 		unsigned char place;
 		char close;
+		unsigned char first;    /* PL_CHOICE: the first element */
+		unsigned char elements; /* PL_CHOICES: one has been seen */
 		unsigned short seen;    /* names met in this object, 1 << name */
 	} st[PLAIN_DEPTH];
 	int depth = 0;
 	enum plain_place next = PL_ROOT;  /* what the coming container is */
-	int count_next = 0;     /* the coming value is text that counts */
-	size_t i = 0, bytes = 0;
+	enum plain_value value = PV_NOTHING;
+	size_t i = 0;
 
+	out->content_bytes = 0;
+	out->finish_reason[0] = '\0';
 	while (i < len && is_ws(buf[i]))
 		i++;
 	if (i == len || buf[i] != '{')
@@ -1008,9 +1015,19 @@ json_plain_chunk(const char *buf, size_t len, size_t *content_bytes)
 			for (j = end + 1; j < len && is_ws(buf[j]); j++)
 				;
 			if (j == len || buf[j] != ':') {        /* a value */
-				if (count_next)
-					bytes += end - i - 1;
-				count_next = 0;
+				size_t n = end - i - 1;
+				if (value == PV_TEXT) {
+					out->content_bytes += n;
+				} else if (value == PV_FINISH && n > 0) {
+					/* As sent, cut to fit (copy_reason). */
+					if (n > sizeof out->finish_reason - 1)
+						n = sizeof out->finish_reason - 1;
+					memcpy(out->finish_reason, buf + i + 1, n);
+					out->finish_reason[n] = '\0';
+				}
+				if (depth > 0 && st[depth - 1].place == PL_CHOICES)
+					st[depth - 1].elements = 1;
+				value = PV_NOTHING;
 				next = PL_OTHER;
 				i = end + 1;
 				continue;
@@ -1023,13 +1040,13 @@ json_plain_chunk(const char *buf, size_t len, size_t *content_bytes)
 			for (j++; j < len && is_ws(buf[j]); j++)
 				;
 			if (nm == PN_REFUSE ||
-			    (nm == PN_FINISH && !starts_value(buf, j, len, "null")) ||
 			    (nm == PN_ID && starts_value(buf, j, len, "\"\"")))
 				return 0;
 			next = PL_OTHER;
-			count_next = 0;
+			value = PV_NOTHING;
 			if ((place == PL_ROOT && nm == PN_CHOICES) ||
-			    (place == PL_CHOICE && (nm == PN_DELTA || nm == PN_TEXT)) ||
+			    (place == PL_CHOICE && (nm == PN_DELTA || nm == PN_TEXT ||
+			     (nm == PN_FINISH && st[depth - 1].first))) ||
 			    (place == PL_DELTA && (nm == PN_CONTENT ||
 			     nm == PN_REASONING_CONTENT || nm == PN_REASONING))) {
 				/* json_inspect_usage() reads the last of repeated
@@ -1041,8 +1058,10 @@ json_plain_chunk(const char *buf, size_t len, size_t *content_bytes)
 					next = PL_CHOICES;
 				else if (nm == PN_DELTA)
 					next = PL_DELTA;
+				else if (nm == PN_FINISH)
+					value = PV_FINISH;
 				else
-					count_next = 1;
+					value = PV_TEXT;
 			}
 			i = j;
 			continue;
@@ -1051,17 +1070,25 @@ json_plain_chunk(const char *buf, size_t len, size_t *content_bytes)
 			if (depth == PLAIN_DEPTH)
 				return 0;
 			enum plain_place place = next;
-			if (depth > 0 && st[depth - 1].place == PL_CHOICES && ch == '{')
-				place = PL_CHOICE;
+			int first = 0;
+			if (depth > 0 && st[depth - 1].place == PL_CHOICES) {
+				if (ch == '{') {
+					place = PL_CHOICE;
+					first = !st[depth - 1].elements;
+				}
+				st[depth - 1].elements = 1;
+			}
 			if ((place == PL_CHOICES && ch != '[') ||
 			    ((place == PL_DELTA || place == PL_ROOT) && ch != '{'))
 				place = PL_OTHER;
 			st[depth].place = (unsigned char)place;
 			st[depth].close = ch == '{' ? '}' : ']';
+			st[depth].first = (unsigned char)first;
+			st[depth].elements = 0;
 			st[depth].seen = 0;
 			depth++;
 			next = PL_OTHER;
-			count_next = 0;
+			value = PV_NOTHING;
 			i++;
 			continue;
 		}
@@ -1071,18 +1098,17 @@ json_plain_chunk(const char *buf, size_t len, size_t *content_bytes)
 			if (--depth == 0) {
 				for (i++; i < len && is_ws(buf[i]); i++)
 					;
-				if (i != len)
-					return 0;
-				*content_bytes = bytes;
-				return 1;
+				return i == len;
 			}
 			i++;
 			continue;
 		}
 		if (!is_ws(ch) && ch != ',' && ch != ':') {
 			/* A number or a literal: the pending value is not text. */
+			if (depth > 0 && st[depth - 1].place == PL_CHOICES)
+				st[depth - 1].elements = 1;
 			next = PL_OTHER;
-			count_next = 0;
+			value = PV_NOTHING;
 			while (i + 1 < len && !is_ws(buf[i + 1]) &&
 			    buf[i + 1] != ',' && buf[i + 1] != '}' &&
 			    buf[i + 1] != ']' && buf[i + 1] != '"' &&

@@ -153,12 +153,15 @@ usage_event(struct usage_meter *m, const char *ev, size_t len,
 	}
 	/* Most events are text and nothing else: counted without the full
 	 * parse, which is most of the relay's work per event otherwise. */
-	size_t text;
-	if (json_plain_chunk(data, data_len, &text)) {
-		if (text > 0) {
+	struct json_plain plain;
+	if (json_plain_chunk(data, data_len, &plain)) {
+		if (plain.content_bytes > 0) {
 			m->content_events++;
-			m->content_bytes += text;
+			m->content_bytes += plain.content_bytes;
 		}
+		if (plain.finish_reason[0] != '\0')
+			memcpy(m->finish_reason, plain.finish_reason,
+			    sizeof m->finish_reason);
 		return;
 	}
 	if (json_inspect_usage(data, data_len, &u, &m->scratch,
