@@ -250,6 +250,8 @@ else
 	N1=200 R=10 C32=32 N32=640 LAGT=50 LAGC=4 CPUT=50000 CPUC=4 RPSD=2000 RPSR=5
 	LONGT=100 S1=1 S2=100 S3=1000
 fi
+# The machine's load while we measure: numbers taken under load say so.
+load_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 echo "bench: mock $mock, llmproxy $llmproxy_addr, nginx 127.0.0.1:$nginx_port" \
 	"(raw lines: $raw)" >&2
 
@@ -324,6 +326,8 @@ model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head
 	echo "nginx:   $("$NGINX_BIN" -v 2>&1 | sed 's/.*version: //'), worker_processes auto," \
 		"proxy_buffering off, upstream keepalive 64"
 	echo "command: $( [ $smoke = 1 ] && echo "make bench-smoke" || echo "make bench")"
+	echo "load:    $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")" \
+		"at the end (1, 5, 15 min load averages; $cpus cores)"
 	echo
 	awk -v idle_dyn="$idle_dyn" -v idle_static="$idle_static" \
 	    -v anon_dyn="$anon_dynamic" -v anon_static="$anon_static" \
