@@ -20,29 +20,34 @@ endif
 ALL_CPPFLAGS = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
                -DLLMPROXY_VERSION=\"$(VERSION)\" -Isrc $(CPPFLAGS)
 ALL_CFLAGS   = -std=c11 $(WARN) -pthread $(CFLAGS)
-LIBS         = -linih -pthread
+LIBS         = -linih -lbearssl -pthread
 
 # The program, module by module (DESIGN.md has the map).
 SRC = main config log pool conn http io upstream relay sse json balancer reply \
-      usage webhook spool httpc health metrics
+      usage webhook spool httpc health metrics auth ratelimit
 OBJ = $(SRC:%=$(B)/src/%.o)
 
 # Check suites, one per pure module, and what each links.
-UNIT          = http sse json config usage spool balancer httpc metrics log
+UNIT          = http sse json config usage spool balancer httpc metrics log \
+                auth ratelimit
 UNIT_http     = http
 UNIT_sse      = sse
 UNIT_json     = json
-UNIT_config   = config
+UNIT_config   = config auth
+UNIT_auth     = auth
+UNIT_ratelimit = ratelimit
 UNIT_usage    = usage json sse
 UNIT_spool    = spool
 UNIT_balancer = balancer
 UNIT_httpc    = httpc io upstream http health balancer json log
-UNIT_metrics  = metrics balancer webhook spool httpc io upstream http log json
+UNIT_metrics  = metrics balancer webhook spool httpc io upstream http log json \
+                ratelimit
 UNIT_log      = log json
 CHECK_LIBS    = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
 
 # End-to-end suites: the real binary over loopback against the mock backend.
-E2E       = e2e_stream e2e_http e2e_cli e2e_usage e2e_balance e2e_metrics e2e_yaml
+E2E       = e2e_stream e2e_http e2e_cli e2e_usage e2e_balance e2e_metrics e2e_yaml \
+            e2e_auth
 E2E_COMMON = tests/e2e/harness.o
 
 .PHONY: all check unit e2e demo deps test-deps clean install node-deps node dashboard
@@ -295,7 +300,7 @@ $(B)/llmproxy-static: $(OBJ)
 
 static-build: $(SB)/.toolchain $(SB)/lib/libbearssl.a $(SB)/lib/libinih.a $(SB)/include/.copied
 	@$(MAKE) --no-print-directory B=$(SB) CC=$(XCC) CFLAGS='$(XCFLAGS)' \
-	  CPPFLAGS='-I$(CURDIR)/$(SB)/include' LDFLAGS='$(XLDFLAGS)' SANITIZE= \
+	  CPPFLAGS='-isystem $(CURDIR)/$(SB)/include' LDFLAGS='$(XLDFLAGS)' SANITIZE= \
 	  $(SB)/llmproxy-static
 	@mkdir -p dist
 	@$(XTRIPLET)-strip --strip-all -R .comment -o $(SB)/llmproxy-stripped $(SB)/llmproxy-static

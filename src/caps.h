@@ -283,4 +283,42 @@
 #define CAP_CONFIG_LINE 4096
 #endif
 
+/* ---- API keys and limits ---------------------------------------------------- */
+
+/* Keys one config may hold (static keys and keys_file together). */
+#ifndef CAP_AUTH_KEYS
+#define CAP_AUTH_KEYS 65536
+#endif
+/* A key's secret, name (metrics label, log field) and user id, in bytes. */
+#ifndef CAP_AUTH_KEY_BYTES
+#define CAP_AUTH_KEY_BYTES 512
+#endif
+#ifndef CAP_AUTH_NAME
+#define CAP_AUTH_NAME 64
+#endif
+#ifndef CAP_AUTH_USER
+#define CAP_AUTH_USER 128
+#endif
+/* One line of a keys_file. */
+#ifndef CAP_AUTH_LINE
+#define CAP_AUTH_LINE 1024
+#endif
+/* [auth] header_names and skip_paths entries. */
+#ifndef CAP_AUTH_HEADERS
+#define CAP_AUTH_HEADERS 8
+#endif
+#ifndef CAP_AUTH_SKIP_PATHS
+#define CAP_AUTH_SKIP_PATHS 16
+#endif
+/* Per-key limiter states kept across reloads (one per key name seen).  When
+ * full, states that are idle and refilled (the same as new ones) are
+ * dropped to make room. */
+#ifndef CAP_LIMIT_STATES
+#define CAP_LIMIT_STATES (2 * CAP_AUTH_KEYS)
+#endif
+/* A backend's api_key. */
+#ifndef CAP_BACKEND_KEY_BYTES
+#define CAP_BACKEND_KEY_BYTES 512
+#endif
+
 #endif

@@ -57,6 +57,11 @@
 #define HC_HEALTHY_DEFAULT       2
 #define HC_UNHEALTHY_DEFAULT     3
 
+/* [rate_limit] ranges. */
+#define RATE_MAX            1000000
+#define TOKENS_MAX          1000000000000LL
+#define CONCURRENT_MAX      100000
+
 /* [usage] ranges. */
 #define MAX_WAIT_MAX_MS     (3600 * 1000)
 #define QUEUE_MAX_MAX       10000000
@@ -80,6 +85,10 @@
 #define BUCKETS_WHY "llmproxy's histogram buckets are fixed, to resolve " \
     "milliseconds"
 #define LOGGING_WHY "llmproxy's access log is [log] format and access_file"
+#define STATUS_CODES_WHY "llmproxy answers 401 (no or unknown key), 403 " \
+    "(disabled or expired) and 429 (limits) in OpenAI's error format"
+#define QUOTA_WHY "without total_quota there is nothing to count against; " \
+    "[rate_limit.per_key] tokens_per_minute limits tokens"
 
 #if defined(__GNUC__)
 #define PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -96,8 +105,6 @@ enum use {
 	IGNORED,        /* an LLMProxy feature llmproxy leaves out: notice, ignored */
 	REFUSE_IF_TRUE, /* a security switch llmproxy cannot honour yet: true is
 	                   an error, false is ignored like its section */
-	WATCH,          /* in an ignored subtree, still read (by its setter), for
-	                   a decision at the end of the file */
 };
 
 /*
@@ -121,6 +128,8 @@ struct section_rule {
 static int open_backend(struct parse *p, const char *name);
 static int open_reporter(struct parse *p, const char *name);
 static int open_health_check(struct parse *p, const char *name);
+static int open_auth_provider(struct parse *p, const char *name);
+static int open_auth_key(struct parse *p, const char *name);
 
 static const struct section_rule sections[] = {
 	/* section              use        at each header  notice */
@@ -147,8 +156,22 @@ static const struct section_rule sections[] = {
 	{ "health_check",       SUPPORTED, open_health_check, NULL },
 	{ "health_check.script", IGNORED,  NULL, NULL },
 	{ "metrics",            SUPPORTED, NULL, NULL },
-	{ "rate_limit",         LATER,     NULL, NULL },
-	{ "auth",               LATER,     NULL, NULL },  /* but enabled = true: error */
+	{ "rate_limit",         SUPPORTED, NULL, NULL },
+	{ "rate_limit.global",  SUPPORTED, NULL, NULL },
+	{ "rate_limit.per_key", SUPPORTED, NULL, NULL },
+	{ "rate_limit.script",  IGNORED,   NULL, NULL },
+	{ "auth",               SUPPORTED, NULL, NULL },
+	{ "auth.status_codes",  IGNORED,   NULL, STATUS_CODES_WHY },
+	/* Providers: static is llmproxy's; any other type enabled is refused
+	 * at the end (finish_auth), its settings ignored here. */
+	{ "auth.pipeline.*",    SUPPORTED, open_auth_provider, NULL },
+	{ "auth.pipeline.*.static", SUPPORTED, open_auth_provider, NULL },
+	{ "auth.pipeline.*.static.keys.*", SUPPORTED, open_auth_key, NULL },
+	{ "auth.pipeline.*.redis",    IGNORED, NULL, NULL },
+	{ "auth.pipeline.*.database", IGNORED, NULL, NULL },
+	{ "auth.pipeline.*.webhook",  IGNORED, NULL, NULL },
+	{ "auth.pipeline.*.lua",      IGNORED, NULL, NULL },
+	{ "auth.pipeline.*.script",   IGNORED, NULL, NULL },
 	{ "admin",              IGNORED,   NULL, NULL },
 	{ "storage",            IGNORED,   NULL, NULL },
 	{ "discovery",          IGNORED,   NULL, NULL },
@@ -205,7 +228,22 @@ static int set_path(struct parse *, const struct key_rule *, const char *);
 static int set_hc_method(struct parse *, const struct key_rule *, const char *);
 static int set_models(struct parse *, const struct key_rule *, const char *);
 static int refuse_if_true(struct parse *, const struct key_rule *, const char *);
-static int watch_auth(struct parse *, const struct key_rule *, const char *);
+static int set_flag(struct parse *, const struct key_rule *, const char *);
+static int set_api_key(struct parse *, const struct key_rule *, const char *);
+static int set_rate(struct parse *, const struct key_rule *, const char *);
+static int set_rl_storage(struct parse *, const struct key_rule *, const char *);
+static int set_auth_mode(struct parse *, const struct key_rule *, const char *);
+static int set_header_names(struct parse *, const struct key_rule *, const char *);
+static int set_skip_paths(struct parse *, const struct key_rule *, const char *);
+static int set_ap_name(struct parse *, const struct key_rule *, const char *);
+static int set_ap_type(struct parse *, const struct key_rule *, const char *);
+static int set_ap_enabled(struct parse *, const struct key_rule *, const char *);
+static int set_keys_file(struct parse *, const struct key_rule *, const char *);
+static int set_ak_key(struct parse *, const struct key_rule *, const char *);
+static int set_ak_text(struct parse *, const struct key_rule *, const char *);
+static int set_ak_status(struct parse *, const struct key_rule *, const char *);
+static int set_ak_expires(struct parse *, const struct key_rule *, const char *);
+static int set_ak_refused(struct parse *, const struct key_rule *, const char *);
 
 #define CFG(f)  IN_CONFIG, offsetof(struct config, f)
 #define BE(f)   IN_BACKEND, offsetof(struct backend_conf, f)
@@ -270,6 +308,7 @@ static const struct key_rule keys[] = {
 	{ "backends.*", "models",            SUPPORTED, set_models,     NOFIELD,                       0, 0, NULL },
 	{ "backends.*", "health_path",       SUPPORTED, set_path,       BE(health_path),               0, PATH_MAX_BE, NULL },
 	{ "backends.*", "max_connections",   SUPPORTED, set_int,        BE(max_connections),           0, MAX_CONNECTIONS_MAX, NULL },
+	{ "backends.*", "api_key",           SUPPORTED, set_api_key,    BE(api_key),                   0, 0, NULL },
 
 	{ "routing",  "timeout",             SUPPORTED, set_ms,         CFG(request_timeout_ms),       0, INT_MAX, NULL },
 	{ "routing",  "connect_timeout",     SUPPORTED, set_ms,         CFG(connect_timeout_ms),       1, INT_MAX, NULL },
@@ -301,11 +340,43 @@ static const struct key_rule keys[] = {
 	{ "health_check", "eject_on_5xx",    SUPPORTED, set_bool,       CFG(hc_eject_on_5xx),          0, 0, NULL },
 	{ "health_check", "eject_cooldown",  SUPPORTED, set_ms,         CFG(hc_eject_cooldown_ms),     1, HC_MAX_MS, NULL },
 
-	/* Auth asked for is auth given, or no start: which provider is to
-	 * blame is decided at the end, when the pipeline has been read. */
-	{ "auth",     "enabled",             WATCH,     watch_auth,     NOFIELD,                       0, 0, NULL },
-	{ "auth.pipeline.*", "type",         WATCH,     watch_auth,     NOFIELD,                       0, 0, NULL },
-	{ "auth.pipeline.*", "enabled",      WATCH,     watch_auth,     NOFIELD,                       0, 0, NULL },
+	/* API keys.  Whether auth asked for can be given (provider types,
+	 * keys at all) is decided at the end: finish_auth. */
+	{ "auth",     "enabled",             SUPPORTED, set_bool,       CFG(auth_enabled),             0, 0, NULL },
+	{ "auth",     "mode",                SUPPORTED, set_auth_mode,  NOFIELD,                       0, 0, NULL },
+	{ "auth",     "header_names",        SUPPORTED, set_header_names, NOFIELD,                     0, 0, NULL },
+	{ "auth",     "skip_paths",          SUPPORTED, set_skip_paths, NOFIELD,                       0, 0, NULL },
+	{ "auth.pipeline.*", "name",         SUPPORTED, set_ap_name,    NOFIELD,                       0, 0, NULL },
+	{ "auth.pipeline.*", "type",         SUPPORTED, set_ap_type,    NOFIELD,                       0, 0, NULL },
+	{ "auth.pipeline.*", "enabled",      SUPPORTED, set_ap_enabled, NOFIELD,                       0, 0, NULL },
+	{ "auth.pipeline.*.static", "keys_file", SUPPORTED, set_keys_file, NOFIELD,                    0, 0, NULL },
+	{ "auth.pipeline.*.static.keys.*", "key", SUPPORTED, set_ak_key, NOFIELD,                      0, 0, NULL },
+	{ "auth.pipeline.*.static.keys.*", "name", SUPPORTED, set_ak_text, NOFIELD,                    0, CAP_AUTH_NAME, NULL },
+	{ "auth.pipeline.*.static.keys.*", "user_id", SUPPORTED, set_ak_text, NOFIELD,                 0, CAP_AUTH_USER, NULL },
+	{ "auth.pipeline.*.static.keys.*", "status", SUPPORTED, set_ak_status, NOFIELD,                0, 0, NULL },
+	{ "auth.pipeline.*.static.keys.*", "expires_at", SUPPORTED, set_ak_expires, NOFIELD,           0, 0, NULL },
+	/* Limits llmproxy does not have: refused on a key in use (finish_auth),
+	 * since running without them would let the key do more than meant. */
+	{ "auth.pipeline.*.static.keys.*", "total_quota", SUPPORTED, set_ak_refused, NOFIELD,          0, 0, NULL },
+	{ "auth.pipeline.*.static.keys.*", "allowed_ips", SUPPORTED, set_ak_refused, NOFIELD,          0, 0, NULL },
+	{ "auth.pipeline.*.static.keys.*", "denied_ips", SUPPORTED, set_ak_refused, NOFIELD,           0, 0, NULL },
+	{ "auth.pipeline.*.static.keys.*", "used_quota", IGNORED, NULL, NOFIELD,                       0, 0, QUOTA_WHY },
+	{ "auth.pipeline.*.static.keys.*", "quota_reset_period", IGNORED, NULL, NOFIELD,               0, 0, QUOTA_WHY },
+
+	/* Token buckets in memory.  A zero rate is no limit. */
+	{ "rate_limit", "enabled",           SUPPORTED, set_bool,       CFG(rl_enabled),               0, 0, NULL },
+	{ "rate_limit", "storage",           SUPPORTED, set_rl_storage, NOFIELD,                       0, 0, NULL },
+	{ "rate_limit", "redis",             IGNORED,   NULL,           NOFIELD,                       0, 0, NULL },
+	{ "rate_limit.global", "enabled",    SUPPORTED, set_flag,       NOFIELD,                       0, 0, NULL },
+	{ "rate_limit.global", "requests_per_second", SUPPORTED, set_rate, CFG(rl_global.rps),         0, RATE_MAX, NULL },
+	{ "rate_limit.global", "requests_per_minute", SUPPORTED, set_rate, CFG(rl_global.rpm),         0, RATE_MAX, NULL },
+	{ "rate_limit.global", "burst_size", SUPPORTED, set_rate,       CFG(rl_global.rps_burst),      1, RATE_MAX, NULL },
+	{ "rate_limit.per_key", "enabled",   SUPPORTED, set_flag,       NOFIELD,                       0, 0, NULL },
+	{ "rate_limit.per_key", "requests_per_second", SUPPORTED, set_rate, CFG(rl_per_key.rps),       0, RATE_MAX, NULL },
+	{ "rate_limit.per_key", "requests_per_minute", SUPPORTED, set_rate, CFG(rl_per_key.rpm),       0, RATE_MAX, NULL },
+	{ "rate_limit.per_key", "tokens_per_minute", SUPPORTED, set_rate, CFG(rl_per_key.tpm),         0, TOKENS_MAX, NULL },
+	{ "rate_limit.per_key", "burst_size", SUPPORTED, set_rate,      CFG(rl_per_key.rps_burst),     1, RATE_MAX, NULL },
+	{ "rate_limit.per_key", "max_concurrent", SUPPORTED, set_int,   CFG(rl_per_key.max_concurrent), 0, CONCURRENT_MAX, NULL },
 
 	{ "usage",    "enabled",             SUPPORTED, set_bool,       CFG(usage_enabled),            0, 0, NULL },
 	{ "usage",    "inject_include_usage", SUPPORTED, set_bool,      CFG(usage_inject),             0, 0, NULL },
@@ -354,6 +425,32 @@ struct rep_item {        /* a usage reporter while its file is read */
 	int header_line[CAP_REPORTER_HEADERS];
 };
 
+struct auth_provider {   /* [auth.pipeline.X] while its file is read */
+	char *section;       /* "auth.pipeline.X" */
+	int line;            /* of its first header */
+	char name[64];
+	char type[32];       /* as written; "" not given */
+	int type_line;
+	int enabled;         /* -1: not given (on) */
+	char *keys_file;     /* [auth.pipeline.X.static] keys_file, or NULL */
+	int keys_file_line;
+};
+
+struct key_item {        /* a static key while its file is read */
+	char *section;       /* "auth.pipeline.X.static.keys.Y" */
+	size_t provider;     /* index in parse.aps */
+	int line;            /* of its header */
+	char *key;           /* the secret (wiped when freed), or NULL */
+	char name[CAP_AUTH_NAME];
+	int name_line;
+	char user_id[CAP_AUTH_USER];
+	int disabled;
+	int64_t expires_at;
+	int refused_line;    /* total_quota / allowed_ips / denied_ips with a
+	                        value: 0 none */
+	char refused[64];    /* that key, for the message */
+};
+
 struct seen_key {        /* for duplicate keys */
 	size_t section;      /* index into parse.names */
 	char *key;
@@ -398,14 +495,12 @@ struct parse {
 	int given_line[NKEYS];
 	char *given_text[NKEYS];
 	bool hc_section;               /* [health_check] is in the file */
-	int auth_line;                 /* [auth] enabled = true: its line */
-	struct auth_provider {         /* [auth.pipeline.X], in file order */
-		size_t section;        /* index in names */
-		char type[32];
-		int type_line;
-		bool disabled;
-	} auth[CAP_AUTH_PROVIDERS];
-	size_t nauth;
+	struct auth_provider *aps;     /* [auth.pipeline.X], in file order */
+	size_t naps;
+	size_t ap;                     /* in a provider's section: its index */
+	struct key_item *kis;          /* [auth.pipeline.X.static.keys.Y] */
+	size_t nkis;
+	size_t ki;                     /* in a key's section: its index */
 
 	char value[CAP_CONFIG_LINE];   /* the current value, quotes removed */
 	bool failed;
@@ -415,6 +510,29 @@ struct parse {
 /* ---- messages ------------------------------------------------------------- */
 
 static int fail(struct parse *p, int line, const char *fmt, ...) PRINTF(3, 4);
+static int fail_in(struct parse *p, const char *file, int line,
+    const char *fmt, ...) PRINTF(4, 5);
+static int vfail_in(struct parse *p, const char *file, int line,
+    const char *fmt, va_list ap) PRINTF(4, 0);
+
+static int
+vfail_in(struct parse *p, const char *file, int line, const char *fmt,
+    va_list ap)
+{
+	int n;
+
+	if (p->failed)
+		return -1;
+	p->failed = true;
+	if (line > 0)
+		n = snprintf(p->err, sizeof p->err, "%s:%d: ", file, line);
+	else
+		n = snprintf(p->err, sizeof p->err, "%s: ", file);
+	if (n < 0 || (size_t)n >= sizeof p->err)
+		return -1;
+	vsnprintf(p->err + n, sizeof p->err - (size_t)n, fmt, ap);
+	return -1;
+}
 
 /* Records the first error as "FILE:LINE: message" ("FILE: message" when
  * line is 0).  Returns -1. */
@@ -422,19 +540,21 @@ static int
 fail(struct parse *p, int line, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
-	if (p->failed)
-		return -1;
-	p->failed = true;
-	if (line > 0)
-		n = snprintf(p->err, sizeof p->err, "%s:%d: ", p->file, line);
-	else
-		n = snprintf(p->err, sizeof p->err, "%s: ", p->file);
-	if (n < 0 || (size_t)n >= sizeof p->err)
-		return -1;
 	va_start(ap, fmt);
-	vsnprintf(p->err + n, sizeof p->err - (size_t)n, fmt, ap);
+	vfail_in(p, p->file, line, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* The same for another file the config names (a keys_file). */
+static int
+fail_in(struct parse *p, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail_in(p, file, line, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -1665,60 +1785,314 @@ set_models(struct parse *p, const struct key_rule *r, const char *v)
 	return 0;
 }
 
-/* [auth] enabled and the pipeline's providers, for the end of the file. */
-static int
-watch_auth(struct parse *p, const struct key_rule *r, const char *v)
-{
-	bool on;
+/* ---- [auth] and [rate_limit] ---------------------------------------------------- */
 
-	if (strcmp(r->key, "type") != 0 && get_bool(p, r, v, &on) != 0)
-		return -1;
-	if (strcmp(r->section, "auth") == 0) {
-		p->auth_line = on ? p->line : 0;
-		return 0;
+/*
+ * A bad secret (a client key, a backend's api_key): the message names the
+ * key but never shows the value, since error messages end up in logs.
+ */
+static int
+bad_secret(struct parse *p, const char *why)
+{
+	return fail(p, p->line, "[%s] %s: %s (the value is a secret and is not "
+	    "shown)", p->section, p->key, why);
+}
+
+/* Visible ASCII and nothing else: what may go into a header field (a
+ * backend's key) or be typed in one (a client's). */
+static const char *
+secret_problem(const char *v, size_t max)
+{
+	size_t len = strlen(v);
+
+	if (len == 0)
+		return "empty";
+	if (len > max)
+		return "too long";
+	for (const char *c = v; *c != '\0'; c++) {
+		if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f)
+			return "a key is visible ASCII without spaces";
 	}
-	size_t i;
-	for (i = 0; i < p->nauth && p->auth[i].section != p->section_id; i++)
-		;
-	if (i == p->nauth) {
-		if (p->nauth == CAP_AUTH_PROVIDERS)
-			return bad(p, r, v, "more than %d auth providers",
-			    CAP_AUTH_PROVIDERS);
-		p->auth[p->nauth++] = (struct auth_provider){ .section = p->section_id };
-	}
-	if (strcmp(r->key, "type") == 0) {
-		snprintf(p->auth[i].type, sizeof(p->auth[i].type), "%s", v);
-		p->auth[i].type_line = p->line;
-	} else {
-		p->auth[i].disabled = !on;
-	}
+	return NULL;
+}
+
+/* [backends.X] api_key: sent to that backend as Authorization: Bearer. */
+static int
+set_api_key(struct parse *p, const struct key_rule *r, const char *v)
+{
+	const char *why = secret_problem(v, CAP_BACKEND_KEY_BYTES - 1);
+
+	if (why != NULL)
+		return bad_secret(p, why);
+	memcpy(field(p, r), v, strlen(v) + 1);
 	return 0;
 }
 
-/*
- * Authentication asked for but not available: refused, naming the provider
- * llmproxy cannot be (LLMProxy's builtin needs its admin database; redis,
- * database, webhook and lua need what llmproxy does not carry), else the
- * [auth] line itself.  Running open would be worse than not running.
- */
+/* A boolean judged at the end, with the keys near it (given()). */
 static int
-check_auth(struct parse *p)
+set_flag(struct parse *p, const struct key_rule *r, const char *v)
 {
-	if (p->auth_line == 0)
+	bool on;
+
+	return get_bool(p, r, v, &on);
+}
+
+/* A rate, a burst or a token count: a decimal number (1.5 per second is a
+ * rate), r->min..r->max; 0 is no limit where r->min allows it. */
+static int
+set_rate(struct parse *p, const struct key_rule *r, const char *v)
+{
+	size_t whole = strspn(v, "0123456789"), frac = 0;
+	double d;
+
+	if (v[whole] == '.')
+		frac = strspn(v + whole + 1, "0123456789") + 1;
+	if (whole == 0 || v[whole + frac] != '\0' || frac == 1 || whole > 15)
+		return bad(p, r, v, "not a number (e.g. 10, 0.5)");
+	d = strtod(v, NULL);    /* the C locale: '.' is the point */
+	if (d < (double)r->min || d > (double)r->max)
+		return bad(p, r, v, "must be %lld..%lld", r->min, r->max);
+	*(double *)field(p, r) = d;
+	return 0;
+}
+
+static int
+set_rl_storage(struct parse *p, const struct key_rule *r, const char *v)
+{
+	if (strcasecmp(v, "memory") == 0)
 		return 0;
-	for (size_t i = 0; i < p->nauth; i++) {
-		const struct auth_provider *a = &p->auth[i];
-		if (a->disabled || a->type_line == 0 ||
-		    strcasecmp(a->type, "static") == 0)
-			continue;
-		return fail(p, a->type_line, "[%s] type = %s: LLMProxy's %s auth "
-		    "provider is not available in llmproxy%s; refusing to run "
-		    "without the authentication asked for", p->names[a->section],
-		    a->type, a->type, strcasecmp(a->type, "builtin") == 0 ?
-		    " (it needs LLMProxy's admin database)" : "");
+	if (strcasecmp(v, "redis") == 0) {
+		notice_at(p, p->line, "[rate_limit] storage = %s: llmproxy keeps its "
+		    "limits in memory; each llmproxy process limits on its own", v);
+		return p->failed ? -1 : 0;
 	}
-	return fail(p, p->auth_line, "[auth] enabled = true: this build has no "
-	    "API-key authentication yet; refusing to run open");
+	return bad(p, r, v, "must be memory (or LLMProxy's redis, taken as memory)");
+}
+
+/* [auth] mode: with static keys only, first_match and all differ only when
+ * several providers are enabled (finish_auth). */
+static int
+set_auth_mode(struct parse *p, const struct key_rule *r, const char *v)
+{
+	if (strcasecmp(v, "first_match") == 0 || strcasecmp(v, "all") == 0)
+		return 0;
+	return bad(p, r, v, "must be first_match or all");
+}
+
+/* [auth] header_names = Authorization, X-API-Key: where a key may come. */
+static int
+set_header_names(struct parse *p, const struct key_rule *r, const char *v)
+{
+	struct config *cfg = p->cfg;
+	const char *s = v, *item;
+	size_t len, n = 0;
+
+	while (list_item(&s, &item, &len)) {
+		if (len == 0)
+			return bad(p, r, v, "an empty header name");
+		for (size_t i = 0; i < len; i++) {
+			if (!token_char((unsigned char)item[i]))
+				return bad(p, r, v, "%s", strcspn(item, "\"'") < len ? LIST_QUOTES :
+				    "a header name is A-Z a-z 0-9 and !#$%&'*+-.^_`|~");
+		}
+		if (len >= sizeof cfg->auth_headers[0])
+			return bad(p, r, v, "a header name has at most %zu characters",
+			    sizeof cfg->auth_headers[0] - 1);
+		if (n == CAP_AUTH_HEADERS)
+			return bad(p, r, v, "more than %d header names", CAP_AUTH_HEADERS);
+		memcpy(cfg->auth_headers[n], item, len);
+		cfg->auth_headers[n++][len] = '\0';
+	}
+	if (n == 0)
+		return bad(p, r, v, "no header name; a key comes in Authorization: "
+		    "Bearer KEY, X-API-Key: KEY or another header listed here");
+	cfg->nauth_headers = n;
+	return 0;
+}
+
+/* [auth] skip_paths = /health, /metrics: paths served without a key; a
+ * trailing '*' makes a prefix.  Empty: every path needs a key. */
+static int
+set_skip_paths(struct parse *p, const struct key_rule *r, const char *v)
+{
+	struct config *cfg = p->cfg;
+	const char *s = v, *item;
+	size_t len, n = 0;
+
+	while (list_item(&s, &item, &len)) {
+		if (len == 0 && n == 0 && s == NULL)
+			break;          /* skip_paths = (nothing): none */
+		if (len == 0 || item[0] != '/')
+			return bad(p, r, v, "%s", strcspn(item, "\"'") < len ? LIST_QUOTES :
+			    "a path starts with '/'");
+		for (size_t i = 0; i < len; i++) {
+			unsigned char c = (unsigned char)item[i];
+			if (c <= ' ' || c >= 0x7f || c == '?' || c == '#' ||
+			    (c == '*' && i + 1 < len))
+				return bad(p, r, v, "bad character in a path (visible ASCII, "
+				    "no '?' or '#'; '*' only at the end)");
+		}
+		if (len >= sizeof cfg->skip_paths[0])
+			return bad(p, r, v, "a path has at most %zu characters",
+			    sizeof cfg->skip_paths[0] - 1);
+		if (n == CAP_AUTH_SKIP_PATHS)
+			return bad(p, r, v, "more than %d paths", CAP_AUTH_SKIP_PATHS);
+		memcpy(cfg->skip_paths[n], item, len);
+		cfg->skip_paths[n++][len] = '\0';
+	}
+	cfg->nskip_paths = n;
+	return 0;
+}
+
+static struct auth_provider *
+cur_ap(struct parse *p)
+{
+	return &p->aps[p->ap];
+}
+
+static struct key_item *
+cur_ki(struct parse *p)
+{
+	return &p->kis[p->ki];
+}
+
+/* Text with no control characters, shorter than r->max bytes. */
+static int
+get_text(struct parse *p, const struct key_rule *r, const char *v,
+    char *out)
+{
+	size_t len = strlen(v);
+
+	for (const char *c = v; *c != '\0'; c++) {
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return bad(p, r, v, "control character");
+	}
+	if (len >= (size_t)r->max)
+		return bad(p, r, v, "longer than %lld bytes", r->max - 1);
+	memcpy(out, v, len + 1);
+	return 0;
+}
+
+static int
+set_ap_name(struct parse *p, const struct key_rule *r, const char *v)
+{
+	struct key_rule rr = *r;
+
+	rr.max = sizeof cur_ap(p)->name;
+	return get_text(p, &rr, v, cur_ap(p)->name);
+}
+
+/* Judged at the end, when it is known whether auth and the provider are
+ * on. */
+static int
+set_ap_type(struct parse *p, const struct key_rule *r, const char *v)
+{
+	struct auth_provider *a = cur_ap(p);
+	struct key_rule rr = *r;
+
+	rr.max = sizeof a->type;
+	if (get_text(p, &rr, v, a->type) != 0)
+		return -1;
+	a->type_line = p->line;
+	return 0;
+}
+
+static int
+set_ap_enabled(struct parse *p, const struct key_rule *r, const char *v)
+{
+	bool on;
+
+	if (get_bool(p, r, v, &on) != 0)
+		return -1;
+	cur_ap(p)->enabled = on;
+	return 0;
+}
+
+/* [auth.pipeline.X.static] keys_file: read at the end (finish_auth), and
+ * again at every reload, since a reload loads the whole config again. */
+static int
+set_keys_file(struct parse *p, const struct key_rule *r, const char *v)
+{
+	struct auth_provider *a = cur_ap(p);
+
+	if (*v == '\0')
+		return bad(p, r, v, "empty; keys_file is the path of a file of keys");
+	if (strlen(v) >= 1024)
+		return bad(p, r, v, "longer than 1023 characters");
+	free(a->keys_file);
+	if ((a->keys_file = strdup(v)) == NULL)
+		return fail(p, 0, "out of memory");
+	a->keys_file_line = p->line;
+	return 0;
+}
+
+static int
+set_ak_key(struct parse *p, const struct key_rule *r, const char *v)
+{
+	struct key_item *k = cur_ki(p);
+	const char *why = secret_problem(v, CAP_AUTH_KEY_BYTES);
+
+	(void)r;
+	if (why != NULL)
+		return bad_secret(p, why);
+	if (k->key != NULL) {
+		explicit_bzero(k->key, strlen(k->key));
+		free(k->key);
+	}
+	if ((k->key = strdup(v)) == NULL)
+		return fail(p, 0, "out of memory");
+	return 0;
+}
+
+/* name (labels metrics, logs and records) or user_id (the tenant). */
+static int
+set_ak_text(struct parse *p, const struct key_rule *r, const char *v)
+{
+	struct key_item *k = cur_ki(p);
+	bool name = strcmp(r->key, "name") == 0;
+
+	if (name && *v == '\0')
+		return bad(p, r, v, "empty; a key's name labels its metrics, log lines "
+		    "and usage records");
+	if (get_text(p, r, v, name ? k->name : k->user_id) != 0)
+		return -1;
+	if (name)
+		k->name_line = p->line;
+	return 0;
+}
+
+static int
+set_ak_status(struct parse *p, const struct key_rule *r, const char *v)
+{
+	if (strcasecmp(v, "enabled") == 0 || strcasecmp(v, "disabled") == 0) {
+		cur_ki(p)->disabled = strcasecmp(v, "disabled") == 0;
+		return 0;
+	}
+	return bad(p, r, v, "must be enabled or disabled");
+}
+
+static int
+set_ak_expires(struct parse *p, const struct key_rule *r, const char *v)
+{
+	if (auth_parse_time(v, strlen(v), &cur_ki(p)->expires_at) != 0)
+		return bad(p, r, v, "not a time; use RFC 3339 (2026-12-31T23:59:59Z, "
+		    "2026-12-31T23:59:59+08:00) or a date (2026-12-31), or null");
+	return 0;
+}
+
+/* total_quota, allowed_ips, denied_ips: LLMProxy limits llmproxy does not
+ * have.  Empty, 0 or [] asks for nothing; anything else is refused at the
+ * end if the key is in use. */
+static int
+set_ak_refused(struct parse *p, const struct key_rule *r, const char *v)
+{
+	struct key_item *k = cur_ki(p);
+
+	if (*v == '\0' || strcmp(v, "0") == 0 || strcmp(v, "[]") == 0)
+		return 0;
+	k->refused_line = p->line;
+	snprintf(k->refused, sizeof k->refused, "%s", r->key);
+	return 0;
 }
 
 static int
@@ -1875,6 +2249,69 @@ open_reporter(struct parse *p, const char *name)
 	it->rc.line = p->line;
 	if (hook)
 		strcpy(it->rc.name, "usage_hook");
+	return 0;
+}
+
+/*
+ * [auth.pipeline.X] and its subsections: the provider they belong to, made
+ * at its first header.
+ */
+static int
+open_auth_provider(struct parse *p, const char *name)
+{
+	static const char list[] = "auth.pipeline.";
+	size_t len = sizeof list - 1 + strcspn(name + sizeof list - 1, "."), i;
+	struct auth_provider *v, *a;
+
+	for (i = 0; i < p->naps; i++) {
+		if (strncmp(p->aps[i].section, name, len) == 0 &&
+		    p->aps[i].section[len] == '\0') {
+			p->ap = i;  /* reopened, or a subsection */
+			return 0;
+		}
+	}
+	if (p->naps == CAP_AUTH_PROVIDERS)
+		return fail(p, p->line, "more than %d auth providers", CAP_AUTH_PROVIDERS);
+	if ((v = realloc(p->aps, (p->naps + 1) * sizeof *v)) == NULL)
+		return fail(p, 0, "out of memory");
+	p->aps = v;
+	a = &v[p->naps];
+	memset(a, 0, sizeof *a);
+	if ((a->section = strndup(name, len)) == NULL)
+		return fail(p, 0, "out of memory");
+	a->enabled = -1;
+	a->line = p->line;
+	p->ap = p->naps++;
+	return 0;
+}
+
+/* [auth.pipeline.X.static.keys.Y]: one static key. */
+static int
+open_auth_key(struct parse *p, const char *name)
+{
+	struct key_item *v, *k;
+	size_t i;
+
+	if (open_auth_provider(p, name) != 0)
+		return -1;
+	for (i = 0; i < p->nkis; i++) {
+		if (strcmp(p->kis[i].section, name) == 0) {
+			p->ki = i;
+			return 0;
+		}
+	}
+	if (p->nkis == CAP_AUTH_KEYS)
+		return fail(p, p->line, "more than %d keys", CAP_AUTH_KEYS);
+	if ((v = realloc(p->kis, (p->nkis + 1) * sizeof *v)) == NULL)
+		return fail(p, 0, "out of memory");
+	p->kis = v;
+	k = &v[p->nkis];
+	memset(k, 0, sizeof *k);
+	if ((k->section = strdup(name)) == NULL)
+		return fail(p, 0, "out of memory");
+	k->provider = p->ap;
+	k->line = p->line;
+	p->ki = p->nkis++;
 	return 0;
 }
 
@@ -2095,8 +2532,7 @@ on_key(void *user, const char *inih_section, const char *key,
 	if (p->failed || remember_key(p, key) != 0)
 		return 0;
 	r = find_key(p->section, key);
-	if (p->ignoring && (r == NULL ||
-	    (r->use != REFUSE_IF_TRUE && r->use != WATCH)))
+	if (p->ignoring && (r == NULL || r->use != REFUSE_IF_TRUE))
 		return 1;
 	if (r == NULL) {
 		if (p->section[0] == '\0')
@@ -2117,7 +2553,9 @@ on_key(void *user, const char *inih_section, const char *key,
 	p->key = key;  /* inih's buffer: valid during this call only */
 	ok = (v = unquote(p, r, value)) != NULL && r->set(p, r, v) == 0;
 	p->key = NULL;
-	if (ok && (r->where == IN_CONFIG || r->where == NOWHERE)) {
+	/* A secret is kept only where it is used (hashed at the end). */
+	if (ok && (r->where == IN_CONFIG || r->where == NOWHERE) &&
+	    r->set != set_ak_key) {
 		size_t i = (size_t)(r - keys);
 
 		free(p->given_text[i]);
@@ -2421,6 +2859,324 @@ finish_metrics(struct parse *p)
 	    "listen out to serve the metrics there, or choose another address", ml, addr);
 }
 
+/*
+ * [rate_limit]: off, or a part turned off, is all zeros (no limit).
+ * burst_size defaults to the rate per second (at least 1).
+ */
+static int
+finish_rate_limit(struct parse *p)
+{
+	struct config *cfg = p->cfg;
+	struct { const char *section; struct rl_limits *l; } parts[] = {
+		{ "rate_limit.global", &cfg->rl_global },
+		{ "rate_limit.per_key", &cfg->rl_per_key },
+	};
+	const char *t;
+	bool on;
+
+	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+		struct rl_limits *l = parts[i].l;
+
+		if (!cfg->rl_enabled || (given(p, parts[i].section, "enabled", &t) != 0 &&
+		    parse_bool(t, &on) == 0 && !on)) {
+			memset(l, 0, sizeof *l);
+			continue;
+		}
+		if (given(p, parts[i].section, "burst_size", &t) == 0)
+			l->rps_burst = l->rps < 1 ? 1 : (double)(long long)(l->rps + 0.999999);
+		/* A minute's budget is also its burst: below 1 no request (and
+		 * no token) would ever fit. */
+		static const char *const whole[] = { "requests_per_minute", "tokens_per_minute" };
+		for (size_t w = 0; w < 2; w++) {
+			double v = w == 0 ? l->rpm : l->tpm;    /* > 0: given */
+			if (v > 0 && v < 1) {
+				int line = given(p, parts[i].section, whole[w], &t);
+				return fail(p, line, "[%s] %s = %s: must be 0 (no limit) "
+				    "or at least 1", parts[i].section, whole[w], t);
+			}
+		}
+	}
+	struct rl_limits *k = &cfg->rl_per_key;
+	int line = given(p, "rate_limit", "enabled", &t);
+	if (!cfg->auth_enabled && (k->rps > 0 || k->rpm > 0 || k->tpm > 0 ||
+	    k->max_concurrent > 0))
+		notice_at(p, line, "[rate_limit.per_key] limits the requests of each API "
+		    "key and [auth] is off: only [rate_limit.global] applies");
+	return p->failed ? -1 : 0;
+}
+
+/* Where a key of the table came from, for messages. */
+struct origin {
+	const char *file;
+	int line;
+	const char *section;    /* a static key's, or NULL (keys_file) */
+};
+
+struct key_origins {
+	struct origin *v;
+	size_t n, cap;
+};
+
+static int
+add_key(struct parse *p, struct key_origins *o, const char *key, size_t key_len,
+    const char *name, const char *user_id, int disabled, int64_t expires_at,
+    struct origin where)
+{
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? 2 * o->cap : 16;
+		struct origin *v = realloc(o->v, cap * sizeof *v);
+		if (v == NULL)
+			return fail(p, 0, "out of memory");
+		o->v = v;
+		o->cap = cap;
+	}
+	if (auth_table_add(&p->cfg->keys, key, key_len, name, user_id, disabled,
+	    expires_at) != 0)
+		return fail_in(p, where.file, where.line, errno == E2BIG ?
+		    "more than %d API keys" : "out of memory", CAP_AUTH_KEYS);
+	o->v[o->n++] = where;
+	return 0;
+}
+
+/* "[section], line N" or "FILE:N", for a message that points elsewhere. */
+static const char *
+origin_text(char *buf, size_t len, const struct origin *o)
+{
+	if (o->section != NULL)
+		snprintf(buf, len, "[%s], line %d", o->section, o->line);
+	else
+		snprintf(buf, len, "%s:%d", o->file, o->line);
+	return buf;
+}
+
+/* The keys of a keys_file (auth.h has the format), read a block at a time
+ * through the pure line parser.  Errors are FILE:LINE of that file. */
+static int
+read_keys_file(struct parse *p, struct auth_provider *a, struct key_origins *o)
+{
+	const size_t cap = 2 * (CAP_AUTH_LINE + 2);
+	char *buf = NULL, name[CAP_AUTH_NAME], user[CAP_AUTH_USER];
+	size_t len = 0;
+	int line = 0, eof = 0, rc = -1;
+	FILE *fp = fopen(a->keys_file, "r");
+
+	if (fp == NULL)
+		return fail(p, a->keys_file_line, "[%s.static] keys_file = %s: %s",
+		    a->section, a->keys_file, strerror(errno));
+	if ((buf = malloc(cap)) == NULL) {
+		fail(p, 0, "out of memory");
+		goto done;
+	}
+	for (;;) {
+		struct auth_line l;
+		long used;
+
+		if (!eof && len < cap) {
+			size_t n = fread(buf + len, 1, cap - len, fp);
+			len += n;
+			if (n == 0 && ferror(fp)) {
+				fail_in(p, a->keys_file, 0, "cannot read: %s", strerror(errno));
+				goto done;
+			}
+			eof = n == 0 && feof(fp);
+			if (!eof && n > 0 && len < cap)
+				continue;
+		}
+		used = auth_parse_line(buf, len, eof, &l);
+		if (used == 0 && eof)
+			break;
+		if (used == 0)
+			continue;       /* room was made above: read on */
+		line++;
+		if (used < 0) {
+			fail_in(p, a->keys_file, line, "%s", l.error);
+			goto done;
+		}
+		if (!l.blank) {
+			memcpy(name, l.name, l.name_len);
+			name[l.name_len] = '\0';
+			memcpy(user, l.user_id, l.user_len);
+			user[l.user_len] = '\0';
+			if (add_key(p, o, l.key, l.key_len, name, user, l.disabled,
+			    l.expires_at, (struct origin){ a->keys_file, line, NULL }) != 0)
+				goto done;
+		}
+		explicit_bzero(buf, (size_t)used);      /* a key was there */
+		memmove(buf, buf + used, len - (size_t)used);
+		len -= (size_t)used;
+	}
+	rc = 0;
+done:
+	if (buf != NULL) {
+		explicit_bzero(buf, cap);
+		free(buf);
+	}
+	fclose(fp);
+	return rc;
+}
+
+static const char *name_of_entry(const void *e);
+static int by_name(const void *a, const void *b);
+
+struct name_entry {
+	const char *name;
+	size_t origin;
+};
+
+static const char *
+name_of_entry(const void *e)
+{
+	return ((const struct name_entry *)e)->name;
+}
+
+static int
+by_name(const void *a, const void *b)
+{
+	const struct name_entry *x = a, *y = b;
+	int c = strcmp(name_of_entry(x), name_of_entry(y));
+
+	return c != 0 ? c : x->origin < y->origin ? -1 : x->origin > y->origin;
+}
+
+/*
+ * Names identify keys: in metrics, logs, records, and for the limits that
+ * outlive a reload.  Two keys may not share one, nor one secret.
+ */
+static int
+check_key_identities(struct parse *p, const struct key_origins *o)
+{
+	struct auth_table *t = &p->cfg->keys;
+	struct name_entry *e = calloc(t->n, sizeof *e);
+	const struct auth_key *dup, *first;
+	char where[1200];
+
+	if (e == NULL)
+		return fail(p, 0, "out of memory");
+	for (size_t i = 0; i < t->n; i++)
+		e[i] = (struct name_entry){ t->keys[i].name, t->keys[i].origin };
+	qsort(e, t->n, sizeof *e, by_name);
+	for (size_t i = 1; i < t->n; i++) {
+		if (strcmp(e[i].name, e[i - 1].name) != 0)
+			continue;
+		const struct origin *later = &o->v[e[i].origin];
+		origin_text(where, sizeof where, &o->v[e[i - 1].origin]);
+		char name[CAP_AUTH_NAME];
+		snprintf(name, sizeof name, "%s", e[i].name);
+		free(e);
+		return fail_in(p, later->file, later->line, "key name '%s' is used twice "
+		    "(first by %s); names label metrics, logs and usage records", name, where);
+	}
+	free(e);
+	if ((dup = auth_table_seal(t, &first)) != NULL) {
+		const struct origin *a = &o->v[first->origin], *b = &o->v[dup->origin];
+		if (first->origin > dup->origin) {
+			const struct origin *x = a;
+			a = b;
+			b = x;
+		}
+		origin_text(where, sizeof where, a);
+		return fail_in(p, b->file, b->line, "the same API key as %s; each key "
+		    "must be different", where);
+	}
+	return 0;
+}
+
+/*
+ * [auth] enabled = true: every enabled provider must be one llmproxy is
+ * (static), every key in use complete and without limits llmproxy lacks,
+ * and there must be at least one key.  Anything less is refused: running
+ * open, or with less checking than asked for, is worse than not running.
+ * Defaults: header_names Authorization, X-API-Key; skip_paths /health and
+ * the metrics path.
+ */
+static int
+finish_auth(struct parse *p)
+{
+	struct config *cfg = p->cfg;
+	struct key_origins o = { 0 };
+	const char *t, *mode, *en;
+	int enabled_line = given(p, "auth", "enabled", &en);
+	int mode_line = given(p, "auth", "mode", &mode);
+	size_t nstatic = 0, i;
+	int rc = -1;
+
+	if (given(p, "auth", "header_names", &t) == 0) {
+		strcpy(cfg->auth_headers[0], "Authorization");
+		strcpy(cfg->auth_headers[1], "X-API-Key");
+		cfg->nauth_headers = 2;
+	}
+	if (given(p, "auth", "skip_paths", &t) == 0) {
+		strcpy(cfg->skip_paths[0], "/health");
+		strcpy(cfg->skip_paths[1], cfg->metrics_path);
+		cfg->nskip_paths = 2;
+	}
+	if (!cfg->auth_enabled)
+		return 0;
+	for (i = 0; i < p->naps; i++) {
+		const struct auth_provider *a = &p->aps[i];
+
+		if (a->enabled == 0)
+			continue;
+		if (a->type_line == 0)
+			return fail(p, a->line, "[%s] has no type (static is the provider "
+			    "llmproxy has)", a->section);
+		if (strcasecmp(a->type, "static") != 0)
+			return fail(p, a->type_line, "[%s] type = %s: LLMProxy's %s auth "
+			    "provider is not available in llmproxy%s; refusing to run "
+			    "without the authentication asked for", a->section,
+			    a->type, a->type, strcasecmp(a->type, "builtin") == 0 ?
+			    " (it needs LLMProxy's admin database)" : "");
+		nstatic++;
+	}
+	if (mode_line != 0 && strcasecmp(mode, "all") == 0 && nstatic > 1)
+		return fail(p, mode_line, "[auth] mode = %s: llmproxy accepts a key that "
+		    "any enabled provider lists (first_match); with %zu static providers, "
+		    "all cannot be honoured", mode, nstatic);
+	for (i = 0; i < p->nkis; i++) {
+		const struct key_item *k = &p->kis[i];
+		const struct auth_provider *a = &p->aps[k->provider];
+
+		if (a->enabled == 0)
+			continue;
+		if (k->key == NULL) {
+			fail(p, k->line, "[%s] has no key", k->section);
+			goto done;
+		}
+		if (k->name[0] == '\0') {
+			fail(p, k->line, "[%s] has no name (the name labels the key's metrics, "
+			    "log lines and usage records; the key itself never appears there)",
+			    k->section);
+			goto done;
+		}
+		if (k->refused_line != 0) {
+			fail(p, k->refused_line, "[%s] %s: llmproxy has no per-key %s; refusing "
+			    "to serve the key without the limit asked for ([rate_limit.per_key] "
+			    "has llmproxy's limits)", k->section, k->refused,
+			    strcmp(k->refused, "total_quota") == 0 ? "quotas" : "IP lists");
+			goto done;
+		}
+		if (add_key(p, &o, k->key, strlen(k->key), k->name, k->user_id, k->disabled,
+		    k->expires_at, (struct origin){ p->file, k->line, k->section }) != 0)
+			goto done;
+	}
+	for (i = 0; i < p->naps; i++) {
+		if (p->aps[i].enabled != 0 && p->aps[i].keys_file != NULL &&
+		    read_keys_file(p, &p->aps[i], &o) != 0)
+			goto done;
+	}
+	if (cfg->keys.n == 0) {
+		fail(p, enabled_line, "[auth] enabled = %s: no API key is configured (an "
+		    "enabled [auth.pipeline.N] with type = static, and "
+		    "[auth.pipeline.N.static.keys.M] or [auth.pipeline.N.static] keys_file); "
+		    "every request would be refused", en);
+		goto done;
+	}
+	rc = check_key_identities(p, &o);
+done:
+	free(o.v);
+	return rc;
+}
+
 /* Checks that need the whole file, and derived values. */
 static int
 finish(struct parse *p)
@@ -2428,7 +3184,7 @@ finish(struct parse *p)
 	struct config *cfg = p->cfg;
 	size_t i, j;
 
-	if (check_auth(p) != 0)
+	if (finish_auth(p) != 0 || finish_rate_limit(p) != 0)
 		return -1;
 	if (cfg->nbackends == 0)
 		return fail(p, 0, "no backend configured ([backends.NAME] with url = ...)");
@@ -2510,6 +3266,19 @@ load(struct parse *p, char *err, size_t errlen)
 		free(p->reps[i].type);
 	}
 	free(p->reps);
+	for (i = 0; i < p->naps; i++) {
+		free(p->aps[i].section);
+		free(p->aps[i].keys_file);
+	}
+	free(p->aps);
+	for (i = 0; i < p->nkis; i++) {
+		free(p->kis[i].section);
+		if (p->kis[i].key != NULL) {
+			explicit_bzero(p->kis[i].key, strlen(p->kis[i].key));
+			free(p->kis[i].key);
+		}
+	}
+	free(p->kis);
 	free(p->notice_lines);
 	for (i = 0; i < NKEYS; i++)
 		free(p->given_text[i]);
@@ -2580,5 +3349,6 @@ config_free(struct config *cfg)
 	free(cfg->notices);
 	free(cfg->backends);
 	free(cfg->reporters);
+	auth_table_free(&cfg->keys);
 	free(cfg);
 }

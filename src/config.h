@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "caps.h"
+#include "ratelimit.h"
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
@@ -44,6 +46,9 @@ struct backend_conf {
 	char models[CAP_BACKEND_MODELS][CAP_MODEL_NAME];
 	char health_path[256];  /* "" for [health_check] path */
 	int max_connections;    /* requests in flight at most; 0: no cap */
+	char api_key[CAP_BACKEND_KEY_BYTES];  /* sent as Authorization: Bearer
+	                           to this backend; "" for none.  A secret:
+	                           never logged */
 	int line;               /* line of the section header, for messages */
 };
 
@@ -155,6 +160,21 @@ struct config {
 
 	size_t nbackends;
 	struct backend_conf *backends;
+
+	/* [auth]: API keys.  The key table is the config's own: a reload
+	 * brings new keys (keys_file re-read) with the new config. */
+	int auth_enabled;
+	size_t nauth_headers;           /* header_names, matched without case */
+	char auth_headers[CAP_AUTH_HEADERS][64];
+	size_t nskip_paths;             /* skip_paths: no key needed; "/x*"
+	                                   is a prefix */
+	char skip_paths[CAP_AUTH_SKIP_PATHS][256];
+	struct auth_table keys;         /* enabled static providers' keys */
+
+	/* [rate_limit]: all zero when off (a zero limit is no limit). */
+	int rl_enabled;
+	struct rl_limits rl_global;     /* [rate_limit.global] */
+	struct rl_limits rl_per_key;    /* [rate_limit.per_key] */
 
 	/* Things the user should hear about once at start, as complete lines
 	 * ("config.ini:12: [storage] is an LLMProxy section llmproxy does not

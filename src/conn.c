@@ -14,11 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "conn.h"
 #include "health.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "relay.h"
 #include "reply.h"
 #include "upstream.h"
@@ -50,6 +52,9 @@ struct request {
 	size_t model_len;
 	int64_t prompt_tokens;      /* -1: not metered */
 	int64_t completion_tokens;
+	const struct auth_key *key; /* the client's API key (auth on), or NULL;
+	                               in the config this request was served
+	                               with */
 };
 
 /* ---- life cycle --------------------------------------------------------------- */
@@ -541,20 +546,33 @@ read_body(struct conn *c, struct request *rq)
 
 /* ---- to the backend ----------------------------------------------------------------- */
 
-/* Client fields that the upstream request does not carry as they are. */
+/* Client fields that the upstream request does not carry as they are.
+ * The client's credentials never reach a backend when the proxy checks
+ * keys (they are ours, not the backend's), nor when the backend has an
+ * api_key of its own (which replaces them). */
 static int
-forward_request_header(const struct conn *c, const struct http_header *h)
+forward_request_header(const struct conn *c, const struct http_header *h,
+    const struct backend_conf *bc)
 {
 	static const char *const replaced[] = {
 		"Host", "Content-Length", "Expect", "X-Forwarded-For",
 		"X-Forwarded-Proto", "X-Request-Id",
 	};
+	const struct config *cfg = c->srv->cfg;
 
 	if (http_is_hop_by_hop(h, c->req.headers, c->req.num_headers))
 		return 0;
 	for (size_t i = 0; i < sizeof(replaced) / sizeof(replaced[0]); i++)
 		if (http_token_eq(h->name, h->name_len, replaced[i]))
 			return 0;
+	if (cfg->auth_enabled || bc->api_key[0] != '\0') {
+		if (http_token_eq(h->name, h->name_len, "Authorization") ||
+		    http_token_eq(h->name, h->name_len, "X-API-Key"))
+			return 0;
+		for (size_t i = 0; cfg->auth_enabled && i < cfg->nauth_headers; i++)
+			if (http_token_eq(h->name, h->name_len, cfg->auth_headers[i]))
+				return 0;
+	}
 	return 1;
 }
 
@@ -594,7 +612,7 @@ build_upstream_head(struct conn *c, const struct request *rq,
 	 * its colon; the fields we add are bounded by the constant. */
 	size_t need = c->head_len + 2 * req->num_headers +
 	    strlen(bc->path_prefix) + strlen(bc->host) + sizeof(c->peer) +
-	    sizeof(c->request_id) + 256;
+	    sizeof(c->request_id) + strlen(bc->api_key) + 256;
 
 	if (conn_reserve(&c->out, &c->out_cap, need) < 0)
 		return 0;
@@ -636,11 +654,16 @@ build_upstream_head(struct conn *c, const struct request *rq,
 
 	for (size_t i = 0; i < req->num_headers; i++) {
 		const struct http_header *h = &req->headers[i];
-		if (!forward_request_header(c, h))
+		if (!forward_request_header(c, h, bc))
 			continue;
 		n = append(o, n, h->name, h->name_len);
 		n = append(o, n, ": ", 2);
 		n = append(o, n, h->value, h->value_len);
+		n = append(o, n, "\r\n", 2);
+	}
+	if (bc->api_key[0] != '\0') {
+		n = append(o, n, "Authorization: Bearer ", 22);
+		n = append(o, n, bc->api_key, strlen(bc->api_key));
 		n = append(o, n, "\r\n", 2);
 	}
 	/* The body goes with a length we counted ourselves, whatever framing
@@ -885,6 +908,9 @@ report_usage(struct conn *c, struct request *rq, struct metered *m,
 		.latency_ms = (io_now_us() - rq->t0_us) / 1000,
 		.ttft_ms = res->ttft_us >= 0 ? res->ttft_us / 1000 : -1,
 		.finish = finish,
+		.user_id = rq->key != NULL && rq->key->user_id[0] != '\0' ?
+		    rq->key->user_id : NULL,
+		.key_name = rq->key != NULL ? rq->key->name : NULL,
 	};
 	int generated = (rq->status >= 200 && rq->status < 300) ||
 	    m->meter.reported;
@@ -919,7 +945,7 @@ no_backend(struct conn *c, struct request *rq, enum bal_none why,
 }
 
 static enum conn_next
-proxy(struct conn *c, struct request *rq)
+proxy_request(struct conn *c, struct request *rq)
 {
 	const struct config *cfg = c->srv->cfg;
 	int chat = method_is(c, "POST") && (route_is(rq, "/v1/chat/completions") ||
@@ -928,7 +954,7 @@ proxy(struct conn *c, struct request *rq)
 	/* Usage is metered for the billing records and for the token
 	 * metrics; records are made only when they have somewhere to go. */
 	int metered = (chat || embeddings) && ((cfg->usage_enabled &&
-	    webhook_active()) || cfg->metrics_enabled);
+	    webhook_active()) || cfg->metrics_enabled || rq->key != NULL);
 	struct metered m = { 0 };
 
 	/* Chat and completions bodies must be JSON objects; any other JSON
@@ -1016,6 +1042,36 @@ proxy(struct conn *c, struct request *rq)
 	return next;
 }
 
+/*
+ * A proxied request under the limits: admitted, or answered 429 with
+ * Retry-After.  What it holds (a key's stream slot) is given back on every
+ * way out, since there is only this one; its metered tokens are charged to
+ * the key's budget when it is over.
+ */
+static enum conn_next
+proxy(struct conn *c, struct request *rq)
+{
+	const struct config *cfg = c->srv->cfg;
+	struct rl_ticket t;
+	int64_t retry_ms;
+	char extra[64];
+
+	if (!cfg->rl_enabled && !cfg->auth_enabled)
+		return proxy_request(c, rq);
+	enum rl_verdict v = rl_admit(&cfg->rl_global, &cfg->rl_per_key,
+	    rq->key != NULL ? rq->key->name : NULL, io_now_ms(), &t, &retry_ms);
+	if (v != RL_OK) {
+		snprintf(extra, sizeof(extra), "Retry-After: %lld\r\n",
+		    (long long)rl_retry_after_s(retry_ms));
+		return reply_failure(c, rq, 429, rl_message(v), "rate_limit_exceeded",
+		    extra, 0);
+	}
+	enum conn_next next = proxy_request(c, rq);
+	rl_done(&cfg->rl_per_key, &t, rq->prompt_tokens, rq->completion_tokens,
+	    io_now_ms());
+	return next;
+}
+
 /* ---- one request ------------------------------------------------------------------- */
 
 /* Writes a 200 with the body given (none for HEAD). */
@@ -1068,6 +1124,52 @@ serve_metrics(struct conn *c, struct request *rq)
 		return fail(c, rq, 503, "out of memory", 0);
 	return reply_body(c, rq, "text/plain; version=0.0.4; charset=utf-8",
 	    c->rewrite, n);
+}
+
+/*
+ * [auth]: a request for a path not in skip_paths needs a key that is known,
+ * enabled and not expired, from the first configured header that carries
+ * one.  Returns 0 to go on (rq->key set), else 1 with the answer given.
+ * Called before the body is read: a client without a key gets no
+ * 100 Continue and costs no body buffer; its connection is closed after
+ * the answer (lingering) when a body was on its way.
+ */
+static int
+authenticate(struct conn *c, struct request *rq, enum conn_next *next)
+{
+	const struct config *cfg = c->srv->cfg;
+	const char *key = NULL;
+	size_t len = 0;
+
+	if (!cfg->auth_enabled)
+		return 0;
+	for (size_t i = 0; i < cfg->nskip_paths; i++) {
+		const char *sp = cfg->skip_paths[i];
+		size_t n = strlen(sp);
+		if (n > 0 && sp[n - 1] == '*' ? rq->route_len >= n - 1 &&
+		    memcmp(rq->path, sp, n - 1) == 0 : route_is(rq, sp))
+			return 0;
+	}
+	for (size_t i = 0; i < cfg->nauth_headers && len == 0; i++) {
+		const struct http_header *h = http_header_find(c->req.headers,
+		    c->req.num_headers, cfg->auth_headers[i], NULL);
+		if (h != NULL)
+			len = auth_extract(h->name, h->name_len, h->value,
+			    h->value_len, &key);
+	}
+	enum auth_verdict v = auth_check(&cfg->keys, key, len,
+	    (int64_t)time(NULL), &rq->key);
+	if (v == AUTH_OK)
+		return 0;
+	rl_count_auth_failure((int)v - 1);
+	/* A refused key's name is in the access line: the operator sees who
+	 * was turned away; the key itself is nowhere. */
+	*next = reply_failure(c, rq, auth_status(v), auth_message(v),
+	    v == AUTH_DISABLED ? "api_key_disabled" : v == AUTH_EXPIRED ?
+	    "api_key_expired" : "invalid_api_key",
+	    auth_status(v) == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL,
+	    rq->framing.kind != HTTP_BODY_NONE);
+	return 1;
 }
 
 static enum conn_next
@@ -1140,6 +1242,9 @@ serve_one(struct conn *c, struct request *rq)
 	    rq->framing.length > cfg->max_body_size)
 		return fail(c, rq, 413, "the request body is larger than max_body_size", 1);
 
+	enum conn_next next;
+	if (authenticate(c, rq, &next))
+		return next;
 	status = handle_expect(c, rq);
 	if (status < 0)
 		return CONN_CLOSE;
@@ -1199,6 +1304,9 @@ log_request(const struct conn *c, const struct request *rq)
 		.model_len = rq->model_len,
 		.prompt_tokens = rq->prompt_tokens,
 		.completion_tokens = rq->completion_tokens,
+		.key_name = rq->key != NULL ? rq->key->name : NULL,
+		.user_id = rq->key != NULL && rq->key->user_id[0] != '\0' ?
+		    rq->key->user_id : NULL,
 	};
 	log_access(&e);
 }

@@ -40,7 +40,7 @@
 #endif
 
 /* A GET head: request line (path prefix and path), Host, two more fields. */
-#define GET_HEAD_BYTES  (1024 + 512 + 256 + 128)
+#define GET_HEAD_BYTES  (1024 + 512 + 256 + 128 + CAP_BACKEND_KEY_BYTES + 32)
 
 static struct {
 	struct backend_table *t;
@@ -97,10 +97,14 @@ get_head(const struct backend_conf *bc, const char *path, char *out,
     size_t cap)
 {
 	int v6 = strchr(bc->host, ':') != NULL;
+	/* The backend's key, if it has one: vLLM's --api-key guards
+	 * /v1/models too. */
 	int n = snprintf(out, cap, "GET %s%s HTTP/1.1\r\nHost: %s%s%s:%s\r\n"
-	    "User-Agent: llmproxy/%s\r\nAccept: */*\r\n\r\n", bc->path_prefix,
-	    path, v6 ? "[" : "", bc->host, v6 ? "]" : "", bc->port,
-	    LLMPROXY_VERSION);
+	    "User-Agent: llmproxy/%s\r\nAccept: */*\r\n%s%s%s\r\n",
+	    bc->path_prefix, path, v6 ? "[" : "", bc->host, v6 ? "]" : "",
+	    bc->port, LLMPROXY_VERSION,
+	    bc->api_key[0] != '\0' ? "Authorization: Bearer " : "", bc->api_key,
+	    bc->api_key[0] != '\0' ? "\r\n" : "");
 
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }

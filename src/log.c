@@ -65,6 +65,7 @@ static int slot = -1;                   /* under setup_lock */
 #define MAX_MODEL   512
 #define MAX_FINISH  32
 #define MAX_KEY     64
+#define MAX_USER    128
 
 static const char *const level_names[] = {
 	[LOG_LEVEL_ERROR] = "error",
@@ -768,6 +769,8 @@ log_access(const struct access_entry *e)
 	field_cstr(&l, "finish", e->finish, MAX_FINISH);
 	if (e->key_name != NULL || l.json)
 		field_cstr(&l, "key", e->key_name, MAX_KEY);
+	if (e->user_id != NULL)
+		field_cstr(&l, "user", e->user_id, MAX_USER);
 	line_emit(&l, fd);
 	errno = saved_errno;
 }

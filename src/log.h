@@ -45,6 +45,7 @@ struct access_entry {
 	int64_t completion_tokens;
 	const char *key_name;       /* the API key's name (auth), or NULL; never
 	                               the key itself */
+	const char *user_id;        /* the key's user id (auth), or NULL */
 };
 
 /*
@@ -56,7 +57,7 @@ int log_access_setup(const char *file, int json);
 
 /* One access line: id, client, method, path, status, backend, model, stream,
  * bytes, ttft_ms, duration_ms, prompt_tokens, completion_tokens, finish,
- * key (when set).  Strings from the request are escaped (JSON) or quoted
+ * key and user (when set).  Strings from the request are escaped (JSON) or quoted
  * (logfmt) so one request is always exactly one line. */
 void log_access(const struct access_entry *e);
 

@@ -39,6 +39,7 @@
 #include "io.h"
 #include "llmproxy.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "webhook.h"
 
 #if defined(__GNUC__)
@@ -132,6 +133,11 @@ enum fam {
 	F_BACKEND_UP,
 	F_RETRIES,
 	F_CLIENT_ABORTS,
+	F_KEY_REQUESTS,
+	F_KEY_TOKENS,
+	F_KEY_IN_FLIGHT,
+	F_RATE_LIMITED,
+	F_AUTH_FAILURES,
 	F_WH_SUCCESS,
 	F_WH_FAILURE,
 	F_WH_DROPPED,
@@ -179,6 +185,19 @@ static const struct family {
 	    "reached the client." },
 	[F_CLIENT_ABORTS] = { "llmproxy_client_aborts_total", "counter",
 	    "Requests whose client went away before the answer was complete." },
+	[F_KEY_REQUESTS] = { "llmproxy_key_requests_total", "counter",
+	    "Proxied requests answered, by API key name (auth on)." },
+	[F_KEY_TOKENS] = { "llmproxy_key_tokens_total", "counter",
+	    "Tokens metered, by API key name and type (prompt, completion)." },
+	[F_KEY_IN_FLIGHT] = { "llmproxy_key_in_flight_requests", "gauge",
+	    "Requests of an API key being served now (max_concurrent counts "
+	    "these)." },
+	[F_RATE_LIMITED] = { "llmproxy_rate_limited_total", "counter",
+	    "Requests answered 429 by a limit (global, rate, concurrency, "
+	    "tokens), by API key name (empty: no key)." },
+	[F_AUTH_FAILURES] = { "llmproxy_auth_failures_total", "counter",
+	    "Requests refused by auth, by reason (missing, unknown: 401; "
+	    "disabled, expired: 403)." },
 	[F_WH_SUCCESS] = { "llmproxy_webhook_success_total", "counter",
 	    "Usage records acknowledged with a 2xx, once per record and "
 	    "reporter." },
@@ -890,6 +909,64 @@ render_backend_up(struct out *o, struct backend_table *t)
 	}
 }
 
+/*
+ * The per-key families.  Key names come from the config, so the series
+ * are bounded; the key itself is never a label.  Shown only when there is
+ * something to show (auth or limits in use).
+ */
+static void
+render_keys(struct out *o)
+{
+	static const char *const reasons[4] = { "missing", "unknown", "disabled",
+	    "expired" };
+	static const enum rl_verdict limits[] = { RL_GLOBAL, RL_KEY_RATE,
+	    RL_KEY_CONCURRENCY, RL_KEY_TOKENS };
+	uint64_t failures[4];
+	size_t n, i, j;
+	struct rl_stat *st = rl_snapshot(&n, failures);
+	char (*lab)[2 * sizeof(st->name) + 1];
+
+	if (n > 0 && (lab = malloc(n * sizeof(*lab))) == NULL) {
+		free(st);
+		o->failed = 1;
+		return;
+	}
+	if (n > 0) {
+		for (i = 0; i < n; i++)
+			label_escape(lab[i], st[i].name, sizeof(st[i].name));
+		head(o, F_KEY_REQUESTS);
+		for (i = 0; i < n; i++)
+			if (st[i].name[0] != '\0')
+				put(o, "%s{key=\"%s\"} %" PRIu64 "\n",
+				    fam[F_KEY_REQUESTS].name, lab[i], st[i].requests);
+		head(o, F_KEY_TOKENS);
+		for (i = 0; i < n; i++)
+			for (j = 0; j < 2 && st[i].name[0] != '\0'; j++)
+				put(o, "%s{key=\"%s\",type=\"%s\"} %" PRIu64 "\n",
+				    fam[F_KEY_TOKENS].name, lab[i], token_type[j],
+				    st[i].tokens[j]);
+		head(o, F_KEY_IN_FLIGHT);
+		for (i = 0; i < n; i++)
+			if (st[i].name[0] != '\0')
+				put(o, "%s{key=\"%s\"} %" PRId64 "\n",
+				    fam[F_KEY_IN_FLIGHT].name, lab[i], st[i].in_flight);
+		head(o, F_RATE_LIMITED);
+		for (i = 0; i < n; i++)
+			for (j = 0; j < sizeof(limits) / sizeof(limits[0]); j++)
+				put(o, "%s{key=\"%s\",limit=\"%s\"} %" PRIu64 "\n",
+				    fam[F_RATE_LIMITED].name, lab[i],
+				    rl_label(limits[j]), st[i].limited[limits[j]]);
+		free(lab);
+	}
+	free(st);
+	if (n == 0 && failures[0] + failures[1] + failures[2] + failures[3] == 0)
+		return;
+	head(o, F_AUTH_FAILURES);
+	for (i = 0; i < 4; i++)
+		put(o, "%s{reason=\"%s\"} %" PRIu64 "\n",
+		    fam[F_AUTH_FAILURES].name, reasons[i], failures[i]);
+}
+
 size_t
 metrics_render(char **buf, size_t *cap, struct backend_table *t)
 {
@@ -925,6 +1002,7 @@ metrics_render(char **buf, size_t *cap, struct backend_table *t)
 	head(&o, F_CLIENT_ABORTS);
 	put(&o, "%s %" PRIu64 "\n", fam[F_CLIENT_ABORTS].name,
 	    atomic_load_explicit(&m.aborts, memory_order_relaxed));
+	render_keys(&o);
 
 	webhook_get_stats(&ws);
 	for (size_t i = 0; i < N(webhook_fam); i++) {

@@ -6,6 +6,7 @@
  * Run from the repository root (the Makefile does): files are read from
  * tests/data/config/ and ./config.ini.example, or from $SRCDIR if set.
  */
+#define _GNU_SOURCE     /* asprintf */
 #include <check.h>
 #include <ini.h>
 #include <limits.h>
@@ -21,6 +22,14 @@
 
 /* A valid backend, so that a case can be about something else. */
 #define BK "[backends.a]\nurl = http://127.0.0.1:9000\n"
+
+/* Auth on with one static provider and two keys: the first key's section
+ * is on line 7, the second's on 8 + the first's lines. */
+#define AK(k0, k1) BK "[auth]\nenabled = true\n[auth.pipeline.0]\ntype = static\n" \
+    "[auth.pipeline.0.static.keys.0]\n" k0 "[auth.pipeline.0.static.keys.1]\n" k1
+#define NO_KEYS "no API key is configured (an enabled [auth.pipeline.N] with type = static, " \
+    "and [auth.pipeline.N.static.keys.M] or [auth.pipeline.N.static] keys_file); every " \
+    "request would be refused"
 
 static const char *srcdir(void)
 {
@@ -1061,17 +1070,98 @@ static const struct { const char *ini; const char *err; } errors[] = {
 
 	/* security switches: refused, not ignored */
 	{ BK "[auth]\nenabled = true\n",
-	  "t.ini:4: [auth] enabled = true: this build has no API-key authentication yet; refusing to run open" },
+	  "t.ini:4: [auth] enabled = true: " NO_KEYS },
 	{ BK "[auth]\nmode = all\nenabled = \"yes\"\n",
-	  "t.ini:5: [auth] enabled = true: this build has no API-key authentication yet; refusing to run open" },
+	  "t.ini:5: [auth] enabled = yes: " NO_KEYS },
 	/* The provider that cannot be is named; a disabled one is not. */
 	{ BK "[auth]\nenabled = true\n[auth.pipeline.0]\ntype = builtin\nenabled = false\n"
 	  "[auth.pipeline.1]\nname = r\ntype = redis\n",
 	  "t.ini:10: [auth.pipeline.1] type = redis: LLMProxy's redis auth provider is not "
 	  "available in llmproxy; refusing to run without the authentication asked for" },
 	{ BK "[auth]\nenabled = true\n[auth.pipeline.0]\ntype = static\n",
-	  "t.ini:4: [auth] enabled = true: this build has no API-key authentication yet; "
-	  "refusing to run open" },
+	  "t.ini:4: [auth] enabled = true: " NO_KEYS },
+	{ BK "[auth]\nenabled = true\n[auth.pipeline.0]\ntype = static\nenabled = false\n"
+	  "[auth.pipeline.0.static.keys.0]\nkey = k\nname = n\n",
+	  "t.ini:4: [auth] enabled = true: " NO_KEYS },
+	/* API keys: what a key in use must have, and must not ask for */
+	{ BK "[auth]\nenabled = true\n[auth.pipeline.0]\nenabled = true\n",
+	  "t.ini:5: [auth.pipeline.0] has no type (static is the provider llmproxy has)" },
+	{ BK "[auth]\nenabled = true\n[auth.pipeline.0.static.keys.0]\nname = n\n",
+	  "t.ini:5: [auth.pipeline.0] has no type (static is the provider llmproxy has)" },
+	{ BK "[auth]\nenabled = true\n[auth.pipeline.0]\ntype = static\n[auth.pipeline.0.static.keys.0]\nname = n\n",
+	  "t.ini:7: [auth.pipeline.0.static.keys.0] has no key" },
+	{ BK "[auth]\nenabled = true\n[auth.pipeline.0]\ntype = static\n[auth.pipeline.0.static.keys.0]\nkey = k\n",
+	  "t.ini:7: [auth.pipeline.0.static.keys.0] has no name (the name labels the key's metrics, "
+	  "log lines and usage records; the key itself never appears there)" },
+	{ AK("key = k1\nname = a\n", "key = k2\nname = a\n"),
+	  "t.ini:10: key name 'a' is used twice (first by [auth.pipeline.0.static.keys.0], line 7); "
+	  "names label metrics, logs and usage records" },
+	{ AK("key = same\nname = a\n", "key = same\nname = b\n"),
+	  "t.ini:10: the same API key as [auth.pipeline.0.static.keys.0], line 7; each key must be "
+	  "different" },
+	{ AK("key = k1\nname = a\ntotal_quota = 1000\n", "key = k2\nname = b\n"),
+	  "t.ini:10: [auth.pipeline.0.static.keys.0] total_quota: llmproxy has no per-key quotas; "
+	  "refusing to serve the key without the limit asked for ([rate_limit.per_key] has "
+	  "llmproxy's limits)" },
+	{ AK("key = k1\nname = a\n", "key = k2\nname = b\nallowed_ips = 10.0.0.1\n"),
+	  "t.ini:13: [auth.pipeline.0.static.keys.1] allowed_ips: llmproxy has no per-key IP lists; "
+	  "refusing to serve the key without the limit asked for ([rate_limit.per_key] has "
+	  "llmproxy's limits)" },
+	/* a secret is never echoed */
+	{ AK("key = k 1\nname = a\n", "key = k2\nname = b\n"),
+	  "t.ini:8: [auth.pipeline.0.static.keys.0] key: a key is visible ASCII without spaces "
+	  "(the value is a secret and is not shown)" },
+	{ AK("key = \"\"\nname = a\n", "key = k2\nname = b\n"),
+	  "t.ini:8: [auth.pipeline.0.static.keys.0] key: empty (the value is a secret and is not shown)" },
+	{ "[backends.a]\nurl = http://127.0.0.1:9000\napi_key = sk secret\n",
+	  "t.ini:3: [backends.a] api_key: a key is visible ASCII without spaces (the value is a "
+	  "secret and is not shown)" },
+	{ AK("key = k1\nname = a\nstatus = paused\n", "key = k2\nname = b\n"),
+	  "t.ini:10: [auth.pipeline.0.static.keys.0] status = paused: must be enabled or disabled" },
+	{ AK("key = k1\nname = a\nexpires_at = 2026-02-30\n", "key = k2\nname = b\n"),
+	  "t.ini:10: [auth.pipeline.0.static.keys.0] expires_at = 2026-02-30: not a time; use RFC 3339 "
+	  "(2026-12-31T23:59:59Z, 2026-12-31T23:59:59+08:00) or a date (2026-12-31), or null" },
+	{ AK("key = k1\nname = \"\"\n", "key = k2\nname = b\n"),
+	  "t.ini:9: [auth.pipeline.0.static.keys.0] name = : empty; a key's name labels its metrics, "
+	  "log lines and usage records" },
+	{ AK("key = k1\nname = a\x01\n", "key = k2\nname = b\n"),
+	  "t.ini:9: [auth.pipeline.0.static.keys.0] name = a\x01: control character" },
+	{ BK "[auth]\nenabled = true\nmode = all\n[auth.pipeline.0]\ntype = static\n"
+	  "[auth.pipeline.0.static.keys.0]\nkey = a\nname = a\n[auth.pipeline.1]\ntype = static\n"
+	  "[auth.pipeline.1.static.keys.0]\nkey = b\nname = b\n",
+	  "t.ini:5: [auth] mode = all: llmproxy accepts a key that any enabled provider lists "
+	  "(first_match); with 2 static providers, all cannot be honoured" },
+	{ BK "[auth]\nmode = any\n", "t.ini:4: [auth] mode = any: must be first_match or all" },
+	{ BK "[auth]\nheader_names = X Key\n",
+	  "t.ini:4: [auth] header_names = X Key: a header name is A-Z a-z 0-9 and !#$%&'*+-.^_`|~" },
+	{ BK "[auth]\nheader_names = ,\n", "t.ini:4: [auth] header_names = ,: an empty header name" },
+	{ BK "[auth]\nskip_paths = health\n", "t.ini:4: [auth] skip_paths = health: a path starts with '/'" },
+	{ BK "[auth]\nskip_paths = /a*b\n",
+	  "t.ini:4: [auth] skip_paths = /a*b: bad character in a path (visible ASCII, no '?' or '#'; "
+	  "'*' only at the end)" },
+	{ BK "[auth.pipeline.0.static]\nkeys_file = /nonexistent/keys\n[auth]\nenabled = true\n"
+	  "[auth.pipeline.0]\ntype = static\n",
+	  "t.ini:4: [auth.pipeline.0.static] keys_file = /nonexistent/keys: No such file or directory" },
+	{ BK "[auth.pipeline.0.bogus]\nx = 1\n", "t.ini:3: unknown section [auth.pipeline.0.bogus]" },
+	/* limits */
+	{ BK "[rate_limit.global]\nrequests_per_second = fast\n",
+	  "t.ini:4: [rate_limit.global] requests_per_second = fast: not a number (e.g. 10, 0.5)" },
+	{ BK "[rate_limit.global]\nrequests_per_second = -1\n",
+	  "t.ini:4: [rate_limit.global] requests_per_second = -1: not a number (e.g. 10, 0.5)" },
+	{ BK "[rate_limit.global]\nrequests_per_second = 1.\n",
+	  "t.ini:4: [rate_limit.global] requests_per_second = 1.: not a number (e.g. 10, 0.5)" },
+	{ BK "[rate_limit.per_key]\nburst_size = 0\n",
+	  "t.ini:4: [rate_limit.per_key] burst_size = 0: must be 1..1000000" },
+	{ BK "[rate_limit.per_key]\nmax_concurrent = -1\n",
+	  "t.ini:4: [rate_limit.per_key] max_concurrent = -1: must be 0..100000" },
+	{ BK "[rate_limit]\nenabled = true\n[rate_limit.per_key]\ntokens_per_minute = 0.5\n",
+	  "t.ini:6: [rate_limit.per_key] tokens_per_minute = 0.5: must be 0 (no limit) or at least 1" },
+	{ BK "[rate_limit]\nenabled = true\n[rate_limit.global]\nrequests_per_minute = 0.9\n",
+	  "t.ini:6: [rate_limit.global] requests_per_minute = 0.9: must be 0 (no limit) or at least 1" },
+	{ BK "[rate_limit]\nstorage = disk\n",
+	  "t.ini:4: [rate_limit] storage = disk: must be memory (or LLMProxy's redis, taken as memory)" },
+	{ BK "[rate_limit.per_key]\nrequests_per_hour = 1\n",
+	  "t.ini:4: unknown key 'requests_per_hour' in [rate_limit.per_key]" },
 	{ "[server.tls]\nenabled = on\n" BK,
 	  "t.ini:2: [server.tls] enabled = on: this build has no TLS listener yet; "
 	  "refusing to serve plain HTTP where HTTPS was asked for" },
@@ -1969,6 +2059,9 @@ struct notice_case {
 };
 
 #define IGN_SEC(line, s)  "t.ini:" #line ": [" s "] is an LLMProxy section llmproxy does not use; ignored"
+#define QUOTA(line, k) "t.ini:" #line ": [auth.pipeline.*.static.keys.*] " k " is an LLMProxy key " \
+    "llmproxy does not use: without total_quota there is nothing to count against; " \
+    "[rate_limit.per_key] tokens_per_minute limits tokens; ignored"
 #define LATER_SEC(line, s) "t.ini:" #line ": [" s "] is an LLMProxy section llmproxy does not support yet; ignored"
 #define RETRY(line, s) "t.ini:" #line ": [" s "] retry is an LLMProxy key llmproxy does not use: llmproxy " \
     "retries every record until it is delivered (backoff capped by [usage] max_wait); ignored"
@@ -2003,8 +2096,35 @@ static const struct notice_case notice_cases[] = {
 	{ NULL, BK "[storage.databases.0]\nhost = a\n[storage.databases.1]\nhost = b\n"
 	  "[storage.caches.0]\naddr = c\n[storage]\n", NULL, NULL, NULL, NULL,
 	  { IGN_SEC(3, "storage") } },
+	/* auth off: its providers are not looked at */
 	{ NULL, BK "[auth]\nenabled = false\n[auth.pipeline.0]\nenabled = true\ntype = builtin\n", NULL, NULL, NULL, NULL,
-	  { LATER_SEC(3, "auth") } },
+	  { NULL } },
+	/* what llmproxy leaves out of auth and limits */
+	{ NULL, BK "[auth]\nenabled = true\n[auth.status_codes.disabled]\nhttp_code = 403\n"
+	  "[auth.pipeline.0]\ntype = static\n[auth.pipeline.0.script]\nenabled = false\n"
+	  "[auth.pipeline.0.static.keys.0]\nkey = k\nname = n\nused_quota = 0\nquota_reset_period = monthly\n"
+	  "[auth.pipeline.1]\ntype = redis\nenabled = false\n[auth.pipeline.1.redis]\nstorage = x\n"
+	  "[rate_limit]\nenabled = true\nstorage = redis\nredis = primary\n[rate_limit.script]\nenabled = false\n",
+	  NULL, NULL, NULL, NULL,
+	  { "t.ini:5: [auth.status_codes] is an LLMProxy section llmproxy does not use: llmproxy "
+	    "answers 401 (no or unknown key), 403 (disabled or expired) and 429 (limits) in OpenAI's "
+	    "error format; ignored",
+	    IGN_SEC(9, "auth.pipeline.*.script"),
+	    "t.ini:14: [auth.pipeline.*.static.keys.*] used_quota is an LLMProxy key llmproxy does not use: "
+	    "without total_quota there is nothing to count against; [rate_limit.per_key] tokens_per_minute "
+	    "limits tokens; ignored",
+	    "t.ini:15: [auth.pipeline.*.static.keys.*] quota_reset_period is an LLMProxy key llmproxy does not "
+	    "use: without total_quota there is nothing to count against; [rate_limit.per_key] "
+	    "tokens_per_minute limits tokens; ignored",
+	    IGN_SEC(19, "auth.pipeline.*.redis"),
+	    "t.ini:23: [rate_limit] storage = redis: llmproxy keeps its limits in memory; each llmproxy "
+	    "process limits on its own",
+	    "t.ini:24: [rate_limit] redis is an LLMProxy key llmproxy does not use; ignored",
+	    IGN_SEC(25, "rate_limit.script") } },
+	{ NULL, BK "[rate_limit]\nenabled = true\n[rate_limit.per_key]\nmax_concurrent = 2\n",
+	  NULL, NULL, NULL, NULL,
+	  { "t.ini:4: [rate_limit.per_key] limits the requests of each API key and [auth] is off: "
+	    "only [rate_limit.global] applies" } },
 	{ NULL, "[server.tls]\nenabled = no\n[server]\nthreads = 2\n[server.cors]\nenabled = true\n" BK,
 	  NULL, NULL, NULL, NULL,
 	  { IGN_SEC(1, "server.tls"), IGN_SEC(5, "server.cors") } },
@@ -2093,9 +2213,16 @@ static const struct notice_case notice_cases[] = {
 	    LATER_SEC(105, "backends.*.headers"),
 	    IGN_SEC(115, "discovery"),
 	    IGN_SEC(233, "admin"),
-	    LATER_SEC(239, "auth"),
+	    IGN_SEC(255, "auth.pipeline.*.redis"),
+	    IGN_SEC(259, "auth.pipeline.*.script"),
+	    IGN_SEC(270, "auth.pipeline.*.database"),
+	    IGN_SEC(287, "auth.pipeline.*.webhook"),
+	    IGN_SEC(306, "auth.pipeline.*.lua"),
+	    QUOTA(322, "used_quota"),
+	    QUOTA(323, "quota_reset_period"),
 	    LOGGING(334),
-	    LATER_SEC(364, "rate_limit"),
+	    "t.ini:367: [rate_limit] redis is an LLMProxy key llmproxy does not use; ignored",
+	    IGN_SEC(369, "rate_limit.script"),
 	    "t.ini:390: [routing] enabled is an LLMProxy key llmproxy does not use; ignored",
 	    IGN_SEC(395, "routing.script"),
 	    IGN_SEC(409, "routing.fallback"),
@@ -2114,9 +2241,8 @@ static const struct notice_case notice_cases[] = {
 	  { OUT_STDOUT(11),
 	    IGN_SEC(13, "storage"),
 	    IGN_SEC(44, "admin"),
-	    LATER_SEC(50, "auth"),
 	    "t.ini:62: [routing] enabled is an LLMProxy key llmproxy does not use; ignored",
-	    LATER_SEC(72, "rate_limit"),
+	    "t.ini:75: [rate_limit] redis is an LLMProxy key llmproxy does not use; ignored",
 	    NO_TYPE(102, "usage.reporters.0", "builtin"),
 	    IGN_SEC(105, "usage.reporters.*.builtin"),
 	    LOGGING(108),
@@ -2525,6 +2651,161 @@ START_TEST(test_example_documented_defaults)
 }
 END_TEST
 
+/* ---- API keys and limits ------------------------------------------------------ */
+
+static const char *key_name_of(const struct config *cfg, const char *secret,
+    int64_t now, enum auth_verdict *v)
+{
+	const struct auth_key *k;
+
+	*v = auth_check(&cfg->keys, secret, strlen(secret), now, &k);
+	return k != NULL ? k->name : NULL;
+}
+
+START_TEST(test_auth_keys)
+{
+	char dir[] = "/tmp/llmproxy-check-keys.XXXXXX", path[512], *text;
+	enum auth_verdict v;
+	FILE *fp;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/keys", dir);
+	fp = fopen(path, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs("# KEY USER NAME [status] [expiry]\nsk-file-1 carol file-one\r\n\n"
+	    "sk-file-2 dave file-two disabled\nsk-file-3 erin file-three 2020-01-01T00:00:00Z", fp);
+	fclose(fp);
+	ck_assert_int_ge(asprintf(&text, BK "api_key = sk-backend\n"
+	    "[auth]\nenabled = true\nheader_names = Authorization, X-Custom-Key\n"
+	    "skip_paths = /health, /public/*\n"
+	    "[auth.pipeline.0]\nname = static_auth\ntype = static\n"
+	    "[auth.pipeline.0.static]\nkeys_file = %s\n"
+	    "[auth.pipeline.0.static.keys.0]\nkey = \"sk-one\"\nname = \xe6\xb5\x8b\xe8\xaf\x95 Key 1\n"
+	    "user_id = user_001\nstatus = enabled\nexpires_at = 2030-01-01T00:00:00Z\n"
+	    "total_quota = 0\nallowed_ips = \ndenied_ips = []\n"
+	    "[auth.pipeline.0.static.keys.1]\nkey = sk-two\nname = two\nstatus = disabled\n"
+	    "[auth.pipeline.1]\ntype = builtin\nenabled = false\n"
+	    "[auth.pipeline.2]\ntype = static\nenabled = false\n"
+	    "[auth.pipeline.2.static.keys.0]\nkey = sk-off\nname = off\n", path), 0);
+	struct config *cfg = load_ok(text);
+
+	ck_assert_str_eq(cfg->backends[0].api_key, "sk-backend");
+	ck_assert_int_eq(cfg->auth_enabled, 1);
+	ck_assert_uint_eq(cfg->nauth_headers, 2);
+	ck_assert_str_eq(cfg->auth_headers[1], "X-Custom-Key");
+	ck_assert_uint_eq(cfg->nskip_paths, 2);
+	ck_assert_str_eq(cfg->skip_paths[1], "/public/*");
+	ck_assert_uint_eq(cfg->keys.n, 5);
+	ck_assert_str_eq(key_name_of(cfg, "sk-one", 1800000000, &v), "\xe6\xb5\x8b\xe8\xaf\x95 Key 1");
+	ck_assert_int_eq(v, AUTH_OK);
+	ck_assert_str_eq(key_name_of(cfg, "sk-one", 1893456000, &v), "\xe6\xb5\x8b\xe8\xaf\x95 Key 1");
+	ck_assert_int_eq(v, AUTH_EXPIRED);
+	ck_assert_str_eq(key_name_of(cfg, "sk-two", 0, &v), "two");
+	ck_assert_int_eq(v, AUTH_DISABLED);
+	ck_assert_str_eq(key_name_of(cfg, "sk-file-1", 1800000000, &v), "file-one");
+	ck_assert_int_eq(v, AUTH_OK);
+	ck_assert_str_eq(key_name_of(cfg, "sk-file-2", 0, &v), "file-two");
+	ck_assert_int_eq(v, AUTH_DISABLED);
+	ck_assert_str_eq(key_name_of(cfg, "sk-file-3", 1800000000, &v), "file-three");
+	ck_assert_int_eq(v, AUTH_EXPIRED);
+	ck_assert_ptr_null(key_name_of(cfg, "sk-off", 0, &v));     /* its provider is off */
+	ck_assert_int_eq(v, AUTH_UNKNOWN);
+	ck_assert_ptr_null(key_name_of(cfg, "sk-backend", 0, &v));
+	config_free(cfg);
+
+	/* A keys_file error is the keys_file's FILE:LINE. */
+	fp = fopen(path, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs("sk-a alice a\n\nsk-b bob\n", fp);
+	fclose(fp);
+	char err[ERRLEN], want[1024];
+	ck_assert_ptr_null(config_load_string(text, "t.ini", err, sizeof err));
+	snprintf(want, sizeof want, "%s:3: a line is KEY USER_ID NAME [enabled|disabled] [EXPIRES_AT]", path);
+	ck_assert_str_eq(err, want);
+	fp = fopen(path, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs("sk-a alice a\nsk-b bob two\n", fp);
+	fclose(fp);
+	ck_assert_ptr_null(config_load_string(text, "t.ini", err, sizeof err));
+	snprintf(want, sizeof want, "%s:2: key name 'two' is used twice (first by "
+	    "[auth.pipeline.0.static.keys.1], line 22); names label metrics, logs and usage records", path);
+	ck_assert_str_eq(err, want);
+	/* A reload reads it again: a new key, without a word in the config. */
+	fp = fopen(path, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs("sk-new zoe new-key\n", fp);
+	fclose(fp);
+	cfg = load_ok(text);
+	ck_assert_str_eq(key_name_of(cfg, "sk-new", 0, &v), "new-key");
+	ck_assert_int_eq(v, AUTH_OK);
+	ck_assert_ptr_null(key_name_of(cfg, "sk-file-1", 0, &v));
+	config_free(cfg);
+	unlink(path);
+	rmdir(dir);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_auth_defaults)
+{
+	struct config *cfg = load_ok(BK);
+
+	ck_assert_int_eq(cfg->auth_enabled, 0);
+	ck_assert_uint_eq(cfg->nauth_headers, 2);
+	ck_assert_str_eq(cfg->auth_headers[0], "Authorization");
+	ck_assert_str_eq(cfg->auth_headers[1], "X-API-Key");
+	ck_assert_uint_eq(cfg->nskip_paths, 2);
+	ck_assert_str_eq(cfg->skip_paths[0], "/health");
+	ck_assert_str_eq(cfg->skip_paths[1], "/metrics");
+	ck_assert_str_eq(cfg->backends[0].api_key, "");
+	ck_assert_uint_eq(cfg->keys.n, 0);
+	ck_assert_int_eq(cfg->rl_enabled, 0);
+	config_free(cfg);
+
+	/* The metrics path moved: it is the one open by default. */
+	cfg = load_ok("[metrics]\npath = /prom\n[auth]\nskip_paths = \n" BK);
+	ck_assert_uint_eq(cfg->nskip_paths, 0);
+	config_free(cfg);
+	cfg = load_ok("[metrics]\npath = /prom\n" BK);
+	ck_assert_str_eq(cfg->skip_paths[1], "/prom");
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_rate_limits)
+{
+	struct config *cfg = load_ok(BK "[rate_limit]\nenabled = true\nstorage = memory\n"
+	    "[rate_limit.global]\nenabled = true\nrequests_per_second = 100\nburst_size = 200\n"
+	    "requests_per_minute = 1000\n"
+	    "[rate_limit.per_key]\nrequests_per_second = 2.5\nmax_concurrent = 5\n"
+	    "tokens_per_minute = 100000\n"
+	    "[auth]\nenabled = true\n[auth.pipeline.0]\ntype = static\n"
+	    "[auth.pipeline.0.static.keys.0]\nkey = k\nname = n\n");
+
+	ck_assert(cfg->rl_global.rps == 100);
+	ck_assert(cfg->rl_global.rps_burst == 200);
+	ck_assert(cfg->rl_global.rpm == 1000);
+	ck_assert(cfg->rl_per_key.rps == 2.5);
+	ck_assert(cfg->rl_per_key.rps_burst == 3);      /* default: the rate, up */
+	ck_assert(cfg->rl_per_key.tpm == 100000);
+	ck_assert_int_eq(cfg->rl_per_key.max_concurrent, 5);
+	config_free(cfg);
+
+	/* Off, or a part off: no limit at all. */
+	cfg = load_ok(BK "[rate_limit]\nenabled = false\n[rate_limit.global]\nrequests_per_second = 1\n");
+	ck_assert(cfg->rl_global.rps == 0);
+	config_free(cfg);
+	cfg = load_ok(BK "[rate_limit]\nenabled = true\n[rate_limit.global]\nenabled = false\n"
+	    "requests_per_second = 1\n[rate_limit.per_key]\nrequests_per_second = 0.5\n"
+	    "[auth]\nenabled = true\n[auth.pipeline.0]\ntype = static\n"
+	    "[auth.pipeline.0.static.keys.0]\nkey = k\nname = n\n");
+	ck_assert(cfg->rl_global.rps == 0);
+	ck_assert(cfg->rl_per_key.rps == 0.5);
+	ck_assert(cfg->rl_per_key.rps_burst == 1);
+	config_free(cfg);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -2533,6 +2814,12 @@ static Suite *config_suite(void)
 	tc = tcase_create("values");
 	tcase_add_loop_test(tc, test_duration, 0, (int)(sizeof durations / sizeof durations[0]));
 	tcase_add_loop_test(tc, test_size, 0, (int)(sizeof sizes / sizeof sizes[0]));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("auth");
+	tcase_add_test(tc, test_auth_keys);
+	tcase_add_test(tc, test_auth_defaults);
+	tcase_add_test(tc, test_rate_limits);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("good");

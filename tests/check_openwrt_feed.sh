@@ -4,8 +4,10 @@
 # available here): a rules.mk and include/package.mk of a few lines that give
 # the variables and macros the package uses (TARGET_CC = musl-gcc, INSTALL_*,
 # Download, BuildPackage), a staging dir holding libinih.a and ini.h (as the
-# libinih package's InstallDev does) and, in dl/, the jsmn tarball the
-# Download/ names, made from Debian's jsmn.h.  Then Build/Prepare,
+# libinih package's InstallDev does) and, in dl/, the jsmn and BearSSL
+# tarballs the Download/s name, made from Debian's jsmn.h and BearSSL's
+# Debian source (port/cross/bearssl-source.sh, as `make static` uses it).
+# Then Build/Prepare,
 # Build/Compile and Package/llmproxy/install run as the SDK runs them, and
 # the installed tree must be the data.tar.gz of `make ipk`: the same paths and
 # modes, a static binary that starts, the config.ini that checks, and the
@@ -76,6 +78,13 @@ jsmnver=$(sed -n 's/^JSMN_VERSION:=//p' "$top/port/openwrt/Makefile")
 mkdir -p "$sdk/jsmn-src/jsmn-$jsmnver"
 cp /usr/include/jsmn.h "$sdk/jsmn-src/jsmn-$jsmnver/"
 tar -czf "$sdk/dl/jsmn-$jsmnver.tar.gz" -C "$sdk/jsmn-src" "jsmn-$jsmnver"
+sh "$top/port/cross/bearssl-source.sh" "$top/build-static-src" >/dev/null
+sslver=$(sed -n 's/^BEARSSL_VERSION:=//p' "$top/port/openwrt/Makefile")
+mkdir -p "$sdk/bearssl-src"
+cp -R "$top/build-static-src/bearssl" "$sdk/bearssl-src/bearssl-$sslver"
+rm -rf "$sdk/bearssl-src/bearssl-$sslver/build" "$sdk/bearssl-src/bearssl-$sslver/debian" \
+    "$sdk/bearssl-src/bearssl-$sslver/.unpacked"
+tar -czf "$sdk/dl/bearssl-$sslver.tar.gz" -C "$sdk/bearssl-src" "bearssl-$sslver"
 
 # ---- build it --------------------------------------------------------------------------
 if ! make -C "$top/port/openwrt" TOPDIR="$sdk" IPKG_DIR="$sdk/ipkg/llmproxy" \

@@ -499,6 +499,8 @@ struct rec {
 	char method[16];
 	char target[TARGET_REC_MAX];
 	char detail[32];
+	char authorization[160];  /* the request's credentials as received, ""  */
+	char x_api_key[160];      /* when absent (auth tests: what a backend sees) */
 	int state, status;
 	long tokens_sent;
 	long long start_ms, end_ms, gone_ms;
@@ -576,6 +578,10 @@ rec_json(struct sb *b, const struct rec *r, int matches)
 	sb_json_cstr(b, r->target);
 	sb_printf(b, ",\"status\":%d,\"detail\":", r->status);
 	sb_json_cstr(b, r->detail);
+	sb_puts(b, ",\"authorization\":");
+	sb_json_cstr(b, r->authorization);
+	sb_puts(b, ",\"x_api_key\":");
+	sb_json_cstr(b, r->x_api_key);
 	sb_printf(b, ",\"start_ms\":%lld,\"end_ms\":%lld,\"matches\":%d}", r->start_ms, r->end_ms,
 	    matches);
 }
@@ -2459,8 +2465,9 @@ do_traffic(struct ctx *x)
  *  GET  /mock/now      {"now_ms":T}   CLOCK_MONOTONIC, ms
  *  GET  /mock/request?id=ID   the latest record whose X-Request-Id was ID, or 404 {}:
  *       {"id","state":"running|done|aborted|failed","tokens_sent","client_gone_ms"
- *        (0 = not gone),"method","target","status","detail","start_ms","end_ms",
- *        "matches" (records with that id)}
+ *        (0 = not gone),"method","target","status","detail","authorization",
+ *        "x_api_key" (those request headers as received, "" when absent),
+ *        "start_ms","end_ms","matches" (records with that id)}
  *  GET  /mock/last     the latest record (any id), or 404 {}
  *  POST /mock/reset    counters, records and defaults cleared -> {"ok":true}
  *  POST /mock/defaults?X-Mock-Fail=503&X-Mock-Tokens=3   replaces the defaults
@@ -2656,6 +2663,10 @@ handle(struct conn *c)
 			gs.connections++;
 		}
 		x->seq = rec_open(rid, r->method, r->target, x->t0);
+		struct rec *nr = rec_at(x->seq);
+		const char *a = req_hdr(r, "Authorization"), *k = req_hdr(r, "X-API-Key");
+		copy_trunc(nr->authorization, sizeof nr->authorization, a ? a : "");
+		copy_trunc(nr->x_api_key, sizeof nr->x_api_key, k ? k : "");
 	}
 	pthread_mutex_unlock(&g_mu);
 

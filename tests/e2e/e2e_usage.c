@@ -69,37 +69,6 @@ post(int port, const char *path, const char *headers, const char *body,
 	ck_assert_int_eq(http_exchange(port, req, r, 10000), 0);
 }
 
-/*
- * Waits for the record of request `id` at receiver r and copies it into out.
- * Fails the test if it does not come, or comes twice.
- */
-static void
-wait_record(const struct receiver *r, const char *id, char *out, size_t cap)
-{
-	char want[128];
-	int64_t deadline = now_ms() + 10000;
-
-	snprintf(want, sizeof(want), "\"request_id\":\"%s\"", id);
-	for (;;) {
-		char **lines, *block;
-		size_t n = receiver_records(r, &lines, &block), hits = 0;
-		for (size_t i = 0; i < n; i++) {
-			if (strstr(lines[i], want) != NULL) {
-				if (hits++ == 0)
-					snprintf(out, cap, "%s", lines[i]);
-			}
-		}
-		free(lines);
-		free(block);
-		ck_assert_msg(hits <= 1, "record %s delivered %zu times", id, hits);
-		if (hits == 1)
-			return;
-		ck_assert_msg(now_ms() < deadline, "no usage record for %s", id);
-		struct timespec ts = { 0, 5000000 };
-		nanosleep(&ts, NULL);
-	}
-}
-
 static void
 assert_str(const char *rec, const char *key, const char *want)
 {
@@ -134,7 +103,7 @@ START_TEST(stream_record_and_identical_bytes)
 	    "%s: the client saw what it did not ask for:\n--- direct\n%s\n--- proxy\n%s",
 	    dialect, direct.body, via.body);
 
-	wait_record(&rv, id, rec, sizeof(rec));
+	receiver_wait_record(&rv, id, rec, sizeof(rec));
 	assert_str(rec, "usage_source", "backend");
 	assert_str(rec, "model", "mock-model");
 	assert_str(rec, "endpoint", "/v1/chat/completions");
@@ -166,7 +135,7 @@ START_TEST(client_that_asked_gets_the_usage_chunk)
 	ck_assert(memmem(via.body, via.body_len, "\"usage\":{", 9) != NULL);
 	ck_assert_uint_eq(via.body_len, direct.body_len);
 	ck_assert(memcmp(via.body, direct.body, via.body_len) == 0);
-	wait_record(&rv, "asked", rec, sizeof(rec));
+	receiver_wait_record(&rv, "asked", rec, sizeof(rec));
 	assert_str(rec, "usage_source", "backend");
 	ck_assert_int_eq(json_int(rec, "completion_tokens"), 5);
 	response_free(&direct);
@@ -184,7 +153,7 @@ START_TEST(non_stream_record)
 	post(proxy.port, "/v1/chat/completions",
 	    "X-Request-Id: plain\r\nX-Mock-Tokens: 7\r\n", plain_body, &r);
 	ck_assert_int_eq(r.status, 200);
-	wait_record(&rv, "plain", rec, sizeof(rec));
+	receiver_wait_record(&rv, "plain", rec, sizeof(rec));
 	assert_str(rec, "usage_source", "backend");
 	ck_assert_int_eq(json_int(rec, "completion_tokens"), 7);
 	ck_assert(strstr(rec, "\"is_stream\":false") != NULL);
@@ -200,7 +169,7 @@ START_TEST(embeddings_record)
 	post(proxy.port, "/v1/embeddings", "X-Request-Id: emb\r\n",
 	    "{\"model\":\"e5\",\"input\":\"some text to embed\"}", &r);
 	ck_assert_int_eq(r.status, 200);
-	wait_record(&rv, "emb", rec, sizeof(rec));
+	receiver_wait_record(&rv, "emb", rec, sizeof(rec));
 	assert_str(rec, "usage_source", "backend");
 	assert_str(rec, "model", "e5");
 	assert_str(rec, "endpoint", "/v1/embeddings");
@@ -217,7 +186,7 @@ START_TEST(backend_without_usage_is_estimated)
 	post(proxy.port, "/v1/chat/completions",
 	    "X-Request-Id: est-stream\r\nX-Mock-No-Usage: 1\r\n", stream_body, &r);
 	ck_assert_int_eq(r.status, 200);
-	wait_record(&rv, "est-stream", rec, sizeof(rec));
+	receiver_wait_record(&rv, "est-stream", rec, sizeof(rec));
 	assert_str(rec, "usage_source", "estimated");
 	/* five tokens " tok1".." tok5" were delivered: at least one per event */
 	ck_assert_int_ge(json_int(rec, "completion_tokens"), 5);
@@ -228,7 +197,7 @@ START_TEST(backend_without_usage_is_estimated)
 
 	post(proxy.port, "/v1/chat/completions",
 	    "X-Request-Id: est-plain\r\nX-Mock-No-Usage: 1\r\n", plain_body, &r);
-	wait_record(&rv, "est-plain", rec, sizeof(rec));
+	receiver_wait_record(&rv, "est-plain", rec, sizeof(rec));
 	assert_str(rec, "usage_source", "estimated");
 	ck_assert_int_gt(json_int(rec, "completion_tokens"), 0);
 	response_free(&r);
@@ -271,7 +240,7 @@ START_TEST(client_abort_record_estimates_what_was_delivered)
 	char rec[4096];
 
 	abort_after(proxy.port, "abort-est", 4);
-	wait_record(&rv, "abort-est", rec, sizeof(rec));
+	receiver_wait_record(&rv, "abort-est", rec, sizeof(rec));
 	assert_str(rec, "finish", "client_abort");
 	assert_str(rec, "usage_source", "estimated");
 	long c = json_int(rec, "completion_tokens");
@@ -301,12 +270,12 @@ START_TEST(client_abort_with_continuous_usage_is_exact)
 	ck_assert(memmem(via.body, via.body_len, "usage", 5) == NULL);
 	ck_assert_uint_eq(via.body_len, direct.body_len);
 	ck_assert(memcmp(via.body, direct.body, via.body_len) == 0);
-	wait_record(&rv, "cont-full", rec, sizeof(rec));
+	receiver_wait_record(&rv, "cont-full", rec, sizeof(rec));
 	ck_assert_int_eq(json_int(rec, "completion_tokens"), 6);
 
 	/* ... and an aborted stream is billed from the backend's own count. */
 	abort_after(px.port, "cont-abort", 4);
-	wait_record(&rv, "cont-abort", rec, sizeof(rec));
+	receiver_wait_record(&rv, "cont-abort", rec, sizeof(rec));
 	assert_str(rec, "finish", "client_abort");
 	assert_str(rec, "usage_source", "backend");
 	long c = json_int(rec, "completion_tokens");
@@ -325,7 +294,7 @@ START_TEST(backend_cut_record)
 	post(proxy.port, "/v1/chat/completions",
 	    "X-Request-Id: cut\r\nX-Mock-Tokens: 10\r\nX-Mock-Fail: close-mid\r\n"
 	    "X-Mock-Fail-After: 3\r\n", stream_body, &r);
-	wait_record(&rv, "cut", rec, sizeof(rec));
+	receiver_wait_record(&rv, "cut", rec, sizeof(rec));
 	assert_str(rec, "finish", "upstream_error");
 	ck_assert_int_eq(json_int(rec, "status_code"), 200);
 	response_free(&r);
@@ -334,7 +303,7 @@ START_TEST(backend_cut_record)
 	    "X-Request-Id: refused\r\nX-Mock-Fail: close-before-head\r\n",
 	    stream_body, &r);
 	ck_assert_int_eq(r.status, 502);
-	wait_record(&rv, "refused", rec, sizeof(rec));
+	receiver_wait_record(&rv, "refused", rec, sizeof(rec));
 	assert_str(rec, "finish", "upstream_error");
 	assert_str(rec, "usage_source", "none");
 	ck_assert_int_eq(json_int(rec, "status_code"), 502);
@@ -380,7 +349,7 @@ START_TEST(n_requests_n_records_n_ids)
 		response_free(&r);
 	}
 	for (int i = 0; i < N; i++)
-		wait_record(&rv, id[i], rec, sizeof(rec));  /* each exactly once */
+		receiver_wait_record(&rv, id[i], rec, sizeof(rec));  /* each exactly once */
 }
 END_TEST
 
@@ -408,7 +377,7 @@ START_TEST(slow_webhook_adds_no_latency)
 	ck_assert_msg(worst < 100000, "first event after %lld us while the webhook "
 	    "takes 3 s", (long long)worst);
 	receiver_control(&rv, "reset=1");
-	wait_record(&rv, "slowhook-4", rec, sizeof(rec));
+	receiver_wait_record(&rv, "slowhook-4", rec, sizeof(rec));
 }
 END_TEST
 
@@ -441,7 +410,7 @@ START_TEST(webhook_down_then_up_loses_nothing)
 	for (int i = 0; i < 5; i++) {
 		char id[32];
 		snprintf(id, sizeof(id), "flap-%d", i);
-		wait_record(&rv, id, rec, sizeof(rec));
+		receiver_wait_record(&rv, id, rec, sizeof(rec));
 	}
 }
 END_TEST
@@ -481,7 +450,7 @@ START_TEST(kill9_then_restart_replays_the_spool)
 	for (int i = 0; i < 5; i++) {
 		char id[32];
 		snprintf(id, sizeof(id), "crash-%d", i);
-		wait_record(&down, id, rec, sizeof(rec));
+		receiver_wait_record(&down, id, rec, sizeof(rec));
 	}
 	proxy_stop(&px);
 	receiver_stop(&down);
@@ -500,7 +469,7 @@ START_TEST(usage_hook_v01_form)
 	proxy_config(cfg, sizeof(cfg), &mock, extra);
 	proxy_start_ok(&px, cfg);
 	post(px.port, "/v1/chat/completions", "X-Request-Id: v01\r\n", stream_body, &r);
-	wait_record(&rv, "v01", rec, sizeof(rec));
+	receiver_wait_record(&rv, "v01", rec, sizeof(rec));
 	assert_str(rec, "usage_source", "backend");
 	response_free(&r);
 	proxy_stop(&px);
@@ -528,8 +497,8 @@ START_TEST(every_reporter_gets_every_record_in_batches)
 	}
 	for (int i = 0; i < 7; i++) {
 		snprintf(id, sizeof(id), "both-%d", i);
-		wait_record(&rv, id, rec, sizeof(rec));
-		wait_record(&second, id, rec, sizeof(rec));
+		receiver_wait_record(&rv, id, rec, sizeof(rec));
+		receiver_wait_record(&second, id, rec, sizeof(rec));
 	}
 	proxy_stop(&px);
 	receiver_stop(&second);
@@ -562,7 +531,7 @@ START_TEST(sigterm_lets_streams_finish_and_reports_them)
 	ck_assert(memmem(r.body, r.body_len, "[DONE]", 6) != NULL);
 	response_free(&r);
 	ck_assert_int_eq(proxy_wait_exit(&px, 10000), 0);
-	wait_record(&rv, "drain", rec, sizeof(rec));
+	receiver_wait_record(&rv, "drain", rec, sizeof(rec));
 	assert_str(rec, "finish", "stop");
 	ck_assert_int_eq(json_int(rec, "completion_tokens"), 20);
 	proxy_stop(&px);

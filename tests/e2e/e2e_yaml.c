@@ -85,32 +85,6 @@ stream_through(int port, const char *id)
 	response_free(&r);
 }
 
-/* Waits for the one record of request `id` and copies it into out. */
-static void
-wait_record(const char *id, char *out, size_t cap)
-{
-	char want[128];
-	int64_t deadline = now_ms() + 10000;
-
-	snprintf(want, sizeof(want), "\"request_id\":\"%s\"", id);
-	for (;;) {
-		char **lines, *block;
-		size_t n = receiver_records(&rv, &lines, &block), hits = 0;
-		for (size_t i = 0; i < n; i++) {
-			if (strstr(lines[i], want) != NULL && hits++ == 0)
-				snprintf(out, cap, "%s", lines[i]);
-		}
-		free(lines);
-		free(block);
-		ck_assert_msg(hits <= 1, "record %s delivered %zu times", id, hits);
-		if (hits == 1)
-			return;
-		ck_assert_msg(now_ms() < deadline, "no usage record for %s", id);
-		struct timespec ts = { 0, 5000000 };
-		nanosleep(&ts, NULL);
-	}
-}
-
 static void
 assert_str(const char *rec, const char *key, const char *want)
 {
@@ -127,7 +101,7 @@ assert_stream_record(const char *id, const char *backend)
 {
 	char rec[4096];
 
-	wait_record(id, rec, sizeof(rec));
+	receiver_wait_record(&rv, id, rec, sizeof(rec));
 	assert_str(rec, "usage_source", "backend");
 	assert_str(rec, "model", "mock-model");
 	assert_str(rec, "endpoint", "/v1/chat/completions");

@@ -382,6 +382,30 @@ receiver_wait_records(const struct receiver *rv, size_t n, int timeout_ms)
 }
 
 void
+receiver_wait_record(const struct receiver *rv, const char *id, char *out,
+    size_t cap)
+{
+	char want[160];
+	int64_t deadline = now_ms() + 10000;
+
+	snprintf(want, sizeof(want), "\"request_id\":\"%s\"", id);
+	for (;;) {
+		char **lines, *block;
+		size_t n = receiver_records(rv, &lines, &block), hits = 0;
+		for (size_t i = 0; i < n; i++)
+			if (strstr(lines[i], want) != NULL && hits++ == 0)
+				snprintf(out, cap, "%s", lines[i]);
+		free(lines);
+		free(block);
+		ck_assert_msg(hits <= 1, "record %s delivered %zu times", id, hits);
+		if (hits == 1)
+			return;
+		ck_assert_msg(now_ms() < deadline, "no usage record for %s", id);
+		pause_ms(5);
+	}
+}
+
+void
 proxy_kill9(struct proxy *px)
 {
 	if (px->proc.pid > 0) {

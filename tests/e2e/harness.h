@@ -77,6 +77,11 @@ size_t receiver_records(const struct receiver *rv, char ***lines, char **block);
  * (less than n at the deadline). */
 size_t receiver_wait_records(const struct receiver *rv, size_t n, int timeout_ms);
 
+/* Waits (10 s at most) for the one record of request `id` and copies it
+ * into out; fails the test if it does not come, or comes twice. */
+void receiver_wait_record(const struct receiver *rv, const char *id, char *out,
+    size_t cap);
+
 /* SIGKILL, no goodbye: for tests of what survives a crash. */
 void proxy_kill9(struct proxy *px);
 
