@@ -209,11 +209,12 @@ send_pieces(struct relay *r, const struct pieces *p, int last)
 			gaps--;
 		} else if (r->res->stream && gaps > 0) {
 			metrics_inter_token(r->rq->backend_index,
-			    now - r->last_event_us);
+			    now - r->last_event_us, 1);
 			gaps--;
 		}
-		for (; r->res->stream && gaps > 0; gaps--)
-			metrics_inter_token(r->rq->backend_index, 0);
+		if (r->res->stream && gaps > 0)
+			metrics_inter_token(r->rq->backend_index, 0,
+			    (uint64_t)gaps);
 		r->last_event_us = now;
 	}
 	r->res->bytes += len;
