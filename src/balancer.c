@@ -171,6 +171,7 @@ static int
 backend_init(struct backend *b, const struct backend_conf *bc)
 {
 	b->conf = bc;
+	b->metrics_id = -1;
 	atomic_init(&b->in_flight, 0);
 	atomic_init(&b->healthy, 1);
 	atomic_init(&b->out_until_ms, 0);
@@ -247,6 +248,53 @@ bal_free(struct backend_table *t)
 	free(t->backends);
 	pthread_mutex_destroy(&t->lock);
 	memset(t, 0, sizeof(*t));
+}
+
+/* The same backend in another config: the same name and the same url (a
+ * name moved to another address is another backend). */
+static struct backend *
+same_backend(struct backend_table *t, const struct backend_conf *bc)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct backend_conf *o = t->backends[i].conf;
+		if (strcmp(o->name, bc->name) == 0 && strcmp(o->url, bc->url) == 0)
+			return &t->backends[i];
+	}
+	return NULL;
+}
+
+size_t
+bal_carry_over(struct backend_table *to, struct backend_table *from)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < to->n; i++) {
+		struct backend *b = &to->backends[i];
+		struct backend *o = same_backend(from, b->conf);
+		if (o == NULL)
+			continue;
+		pthread_mutex_lock(&o->health_lock);
+		atomic_store(&b->healthy, atomic_load(&o->healthy));
+		atomic_store(&b->out_until_ms, atomic_load(&o->out_until_ms));
+		atomic_store(&b->busy_until_ms, atomic_load(&o->busy_until_ms));
+		b->fail_streak = o->fail_streak;
+		b->ok_streak = o->ok_streak;
+		b->ejections = o->ejections;
+		pthread_mutex_unlock(&o->health_lock);
+
+		pthread_mutex_lock(&o->models_lock);
+		if (o->reported != NULL &&
+		    (b->reported = calloc(CAP_BACKEND_MODELS,
+		    sizeof(*b->reported))) != NULL) {
+			memcpy(b->reported, o->reported,
+			    o->nreported * sizeof(*b->reported));
+			b->nreported = o->nreported;
+			b->reported_at_ms = o->reported_at_ms;
+		}
+		pthread_mutex_unlock(&o->models_lock);
+		kept++;
+	}
+	return kept;
 }
 
 /* ---- picking a backend ----------------------------------------------------- */

@@ -48,6 +48,7 @@ struct backend {
 
 	int current_weight;             /* smooth weighted round robin, under
 	                                   the table's lock */
+	int metrics_id;                 /* metrics_backend() slot, -1: none */
 
 	/* Models it reported on GET /v1/models (health.c), under models_lock. */
 	pthread_mutex_t models_lock;
@@ -69,6 +70,15 @@ int bal_init(struct backend_table *t, const struct config *cfg);
 
 /* Closes idle connections and frees the table. */
 void bal_free(struct backend_table *t);
+
+/*
+ * After a reload: each backend of `to` that `from` has too (the same name and
+ * url) starts with what `from` knows of it — health, ejection and its
+ * cool-down, Retry-After, failure streaks, the models it reported — so that a
+ * reload neither revives a dead backend nor forgets a slow one.  Requests in
+ * flight keep counting on `from`.  Returns how many were carried over.
+ */
+size_t bal_carry_over(struct backend_table *to, struct backend_table *from);
 
 /* What one request needs of a backend. */
 struct bal_request {

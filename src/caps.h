@@ -46,6 +46,13 @@
 #ifndef CAP_BODY_BYTES_DEFAULT
 #define CAP_BODY_BYTES_DEFAULT (10 * 1024 * 1024)
 #endif
+/* A request body up to this size is collected in the waiting room (which
+ * holds no thread) before a worker gets the request, so that clients
+ * trickling bodies (slow POST) cannot occupy every worker.  Each parked
+ * connection may hold this much besides its head. */
+#ifndef CAP_BODY_PREREAD
+#define CAP_BODY_PREREAD (64 * 1024)
+#endif
 /* Chunked framing: a chunk-size line (size + extensions) longer than this,
  * or trailers larger than this, are malformed. */
 #ifndef CAP_CHUNK_LINE_BYTES

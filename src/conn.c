@@ -23,6 +23,7 @@
 #include "ratelimit.h"
 #include "relay.h"
 #include "reply.h"
+#include "server.h"
 #include "upstream.h"
 #include "usage.h"
 #include "webhook.h"
@@ -42,7 +43,7 @@ struct request {
 	/* For the access line and the metrics. */
 	int status;
 	const char *backend;
-	int backend_index;          /* in the config, -1: none */
+	int backend_index;          /* its metrics slot, -1: none */
 	int stream;
 	uint64_t bytes;
 	int64_t ttft_us;
@@ -60,16 +61,18 @@ struct request {
 /* ---- life cycle --------------------------------------------------------------- */
 
 struct conn *
-conn_new(int fd, const struct sockaddr *peer, struct server *srv)
+conn_new(int fd, const struct sockaddr *peer)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
+	struct server *srv = server_acquire();
 	size_t cap = CAP_HEAD_BUF_INIT;
 	if (cap > srv->cfg->max_header_bytes)
 		cap = srv->cfg->max_header_bytes;
 	c->in = malloc(cap);
 	if (c->in == NULL) {
+		server_release(srv);
 		free(c);
 		return NULL;
 	}
@@ -124,6 +127,15 @@ conn_idle(struct conn *c)
 	free(c->rewrite);
 	c->rewrite = NULL;
 	c->rewrite_cap = 0;
+	/* The input buffer shrinks back too once a large head or a collected
+	 * body is gone (what a pipelining client sent after it stays). */
+	if (c->in_cap > CAP_HEAD_BUF_INIT && c->in_len <= CAP_HEAD_BUF_INIT) {
+		char *p = realloc(c->in, CAP_HEAD_BUF_INIT);
+		if (p != NULL) {
+			c->in = p;
+			c->in_cap = CAP_HEAD_BUF_INIT;
+		}
+	}
 }
 
 void
@@ -135,20 +147,94 @@ conn_free(struct conn *c)
 		close(c->io.fd);
 	conn_idle(c);
 	free(c->in);
+	server_release(c->srv);
 	free(c);
 }
 
 /* ---- the waiting room's side ------------------------------------------------ */
+
+/*
+ * The body is collected in the waiting room too, when it is short enough
+ * (CAP_BODY_PREREAD), so that a client trickling its body holds no worker:
+ * without this, [server] threads slow POSTs would shut everyone else out
+ * with 503 for a whole read_timeout.  A longer body, one announced with
+ * "Expect: 100-continue" (the client waits for our go-ahead), and a request
+ * the worker will refuse anyway go to a worker with the head alone.
+ */
+enum { PREREAD_NONE, PREREAD_LENGTH, PREREAD_CHUNKED };
+
+static void
+preread_start(struct conn *c)
+{
+	struct http_framing f;
+	uint64_t max = c->srv->cfg->max_body_size;
+
+	c->preread = PREREAD_NONE;
+	if (http_request_check(&c->req, &f) != 0 ||
+	    http_header_find(c->req.headers, c->req.num_headers, "Expect",
+	    NULL) != NULL)
+		return;
+	if (f.kind == HTTP_BODY_LENGTH && f.length <= max &&
+	    f.length <= CAP_BODY_PREREAD) {
+		c->preread = PREREAD_LENGTH;
+		c->preread_until = c->head_len + (size_t)f.length;
+	} else if (f.kind == HTTP_BODY_CHUNKED) {
+		c->preread = PREREAD_CHUNKED;
+		memset(&c->scan, 0, sizeof(c->scan));
+		c->scanned = c->head_len;
+		c->scan_payload = 0;
+	}
+}
+
+/* Whether the body is here, as far as the waiting room waits for it.  A
+ * chunked body is scanned (decoded into a throwaway copy: the worker decodes
+ * c->in itself) as its bytes come; it is done at its end, at an error (the
+ * worker answers it), past max_body_size, or at CAP_BODY_PREREAD. */
+static int
+preread_done(struct conn *c)
+{
+	char scratch[4096];
+
+	if (c->preread == PREREAD_LENGTH)
+		return c->in_len >= c->preread_until;
+	if (c->preread != PREREAD_CHUNKED)
+		return 1;
+	if (c->in_len >= c->head_len + CAP_BODY_PREREAD)
+		return 1;
+	while (c->scanned < c->in_len) {
+		size_t n = c->in_len - c->scanned, out;
+		if (n > sizeof(scratch))
+			n = sizeof(scratch);
+		memcpy(scratch, c->in + c->scanned, n);
+		ssize_t used = http_chunked_decode(&c->scan, scratch, n, &out);
+		c->scan_payload += out;
+		/* A chunk announced past the limit is the worker's 413 now. */
+		uint64_t max = c->srv->cfg->max_body_size;
+		if (used < 0 || http_chunked_done(&c->scan) ||
+		    c->scan_payload > max ||
+		    c->scan.remaining > max - c->scan_payload) {
+			c->preread = PREREAD_NONE;
+			return 1;
+		}
+		c->scanned += (size_t)used;
+	}
+	return 0;
+}
 
 int
 conn_parse_head(struct conn *c)
 {
 	if (c->in_len == 0)
 		return 0;
+	/* Parsed again at every call: c->in may have moved as it grew, and
+	 * c->req points into it. */
 	int r = http_parse_request(c->in, c->in_len, &c->req);
 	if (r > 0) {
-		c->head_len = (size_t)r;
-		return 1;
+		if (c->head_len == 0) {
+			c->head_len = (size_t)r;
+			preread_start(c);
+		}
+		return preread_done(c);
 	}
 	if (r < 0)
 		return -r;
@@ -160,9 +246,10 @@ conn_parse_head(struct conn *c)
 int
 conn_read_head(struct conn *c)
 {
-	size_t max = c->srv->cfg->max_header_bytes;
-
 	for (;;) {
+		/* Room for a head; once it is complete, for a short body too. */
+		size_t max = c->srv->cfg->max_header_bytes +
+		    (c->head_len > 0 ? CAP_BODY_PREREAD : 0);
 		if (c->in_len == c->in_cap) {
 			if (c->in_cap >= max)
 				break;
@@ -353,55 +440,15 @@ fail_with(struct conn *c, struct request *rq, int status, const char *message,
 
 /* ---- the request target ------------------------------------------------------- */
 
-/*
- * Reduces the request-target to origin-form (RFC 9112 §3.2): absolute-form
- * "http://host/path" is accepted as a server must; asterisk- and
- * authority-form are not for us.  Dot segments, percent-encoded dots and
- * slashes, and backslashes are refused: a backend that normalises them could
- * be reached outside /v1/ through us.
- */
+/* The request-target as the path we route on and send (http.c decides). */
 static int
 parse_target(struct conn *c, struct request *rq)
 {
-	const char *t = c->req.target;
-	size_t n = c->req.target_len;
-
-	if (n > 7 && (http_token_eq(t, 7, "http://") ||
-	    (n > 8 && http_token_eq(t, 8, "https://")))) {
-		size_t skip = t[4] == ':' ? 7 : 8;
-		const char *slash = memchr(t + skip, '/', n - skip);
-		if (slash == NULL)
-			return -1;
-		n -= (size_t)(slash - t);
-		t = slash;
-	}
-	if (n == 0 || t[0] != '/')
+	if (http_target_path(c->req.target, c->req.target_len, &rq->path,
+	    &rq->path_len) < 0)
 		return -1;
-	rq->path = t;
-	rq->path_len = n;
-	const char *q = memchr(t, '?', n);
-	rq->route_len = q != NULL ? (size_t)(q - t) : n;
-
-	const char *end = t + rq->route_len;
-	for (const char *p = t; p < end; p++) {
-		if (*p == '\\')
-			return -1;
-		if (*p == '%' && end - p > 2 && (
-		    (p[1] == '2' && (p[2] == 'e' || p[2] == 'E' ||   /* . */
-		                     p[2] == 'f' || p[2] == 'F')) ||  /* / */
-		    (p[1] == '5' && (p[2] == 'c' || p[2] == 'C'))))   /* \ */
-			return -1;
-	}
-	for (const char *seg = t + 1; seg <= end; ) {
-		const char *slash = memchr(seg, '/', (size_t)(end - seg));
-		size_t len = (size_t)((slash != NULL ? slash : end) - seg);
-		if ((len == 1 && seg[0] == '.') ||
-		    (len == 2 && seg[0] == '.' && seg[1] == '.'))
-			return -1;
-		if (slash == NULL)
-			break;
-		seg = slash + 1;
-	}
+	const char *q = memchr(rq->path, '?', rq->path_len);
+	rq->route_len = q != NULL ? (size_t)(q - rq->path) : rq->path_len;
 	return 0;
 }
 
@@ -497,7 +544,7 @@ read_chunked_body(struct conn *c, struct request *rq, int64_t deadline)
 	ssize_t used = http_chunked_decode(&d, c->in + c->head_len, have, &out);
 	if (used < 0)
 		return 400;
-	if (out > max)
+	if (out > max || d.remaining > max - out)
 		return 413;
 	if (ensure_body(c, out) < 0)
 		return 413;
@@ -516,7 +563,10 @@ read_chunked_body(struct conn *c, struct request *rq, int64_t deadline)
 		used = http_chunked_decode(&d, p, (size_t)n, &out);
 		if (used < 0)
 			return 400;
-		if (c->body_len + out > max)
+		/* A chunk announced larger than what is left is refused now,
+		 * not after its bytes (or a read_timeout) have come. */
+		if (c->body_len + out > max ||
+		    d.remaining > max - (c->body_len + out))
 			return 413;
 		/* The carry sits right after the payload: out <= used. */
 		c->carry_len = (size_t)n - (size_t)used;
@@ -546,10 +596,16 @@ read_body(struct conn *c, struct request *rq)
 
 /* ---- to the backend ----------------------------------------------------------------- */
 
-/* Client fields that the upstream request does not carry as they are.
- * The client's credentials never reach a backend when the proxy checks
- * keys (they are ours, not the backend's), nor when the backend has an
- * api_key of its own (which replaces them). */
+/*
+ * Client fields that the upstream request does not carry as they are: the
+ * hop-by-hop ones, and those we set ourselves.  The client's credentials
+ * never reach a backend when the proxy checks keys (they are ours, not the
+ * backend's), nor when the backend has an api_key of its own (which replaces
+ * them).  A name spelt with "_" for "-" ("X_Forwarded_For", "X_API_Key")
+ * counts as the field it imitates: a CGI-style server behind us reads both
+ * as HTTP_X_FORWARDED_FOR, and the client's copy could win over ours (nginx
+ * drops such names altogether).
+ */
 static int
 forward_request_header(const struct conn *c, const struct http_header *h,
     const struct backend_conf *bc)
@@ -559,18 +615,27 @@ forward_request_header(const struct conn *c, const struct http_header *h,
 		"X-Forwarded-Proto", "X-Request-Id",
 	};
 	const struct config *cfg = c->srv->cfg;
+	char dashed[64];
+	struct http_header as_dashed = *h;
 
-	if (http_is_hop_by_hop(h, c->req.headers, c->req.num_headers))
+	if (memchr(h->name, '_', h->name_len) != NULL &&
+	    h->name_len <= sizeof(dashed)) {
+		for (size_t i = 0; i < h->name_len; i++)
+			dashed[i] = h->name[i] == '_' ? '-' : h->name[i];
+		as_dashed.name = dashed;
+	}
+	if (http_is_hop_by_hop(&as_dashed, c->req.headers, c->req.num_headers))
 		return 0;
 	for (size_t i = 0; i < sizeof(replaced) / sizeof(replaced[0]); i++)
-		if (http_token_eq(h->name, h->name_len, replaced[i]))
+		if (http_token_eq(as_dashed.name, as_dashed.name_len, replaced[i]))
 			return 0;
 	if (cfg->auth_enabled || bc->api_key[0] != '\0') {
-		if (http_token_eq(h->name, h->name_len, "Authorization") ||
-		    http_token_eq(h->name, h->name_len, "X-API-Key"))
+		if (http_token_eq(as_dashed.name, as_dashed.name_len, "Authorization") ||
+		    http_token_eq(as_dashed.name, as_dashed.name_len, "X-API-Key"))
 			return 0;
 		for (size_t i = 0; cfg->auth_enabled && i < cfg->nauth_headers; i++)
-			if (http_token_eq(h->name, h->name_len, cfg->auth_headers[i]))
+			if (http_token_eq(as_dashed.name, as_dashed.name_len,
+			    cfg->auth_headers[i]))
 				return 0;
 	}
 	return 1;
@@ -729,8 +794,7 @@ failover(void *ctx, unsigned retry_on)
 	if (b == NULL)
 		return 0;
 	if (t->want.nexclude > 0)       /* the backend that failed */
-		metrics_retry((int)(t->tried[t->want.nexclude - 1] -
-		    t->c->srv->backends.backends));
+		metrics_retry(t->tried[t->want.nexclude - 1]->metrics_id);
 	t->next = b;
 	t->pause_ms = retry_pause(cfg, t->failovers);
 	t->retries_left--;
@@ -1003,7 +1067,7 @@ proxy_request(struct conn *c, struct request *rq)
 		if (t.want.nexclude < sizeof(t.tried) / sizeof(t.tried[0]))
 			t.tried[t.want.nexclude++] = b;
 		rq->backend = b->conf->name;
-		rq->backend_index = (int)(b - c->srv->backends.backends);
+		rq->backend_index = b->metrics_id;
 		rrq.backend_index = rq->backend_index;
 		if (metered)
 			inject_usage(c, &m, b, &body, &body_len);
@@ -1330,11 +1394,24 @@ consume_request(struct conn *c, size_t consumed)
 	return 0;
 }
 
+/* A request starts with the configuration in force now; the one before
+ * goes when its last request and connection let go of it. */
+static void
+follow_reload(struct conn *c)
+{
+	if (!server_stale(c->srv))
+		return;
+	struct server *now = server_acquire();
+	server_release(c->srv);
+	c->srv = now;
+}
+
 enum conn_next
 conn_serve(struct conn *c)
 {
 	for (;;) {
 		struct request rq = { 0 };
+		follow_reload(c);
 		enum conn_next next = serve_one(c, &rq);
 		log_request(c, &rq);
 		if (next != CONN_PARK || consume_request(c, rq.consumed) < 0)

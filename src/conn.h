@@ -26,7 +26,9 @@ enum conn_next {
 
 struct conn {
 	struct conn *next;          /* pool queues */
-	struct server *srv;
+	struct server *srv;         /* a reference (server.h): the snapshot in
+	                               force when its current or last request
+	                               started */
 	struct io io;
 	char peer[64];              /* client address, for logs and XFF */
 
@@ -42,6 +44,13 @@ struct conn {
 	                               the metrics (and /health) alone */
 	size_t drained;             /* bytes dropped while lingering */
 	struct http_request req;
+	/* Waiting room: a short body is collected before a worker is given
+	 * the request (conn.c, preread_start). */
+	int preread;
+	size_t preread_until;       /* Content-Length: c->in_len when whole */
+	size_t scanned;             /* chunked: bytes of c->in scanned */
+	uint64_t scan_payload;      /* chunked: payload bytes seen */
+	struct http_chunked scan;
 
 	/* Per request, reused across requests on the connection. */
 	char request_id[72];
@@ -70,17 +79,20 @@ struct conn {
  * when out of memory (the buffer is then unchanged). */
 int conn_reserve(char **buf, size_t *cap, size_t want);
 
-/* A connection for an accepted socket (already set up non-blocking). */
-struct conn *conn_new(int fd, const struct sockaddr *peer, struct server *srv);
+/* A connection for an accepted socket (already set up non-blocking), with a
+ * reference to the configuration in force. */
+struct conn *conn_new(int fd, const struct sockaddr *peer);
 
 /* Closes the socket and frees everything. */
 void conn_free(struct conn *c);
 
 /*
  * Waiting room: reads what the client has sent without blocking and tries
- * to parse a head.  Returns 1 when a complete head is ready (c->head_len),
- * 0 when more is needed, -1 when the client closed or the socket failed,
- * or an HTTP status (> 1) to answer because the head is bad or too large.
+ * to parse a head.  Returns 1 when a complete head is ready (c->head_len)
+ * with its body, when that is short enough to be collected here
+ * (CAP_BODY_PREREAD), 0 when more is needed, -1 when the client closed or the
+ * socket failed, or an HTTP status (> 1) to answer because the head is bad
+ * or too large.
  */
 int conn_read_head(struct conn *c);
 

@@ -538,6 +538,76 @@ http_keep_alive(int minor_version, const struct http_header *h, size_t n)
 	return minor_version >= 1 || keep;
 }
 
+/* ---- The request-target ------------------------------------------------------ */
+
+/* Whether t[0..n) starts with the literal, ASCII case-insensitive. */
+static int
+starts_with(const char *t, size_t n, const char *lit)
+{
+	size_t k = strlen(lit);
+	return n >= k && ieq(t, k, lit, k);
+}
+
+int
+http_target_path(const char *t, size_t n, const char **path, size_t *path_len)
+{
+	/* RFC 9112 §3.2: no form of request-target has a fragment.  A server
+	 * behind us may drop one ("/v1/chat/completions#x" would then be a
+	 * chat request we did not see as one) or keep it: either way we and
+	 * it would disagree on the path. */
+	if (memchr(t, '#', n) != NULL)
+		return -1;
+	if (starts_with(t, n, "http://") || starts_with(t, n, "https://")) {
+		size_t skip = t[4] == ':' ? 7 : 8, a;
+		/* The authority ends at the first "/", "?" (RFC 3986 §3.2);
+		 * the path must follow it.  userinfo is an error for a
+		 * recipient (RFC 9110 §4.2.4), and an empty host is no host. */
+		for (a = skip; a < n && t[a] != '/' && t[a] != '?'; a++)
+			if (t[a] == '@')
+				return -1;
+		if (a == skip || a == n || t[a] != '/')
+			return -1;
+		t += a;
+		n -= a;
+	}
+	if (n == 0 || t[0] != '/')
+		return -1;
+
+	const char *q = memchr(t, '?', n);
+	const char *end = q != NULL ? q : t + n;
+	for (const char *p = t; p < end; p++) {
+		if (*p == '\\')
+			return -1;
+		if (*p != '%' || end - p <= 2 || !is_hex((unsigned char)p[1]) ||
+		    !is_hex((unsigned char)p[2]))
+			continue;
+		/* An encoded ".", "/" or "\" could make another path of it; an
+		 * encoded unreserved character (RFC 3986 §2.3: ALPHA DIGIT
+		 * "-" "." "_" "~") is the same path to a server that decodes it
+		 * (§6.2.2.2) but not to our routing ("/v1/chat/completion%73"
+		 * would escape metering).  No client needs to send either. */
+		unsigned char d = (unsigned char)(hex_value((unsigned char)p[1]) << 4 |
+		    hex_value((unsigned char)p[2]));
+		if (d == '/' || d == '\\' || is_digit(d) ||
+		    (lower(d) >= 'a' && lower(d) <= 'z') || d == '-' ||
+		    d == '.' || d == '_' || d == '~')
+			return -1;
+	}
+	for (const char *seg = t + 1; seg <= end; ) {
+		const char *slash = memchr(seg, '/', (size_t)(end - seg));
+		size_t len = (size_t)((slash != NULL ? slash : end) - seg);
+		if ((len == 1 && seg[0] == '.') ||
+		    (len == 2 && seg[0] == '.' && seg[1] == '.'))
+			return -1;
+		if (slash == NULL)
+			break;
+		seg = slash + 1;
+	}
+	*path = t;
+	*path_len = n;
+	return 0;
+}
+
 /* ---- Body framing ---------------------------------------------------------------- */
 
 /*
@@ -612,10 +682,61 @@ te_classify(const struct http_header *h, size_t n)
 	return codings == 1 ? TE_CHUNKED : TE_CODED_CHUNKED;
 }
 
+/*
+ * Host = uri-host [ ":" port ] (RFC 9110 §7.2): a reg-name (unreserved,
+ * pct-encoded, sub-delims), an IPv4 address or an [IP-literal], then digits.
+ * Checked by bytes only: what matters is that nothing in it (a space, "@",
+ * "/", "?", "#") can make a server behind us or a log reader see another
+ * host or another target.  Empty is allowed (RFC 9112 §3.2).
+ */
+static int
+host_value_ok(const char *v, size_t n)
+{
+	static const char other[] = "-._~!$&'()*+,;=%:[]";
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (!(is_digit(c) || (lower(c) >= 'a' && lower(c) <= 'z') ||
+		    (c != '\0' && strchr(other, c) != NULL)))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * A field whose name is a framing field's with "_" for "-" ("Content_Length",
+ * "transfer_encoding").  We would pass it on as an unknown field, but servers
+ * behind a CGI-style gateway (HTTP_CONTENT_LENGTH) read "_" and "-" alike and
+ * would see a second, different framing: refused, as nginx drops them.
+ */
+static int
+framing_alias(const struct http_header *h)
+{
+	static const char *const framing[] = { "content-length",
+	    "transfer-encoding" };
+
+	if (memchr(h->name, '_', h->name_len) == NULL)
+		return 0;
+	for (size_t k = 0; k < sizeof framing / sizeof framing[0]; k++) {
+		size_t len = strlen(framing[k]), i;
+		if (len != h->name_len)
+			continue;
+		for (i = 0; i < len; i++) {
+			unsigned char c = lower((unsigned char)h->name[i]);
+			if (c != (unsigned char)framing[k][i] &&
+			    !(c == '_' && framing[k][i] == '-'))
+				break;
+		}
+		if (i == len)
+			return 1;
+	}
+	return 0;
+}
+
 int
 http_request_check(const struct http_request *req, struct http_framing *f)
 {
-	const struct http_header *h = req->headers, *cl;
+	const struct http_header *h = req->headers, *cl, *host;
 	size_t n = req->num_headers, hosts, cls, tes;
 	uint64_t length = 0;
 
@@ -623,10 +744,16 @@ http_request_check(const struct http_request *req, struct http_framing *f)
 	f->length = 0;
 
 	/* RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request
-	 * without Host, and to any request with more than one. */
-	http_header_find(h, n, "Host", &hosts);
+	 * without Host, to any request with more than one, and to one whose
+	 * Host is not a valid host. */
+	host = http_header_find(h, n, "Host", &hosts);
 	if (hosts > 1 || (hosts == 0 && req->minor_version >= 1))
 		return 400;
+	if (host != NULL && !host_value_ok(host->value, host->value_len))
+		return 400;
+	for (size_t i = 0; i < n; i++)
+		if (framing_alias(&h[i]))
+			return 400;
 
 	/* RFC 9112 §6.3 rule 5: an invalid Content-Length is unrecoverable. */
 	cl = http_header_find(h, n, "Content-Length", &cls);

@@ -107,6 +107,20 @@ int http_request_check(const struct http_request *req, struct http_framing *f);
 int http_response_framing(const struct http_response *resp, int head_request,
     struct http_framing *f);
 
+/*
+ * The path and query of a request-target (RFC 9112 §3.2) as the proxy routes
+ * on it and sends it on: origin-form as it is, absolute-form
+ * ("http://host/path?q", "https://...") reduced to its path and query.
+ * Refused (-1), because a server behind us could read them as another path
+ * than the one we routed on: asterisk- and authority-form, a fragment ("#"),
+ * an absolute-form whose authority has userinfo, is empty, or is followed by
+ * anything but "/"; and in the path (not the query) dot segments, percent-
+ * encoded ".", "/", backslash or unreserved character (RFC 3986 §2.3), and
+ * backslashes.  Returns 0 with *path, *path_len pointing into t.
+ */
+int http_target_path(const char *t, size_t n, const char **path,
+    size_t *path_len);
+
 /* ---- Field helpers --------------------------------------------------------- */
 
 /* Case-insensitive comparison of s[0..n) with a NUL-terminated literal. */

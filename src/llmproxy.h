@@ -12,10 +12,15 @@
 #define LLMPROXY_VERSION "dev"
 #endif
 
-/* Everything a request needs that outlives it.  Read-only while serving. */
+/* Everything a request needs that outlives it: one snapshot of the
+ * configuration (server.h).  Read-only while serving. */
 struct server {
 	const struct config *cfg;
 	struct backend_table backends;
+	_Atomic int refs;           /* requests and connections holding it, and
+	                               1 while it is the one in force */
+	unsigned generation;        /* 1 at start, +1 per reload */
+	int owns_cfg;               /* frees cfg with it (not the first) */
 };
 
 #endif

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
+#include "server.h"
 #include "webhook.h"
 
 /* How long `--probe` waits for the whole answer (connect included). */
@@ -353,12 +354,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	static struct server srv;
-	srv.cfg = cfg;
-	if (bal_init(&srv.backends, cfg) < 0) {
-		log_error("out of memory");
-		return 1;
-	}
+	/* The metrics first: the backend table takes its series from them. */
 	if (metrics_init(cfg) < 0) {
 		log_error("out of memory");
 		return 1;
@@ -383,11 +379,9 @@ main(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
-	if (health_start(&srv.backends) < 0) {
-		log_warn("cannot start the health check thread");
+	if (server_start(cfg) < 0)
 		return 1;
-	}
-	if (pool_start(&srv, fd, mfd) < 0) {
+	if (pool_start(cfg->threads, fd, mfd) < 0) {
 		log_warn("cannot start the waiting room thread");
 		return 1;
 	}
@@ -406,12 +400,16 @@ main(int argc, char **argv)
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			log_info("SIGHUP: configuration reload is not available yet");
+			log_info("SIGHUP: reloading %s", path);
+			(void)server_reload(path);
 			continue;
 		}
+		struct server *now = server_acquire();
+		int timeout_ms = now->cfg->shutdown_timeout_ms;
+		server_release(now);
 		log_info("%s: no new connections; %d ms for requests in flight",
-		    sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_timeout_ms);
-		int left = pool_drain(cfg->shutdown_timeout_ms);
+		    sig == SIGINT ? "SIGINT" : "SIGTERM", timeout_ms);
+		int left = pool_drain(timeout_ms);
 		if (left > 0)
 			log_warnx("shutdown_timeout: %d request%s cut short", left,
 			    left == 1 ? "" : "s");

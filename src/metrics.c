@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -238,14 +239,19 @@ static const struct {
 /* ---- state ------------------------------------------------------------------ */
 
 static struct {
-	size_t nb;                      /* backends in the config */
+	/* Backends by name, in the order they were first seen (the config at
+	 * start, then each reload): a slot per name for the life of the
+	 * process, so a reload adds series and never renumbers them. */
+	size_t cap;                     /* slots: CAP_BACKENDS */
+	_Atomic size_t nb;              /* slots in use */
+	char (*names)[sizeof(((struct backend_conf *)NULL)->name)];
 	int compat;                     /* also llmproxy_latency_ms */
 	char (*label)[LABEL_BYTES];     /* escaped backend label values,
 	                                   [0] "none", [b + 1] backend b */
 
-	/* [((path * 2 + stream) * (nb + 1) + backend + 1) * NSTATUS + status] */
+	/* [((path * 2 + stream) * (cap + 1) + backend + 1) * NSTATUS + status] */
 	_Atomic uint64_t *requests;
-	/* [(path * 2 + stream) * (nb + 1) + backend + 1] */
+	/* [(path * 2 + stream) * (cap + 1) + backend + 1] */
 	struct histogram *duration;
 	struct histogram *latency;      /* NULL without compat */
 	/* [backend] */
@@ -676,9 +682,13 @@ render_process(struct out *o)
 
 /* ---- init ------------------------------------------------------------------- */
 
+/* Registration of backend names (main thread, at start and reloads). */
+static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void
 release(void)
 {
+	free(m.names);
 	free(m.label);
 	free(m.requests);
 	free(m.duration);
@@ -697,39 +707,64 @@ metrics_init(const struct config *cfg)
 	release();
 	if (cfg->nbackends > CAP_BACKENDS)
 		return -1;
-	m.nb = cfg->nbackends;
+	m.cap = CAP_BACKENDS;
 	m.compat = cfg->metrics_compat;
 	m.ticks = sysconf(_SC_CLK_TCK);
 	m.page = sysconf(_SC_PAGESIZE);
 
-	size_t nser = MP_COUNT * 2 * (m.nb + 1);
-	size_t nper = m.nb > 0 ? m.nb : 1;
+	size_t nser = MP_COUNT * 2 * (m.cap + 1);
 
-	m.label = calloc(m.nb + 1, sizeof(*m.label));
+	m.label = calloc(m.cap + 1, sizeof(*m.label));
+	m.names = calloc(m.cap, sizeof(*m.names));
 	m.requests = calloc(nser * NSTATUS, sizeof(*m.requests));
 	m.duration = histograms_new(nser, duration_bounds, N(duration_bounds));
 	if (m.compat)
 		m.latency = histograms_new(nser, duration_bounds,
 		    N(duration_bounds));
-	m.ttft = histograms_new(m.nb, ttft_bounds, N(ttft_bounds));
-	m.itl = histograms_new(m.nb, itl_bounds, N(itl_bounds));
-	m.tokens = calloc(nper * 2, sizeof(*m.tokens));
-	m.retries = calloc(nper, sizeof(*m.retries));
-	if (m.label == NULL || m.requests == NULL || m.duration == NULL ||
+	m.ttft = histograms_new(m.cap, ttft_bounds, N(ttft_bounds));
+	m.itl = histograms_new(m.cap, itl_bounds, N(itl_bounds));
+	m.tokens = calloc(m.cap * 2, sizeof(*m.tokens));
+	m.retries = calloc(m.cap, sizeof(*m.retries));
+	if (m.label == NULL || m.names == NULL || m.requests == NULL || m.duration == NULL ||
 	    (m.compat && m.latency == NULL) || m.ttft == NULL ||
 	    m.itl == NULL || m.tokens == NULL || m.retries == NULL)
 		goto fail;
 
 	strcpy(m.label[0], "none");
-	for (size_t b = 0; b < m.nb; b++)
-		label_escape(m.label[b + 1], cfg->backends[b].name,
-		    sizeof(cfg->backends[b].name));
+	for (size_t b = 0; b < cfg->nbackends; b++)
+		if (metrics_backend(cfg->backends[b].name) != (int)b)
+			goto fail;
 	m.start_time = start_time();
 	return 0;
 
 fail:
 	release();
 	return -1;
+}
+
+int
+metrics_backend(const char *name)
+{
+	size_t n;
+	int slot = -1;
+
+	if (m.label == NULL)
+		return -1;
+	pthread_mutex_lock(&names_lock);
+	n = atomic_load(&m.nb);
+	for (size_t b = 0; b < n && slot < 0; b++)
+		if (strcmp(m.names[b], name) == 0)
+			slot = (int)b;
+	if (slot < 0 && n < m.cap) {
+		snprintf(m.names[n], sizeof(m.names[n]), "%s", name);
+		label_escape(m.label[n + 1], name, strlen(name));
+		/* The label is written before the slot is counted: a scrape
+		 * that sees the count sees the label. */
+		atomic_store(&m.nb, n + 1);
+		slot = (int)n;
+	}
+	pthread_mutex_unlock(&names_lock);
+	return slot;
 }
 
 /* ---- counting ----------------------------------------------------------------- */
@@ -757,7 +792,7 @@ metrics_request_done(const struct metrics_request *r)
 
 	size_t p = (unsigned)r->path < MP_COUNT ? (size_t)r->path : MP_OTHER;
 	long b = backend_of(r->backend);
-	size_t series = (p * 2 + (r->stream != 0)) * (m.nb + 1) +
+	size_t series = (p * 2 + (r->stream != 0)) * (m.cap + 1) +
 	    (size_t)(b + 1);
 
 	inc(&m.requests[series * NSTATUS + status_index(r->status)], 1);
@@ -816,7 +851,7 @@ render_requests(struct out *o)
 	for (size_t p = 0; p < MP_COUNT; p++)
 		for (size_t s = 0; s < 2; s++)
 			for (size_t b = 0; b <= m.nb; b++) {
-				size_t series = (p * 2 + s) * (m.nb + 1) + b;
+				size_t series = (p * 2 + s) * (m.cap + 1) + b;
 				for (size_t st = 0; st < NSTATUS; st++) {
 					uint64_t v = atomic_load_explicit(
 					    &m.requests[series * NSTATUS + st],
@@ -851,7 +886,7 @@ render_series_hist(struct out *o, enum fam f, const struct histogram *h,
 		for (size_t s = 0; s < 2; s++)
 			for (size_t b = 0; b <= m.nb; b++) {
 				const struct histogram *x =
-				    &h[(p * 2 + s) * (m.nb + 1) + b];
+				    &h[(p * 2 + s) * (m.cap + 1) + b];
 				if (atomic_load_explicit(&x->count,
 				    memory_order_relaxed) == 0)
 					continue;

@@ -33,11 +33,20 @@ enum metrics_path metrics_path_of(const char *path, size_t len);
  * start time.  Returns 0 or -1.  Call once, before any request. */
 int metrics_init(const struct config *cfg);
 
+/*
+ * The metrics slot of the backend called `name` (its label value): the slot
+ * it had, or a new one for a name not seen before (a reload added it).
+ * Slots live as long as the process, up to CAP_BACKENDS names; past that, or
+ * before metrics_init(), -1 (counted under "none").  The `backend` arguments
+ * below are such slots.
+ */
+int metrics_backend(const char *name);
+
 /* One request, counted when it is over. */
 struct metrics_request {
 	enum metrics_path path;
 	int stream;                     /* relayed as an event stream */
-	int backend;                    /* index in the config, -1: none */
+	int backend;                    /* metrics_backend() slot, -1: none */
 	int status;                     /* sent to the client; 0: nothing was */
 	int64_t duration_us;            /* head received -> last byte */
 	int64_t ttft_us;                /* -1: no first byte */

@@ -35,6 +35,12 @@
 #define CAP_KEEPALIVE_HOLD_MS 20
 #endif
 
+/* After accept() fails for want of descriptors (EMFILE, ENFILE) or memory,
+ * the listener is not polled for this long. */
+#ifndef ACCEPT_PAUSE_MS
+#define ACCEPT_PAUSE_MS 100
+#endif
+
 /* Where a connection is in the waiting room. */
 enum waiting {
 	WAIT_REQUEST,   /* for (the rest of) a request head */
@@ -42,11 +48,12 @@ enum waiting {
 };
 
 static struct {
-	struct server *srv;
 	int listen_fd;
 	int metrics_fd;             /* [metrics] listen, or -1 */
 	int wake[2];                /* workers hand connections back */
 	int64_t accept_paused_until;
+	int accept_failing;         /* out of descriptors: said once, until an
+	                               accept works again */
 
 	/* Owned by the waiting room thread alone. */
 	int closing;                /* it has seen `draining` */
@@ -281,7 +288,7 @@ close_conn(struct conn *c)
 static void
 wait_for_request(struct conn *c, int64_t now)
 {
-	const struct config *cfg = pool.srv->cfg;
+	const struct config *cfg = c->srv->cfg;
 
 	c->waiting_state = WAIT_REQUEST;
 	c->deadline_ms = c->in_len > 0 ? c->started_ms + cfg->read_timeout_ms :
@@ -388,7 +395,7 @@ on_parked_event(struct conn *c, int64_t now)
 	int r = conn_read_head(c);
 	if (r == 0) {
 		if (was_idle && c->in_len > 0)
-			c->deadline_ms = c->started_ms + pool.srv->cfg->read_timeout_ms;
+			c->deadline_ms = c->started_ms + c->srv->cfg->read_timeout_ms;
 		return 1;
 	}
 	if (r < 0)
@@ -416,8 +423,6 @@ on_parked_deadline(struct conn *c, int64_t now)
 static void
 accept_new(int lfd, int metrics_only, int64_t now)
 {
-	const struct config *cfg = pool.srv->cfg;
-
 	for (;;) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
@@ -430,16 +435,24 @@ accept_new(int lfd, int metrics_only, int64_t now)
 			    errno == ENOMEM) {
 				/* Out of descriptors: stop accepting for a moment
 				 * instead of spinning on a listener that stays
-				 * readable. */
-				log_warn("accept");
-				pool.accept_paused_until = now + 100;
+				 * readable (the clients wait in the backlog).  Said
+				 * once per episode, not ten times a second. */
+				if (!pool.accept_failing)
+					log_warn("accept (pausing accepts, %d connections "
+					    "open)", (int)pool.nconns);
+				pool.accept_failing = 1;
+				pool.accept_paused_until = now + ACCEPT_PAUSE_MS;
 			}
 			return;
+		}
+		if (pool.accept_failing) {
+			log_info("accepting connections again");
+			pool.accept_failing = 0;
 		}
 		io_socket_setup(fd);
 		struct conn *c = NULL;
 		if (pool.nconns < CAP_CONNECTIONS)
-			c = conn_new(fd, (struct sockaddr *)&ss, pool.srv);
+			c = conn_new(fd, (struct sockaddr *)&ss);
 		if (c == NULL) {
 			/* No room for a connection object: answer from the
 			 * stack, then close (the client has rarely sent anything
@@ -456,7 +469,7 @@ accept_new(int lfd, int metrics_only, int64_t now)
 		}
 		pool.nconns++;
 		c->metrics_only = metrics_only;
-		c->deadline_ms = now + cfg->read_timeout_ms;
+		c->deadline_ms = now + c->srv->cfg->read_timeout_ms;
 		c->waiting_state = WAIT_REQUEST;
 		if (park(c) < 0)
 			close_conn(c);
@@ -586,17 +599,16 @@ waiting_room_main(void *arg)
 }
 
 int
-pool_start(struct server *srv, int listen_fd, int metrics_fd)
+pool_start(int threads, int listen_fd, int metrics_fd)
 {
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&pool.all_done, &ca);
 	pthread_condattr_destroy(&ca);
-	pool.srv = srv;
 	pool.listen_fd = listen_fd;
 	pool.metrics_fd = metrics_fd;
-	pool.max_workers = srv->cfg->threads;
+	pool.max_workers = threads;
 	if (pipe2(pool.wake, O_NONBLOCK | O_CLOEXEC) < 0)
 		return -1;
 	pool.pfd = calloc(FIXED, sizeof(*pool.pfd));

@@ -1177,6 +1177,63 @@ END_TEST
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
+/* ---- reload: state carried over by name and url ------------------------------ */
+
+START_TEST(test_carry_over)
+{
+	static const struct bdef defs[] = { { 1, 0, NULL }, { 1, 0, NULL }, { 1, 0, NULL } };
+	static struct backend_conf newconfs[3];
+	struct config newcfg;
+	struct backend_table next;
+
+	table_make(LB_ROUND_ROBIN, defs, 3);
+	for (size_t i = 0; i < 3; i++)
+		snprintf(confs[i].url, sizeof(confs[i].url), "http://h%zu", i);
+	/* a: ejected with a streak; b: down by probes, with models; c: busy. */
+	struct backend *a = &tbl.backends[0], *b = &tbl.backends[1], *c = &tbl.backends[2];
+	for (int k = 0; k < 3; k++)
+		bal_report(&tbl, a, 0, 100);
+	ck_assert_int_gt(out_until(a), 100);
+	atomic_store(&b->healthy, 0);
+	b->reported = calloc(CAP_BACKEND_MODELS, sizeof(*b->reported));
+	strcpy(b->reported[0], "m1");
+	b->nreported = 1;
+	b->reported_at_ms = 42;
+	bal_busy_until(c, 5000);
+
+	/* The next config: a as it was, b at another url, c gone, d new. */
+	memcpy(&newcfg, &cfg, sizeof(cfg));
+	memcpy(newconfs, confs, sizeof(newconfs));
+	snprintf(newconfs[1].url, sizeof(newconfs[1].url), "http://elsewhere");
+	snprintf(newconfs[2].name, sizeof(newconfs[2].name), "d");
+	newcfg.backends = newconfs;
+	ck_assert_int_eq(bal_init(&next, &newcfg), 0);
+	ck_assert_uint_eq(bal_carry_over(&next, &tbl), 1);
+
+	ck_assert_int_eq(atomic_load(&next.backends[0].out_until_ms), out_until(a));
+	ck_assert_int_eq(next.backends[0].fail_streak, a->fail_streak);
+	ck_assert_int_eq(next.backends[0].ejections, a->ejections);
+	ck_assert_int_eq(healthy(&next.backends[1]), 1);     /* another backend */
+	ck_assert_uint_eq(next.backends[1].nreported, 0);
+	ck_assert_int_eq(atomic_load(&next.backends[2].busy_until_ms), 0);
+
+	/* Models travel with the backend, in a copy of their own. */
+	snprintf(newconfs[1].url, sizeof(newconfs[1].url), "http://h1");
+	struct backend_table again;
+	ck_assert_int_eq(bal_init(&again, &newcfg), 0);
+	ck_assert_uint_eq(bal_carry_over(&again, &tbl), 2);
+	ck_assert_int_eq(healthy(&again.backends[1]), 0);
+	ck_assert_uint_eq(again.backends[1].nreported, 1);
+	ck_assert_str_eq(again.backends[1].reported[0], "m1");
+	ck_assert_ptr_ne(again.backends[1].reported, b->reported);
+	ck_assert_int_eq(again.backends[1].reported_at_ms, 42);
+
+	bal_free(&again);
+	bal_free(&next);
+	bal_free(&tbl);
+}
+END_TEST
+
 static Suite *
 balancer_suite(void)
 {
@@ -1214,6 +1271,7 @@ balancer_suite(void)
 	tcase_add_test(tc, test_probation_after_probes);
 	tcase_add_test(tc, test_probes_down_up);
 	tcase_add_loop_test(tc, test_busy_until, 0, 2);
+	tcase_add_test(tc, test_carry_over);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("concurrency");

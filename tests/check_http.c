@@ -551,6 +551,20 @@ static const struct {
 	{ "no Host in 1.0, CL", 0, HDRS({ "Content-Length", "3" }), 0, HTTP_BODY_LENGTH, 3 },
 	{ "empty Host in 1.1", 1, HDRS({ "Host", "" }), 0, HTTP_BODY_NONE, 0 },
 	{ "no Host beats 501", 1, HDRS({ "Transfer-Encoding", "gzip, chunked" }), 400, 0, 0 },
+	{ "Host name:port", 1, HDRS({ "Host", "api.example.com:8080" }), 0, HTTP_BODY_NONE, 0 },
+	{ "Host IPv6 literal", 1, HDRS({ "Host", "[::1]:80" }), 0, HTTP_BODY_NONE, 0 },
+	{ "Host with a space", 1, HDRS({ "Host", "a b" }), 400, 0, 0 },
+	{ "Host with userinfo", 1, HDRS({ "Host", "u@a" }), 400, 0, 0 },
+	{ "Host with a path", 1, HDRS({ "Host", "a/b" }), 400, 0, 0 },
+	{ "Host with a query", 1, HDRS({ "Host", "a?b" }), 400, 0, 0 },
+	{ "Host with a fragment", 1, HDRS({ "Host", "a#b" }), 400, 0, 0 },
+	{ "Host with obs-text", 1, HDRS({ "Host", "caf\xc3\xa9" }), 400, 0, 0 },
+	{ "Content_Length + CL", 1, HDRS({ "Host", "a" }, { "Content-Length", "5" }, { "Content_Length", "7" }), 400, 0, 0 },
+	{ "Transfer_Encoding + CL", 1, HDRS({ "Host", "a" }, { "Content-Length", "5" }, { "transfer_encoding", "chunked" }), 400, 0, 0 },
+	{ "Transfer_Encoding alone", 1, HDRS({ "Host", "a" }, { "Transfer_Encoding", "chunked" }), 400, 0, 0 },
+	{ "Host_ second host", 1, HDRS({ "Host", "a" }, { "HOST_", "b" }), 0, HTTP_BODY_NONE, 0 },
+	{ "_Host alias", 1, HDRS({ "Host", "a" }, { "X_Host", "b" }), 0, HTTP_BODY_NONE, 0 },
+	{ "X_Forwarded_For kept", 1, HDRS({ "Host", "a" }, { "X_Forwarded_For", "b" }), 0, HTTP_BODY_NONE, 0 },
 };
 
 START_TEST(request_check)
@@ -570,6 +584,72 @@ START_TEST(request_check)
 		ck_assert_int_eq(f.kind, request_framing[_i].kind);
 		ck_assert_uint_eq(f.length, request_framing[_i].length);
 	}
+}
+END_TEST
+
+/* ---- The request-target ----------------------------------------------------------- */
+
+static const struct {
+	const char *target;
+	const char *path;       /* NULL: refused */
+} targets[] = {
+	{ "/v1/chat/completions", "/v1/chat/completions" },
+	{ "/v1/x?a=1&b=/../c#", NULL },
+	{ "/v1/x?a=/../c", "/v1/x?a=/../c" },
+	{ "/v1/x?a=%2e%2e", "/v1/x?a=%2e%2e" },
+	{ "/v1/chat/completions#x", NULL },
+	{ "/v1/x#", NULL },
+	{ "http://h/v1/x", "/v1/x" },
+	{ "HTTPS://h:443/v1/x?q", "/v1/x?q" },
+	{ "http://h", NULL },
+	{ "http://h?/v1/x", NULL },
+	{ "http://h#/v1/x", NULL },
+	{ "http:///v1/x", NULL },
+	{ "http://u@h/v1/x", NULL },
+	{ "http://u:p@h/v1/x", NULL },
+	{ "http:/v1/x", NULL },
+	{ "ftp://h/v1/x", NULL },
+	{ "*", NULL },
+	{ "h:80", NULL },
+	{ "", NULL },
+	{ "/v1/../admin", NULL },
+	{ "/v1/./x", NULL },
+	{ "/v1/x/..", NULL },
+	{ "/v1/x/.", NULL },
+	{ "/v1/%2e%2e/admin", NULL },
+	{ "/v1/.%2E/admin", NULL },
+	{ "/v1%2fx", NULL },
+	{ "/v1%5cx", NULL },
+	{ "/v1\\x", NULL },
+	{ "/v1/...", "/v1/..." },
+	{ "/v1/.x/x.", "/v1/.x/x." },
+	{ "http://h/v1/../x", NULL },
+	{ "/v1/chat/completion%73", NULL },
+	{ "/v1/chat%2Dcompletions", NULL },
+	{ "/v1/%7euser", NULL },
+	{ "/v1/x%5F", NULL },
+	{ "/v1/x%30", NULL },
+	{ "/v1/x%20y", "/v1/x%20y" },
+	{ "/v1/x%3A%40", "/v1/x%3A%40" },
+	{ "/v1/x%zz", "/v1/x%zz" },
+	{ "/v1/x%7", "/v1/x%7" },
+	{ "/v1/x?q=%73%2e%2F", "/v1/x?q=%73%2e%2F" },
+};
+
+START_TEST(target_path)
+{
+	const char *t = targets[_i].target, *path = NULL;
+	size_t len = 0;
+	int rc = http_target_path(t, strlen(t), &path, &len);
+
+	if (targets[_i].path == NULL) {
+		ck_assert_msg(rc == -1, "%s: accepted", t);
+		return;
+	}
+	ck_assert_msg(rc == 0, "%s: refused", t);
+	ck_assert_uint_eq(len, strlen(targets[_i].path));
+	ck_assert(memcmp(path, targets[_i].path, len) == 0);
+	ck_assert(path >= t && path + len == t + strlen(t));
 }
 END_TEST
 
@@ -1404,6 +1484,7 @@ static Suite *http_suite(void)
 	tc = tcase(s, "framing");
 	tcase_add_loop_test(tc, request_check, 0, NELEMS(request_framing));
 	tcase_add_test(tc, request_check_parsed);
+	tcase_add_loop_test(tc, target_path, 0, NELEMS(targets));
 	tcase_add_loop_test(tc, response_check, 0, NELEMS(response_framing));
 
 	tc = tcase(s, "fields");

@@ -180,6 +180,7 @@ has "command" "param command $native -c $cfg"
 has "respawn" "param respawn"
 has "stderr to logd" "param stderr 1"
 has "reload on a config change" "param file $cfg"
+has "reload is SIGHUP, not a restart" "param reload_signal HUP"
 has "instance" "close"
 has "start_service" "rc=0"
 # procd's SIGKILL must come after the program's own shutdown_timeout.

@@ -210,47 +210,16 @@ mock_reset(void)
 	response_free(&r);
 }
 
-static int
-count_in_file(const char *path, const char *needle)
-{
-	static char buf[1 << 20];
-	FILE *f = fopen(path, "r");
-	int n = 0;
-
-	if (f == NULL)
-		return 0;
-	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[len] = '\0';
-	for (const char *p = buf; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-		n++;
-	return n;
-}
-
-/* What the backend has seen so far: its traffic requests and the requests it
- * refused as malformed (a smuggled request would show up as either). */
-struct seen {
-	long requests;
-	int malformed;
-};
-
-static struct seen
+static struct mock_seen
 backend_seen(void)
 {
-	struct seen s = { mock_stat(&mock, "requests"),
-	    count_in_file(mock.proc.err_path, "malformed request") };
-	ck_assert_int_ge(s.requests, 0);
-	return s;
+	return mock_seen(&mock);
 }
 
 static void
-assert_backend_saw_nothing(struct seen before)
+assert_backend_saw_nothing(struct mock_seen before)
 {
-	struct seen now = backend_seen();
-	ck_assert_msg(now.requests == before.requests,
-	    "the backend received %ld request(s)", now.requests - before.requests);
-	ck_assert_msg(now.malformed == before.malformed,
-	    "the backend received a request it found malformed");
+	mock_assert_saw_nothing(&mock, before, "");
 }
 
 /* Reads until the peer closes (or the deadline); returns the byte count. */
@@ -629,7 +598,7 @@ START_TEST(trace_under_v1_is_405_with_allow)
 	struct response r;
 
 	for (size_t i = 0; i < 2; i++) {
-		struct seen before = backend_seen();
+		struct mock_seen before = backend_seen();
 		snprintf(raw, sizeof(raw), "%s /v1/models HTTP/1.1\r\nHost: x\r\n\r\n",
 		    methods[i]);
 		exchange(proxy.port, raw, &r);
@@ -664,7 +633,7 @@ START_TEST(outside_v1_is_404_and_never_proxied)
 	const char *raw = not_ours[_i];
 	struct response r;
 	long health = mock_stat(&mock, "health_requests");
-	struct seen before = backend_seen();
+	struct mock_seen before = backend_seen();
 
 	exchange(proxy.port, raw, &r);
 	assert_error(&r, 404);
@@ -1058,7 +1027,7 @@ START_TEST(chat_body_not_a_json_object_is_400)
 	const char *path = _i < 10 ? "/v1/chat/completions" : "/v1/completions";
 	char raw[1024];
 	struct response r;
-	struct seen before = backend_seen();
+	struct mock_seen before = backend_seen();
 	int fd = tcp_connect(proxy.port);
 
 	snprintf(raw, sizeof(raw), "POST %s HTTP/1.1\r\nHost: x\r\n"
@@ -1692,7 +1661,7 @@ START_TEST(malformed_request_refused)
 
 	if (b->make == NULL)
 		memcpy(raw, b->raw, len);
-	struct seen before = backend_seen();
+	struct mock_seen before = backend_seen();
 	int fd = tcp_connect(b->small ? limits.port : proxy.port);
 	send_all(fd, raw, len);
 	ck_assert_msg(read_response(fd, &r, 3000, 0) == 0, "%s: no response", b->name);
@@ -1714,7 +1683,7 @@ END_TEST
 START_TEST(content_length_over_limit_refused_before_the_body)
 {
 	struct response r;
-	struct seen before = backend_seen();
+	struct mock_seen before = backend_seen();
 	int fd = tcp_connect(limits.port);
 
 	int64_t t0 = now_ms();
@@ -1749,7 +1718,7 @@ START_TEST(full_body_over_limit_refused)
 {
 	static char raw[8192];
 	struct response r;
-	struct seen before = backend_seen();
+	struct mock_seen before = backend_seen();
 	int h = snprintf(raw, sizeof(raw), "POST /v1/echo HTTP/1.1\r\nHost: x\r\n"
 	    "Content-Length: 5000\r\n\r\n");
 
@@ -1786,7 +1755,7 @@ START_TEST(chunked_body_growing_past_limit_refused)
 	static const size_t chunks[] = { 600, 300, 200 };
 	struct response r;
 	size_t len;
-	struct seen before = backend_seen();
+	struct mock_seen before = backend_seen();
 
 	chunked_body(raw, sizeof(raw), &len, chunks, 3);
 	int fd = tcp_connect(limits.port);
@@ -1806,7 +1775,7 @@ START_TEST(chunked_body_growing_past_limit_in_later_reads)
 {
 	static char raw[8192], buf[256];
 	struct response r;
-	struct seen before = backend_seen();
+	struct mock_seen before = backend_seen();
 	int fd = tcp_connect(limits.port);
 
 	send_str(fd, "POST /v1/echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
@@ -1872,7 +1841,7 @@ START_TEST(expect_100_continue_over_limit_gets_413_only)
 	static char buf[4096];
 	struct response r;
 	int eof;
-	struct seen before = backend_seen();
+	struct mock_seen before = backend_seen();
 	int fd = tcp_connect(limits.port);
 
 	send_str(fd, "POST /v1/echo HTTP/1.1\r\nHost: x\r\n"
@@ -1892,7 +1861,7 @@ END_TEST
 START_TEST(expect_other_than_100_continue_is_417)
 {
 	struct response r;
-	struct seen before = backend_seen();
+	struct mock_seen before = backend_seen();
 	int fd = tcp_connect(proxy.port);
 
 	send_str(fd, "POST /v1/echo HTTP/1.1\r\nHost: x\r\n"
@@ -1945,7 +1914,7 @@ static void
 body_never_completes(const char *raw)
 {
 	struct response r;
-	struct seen before = backend_seen();
+	struct mock_seen before = backend_seen();
 	int fd = tcp_connect(slow.port);
 	int64_t t0 = now_ms();
 
@@ -2610,7 +2579,7 @@ access_line(const char *id, char *line, size_t cap)
 	snprintf(needle, sizeof(needle), "access id=%s ", id);
 	ck_assert_msg(wait_file_contains(proxy.proc.err_path, needle, 2000, line, cap) == 0,
 	    "no access line for %s", id);
-	ck_assert_int_eq(count_in_file(proxy.proc.err_path, needle), 1);
+	ck_assert_int_eq(file_count(proxy.proc.err_path, needle), 1);
 }
 
 static void

@@ -156,6 +156,40 @@ exited(const struct proc *p)
 }
 
 int
+file_count(const char *path, const char *needle)
+{
+	static char buf[1 << 20];
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	if (f == NULL)
+		return 0;
+	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	for (const char *p = buf; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+size_t
+receiver_count(const struct receiver *rv, const char *request_id, char *out,
+    size_t cap)
+{
+	char want[256], **lines, *block;
+	size_t n, hits = 0;
+
+	snprintf(want, sizeof(want), "\"request_id\":\"%s\"", request_id);
+	n = receiver_records(rv, &lines, &block);
+	for (size_t i = 0; i < n; i++)
+		if (strstr(lines[i], want) != NULL && hits++ == 0 && out != NULL)
+			snprintf(out, cap, "%s", lines[i]);
+	free(lines);
+	free(block);
+	return hits;
+}
+
+int
 wait_file_contains(const char *path, const char *needle, int timeout_ms,
     char *line, size_t line_cap)
 {
@@ -1017,4 +1051,25 @@ mock_stat(const struct mock *m, const char *key)
 	if (mock_get(m, "/mock/stats", body, sizeof(body)) != 200)
 		return -1;
 	return json_int(body, key);
+}
+
+struct mock_seen
+mock_seen(const struct mock *m)
+{
+	struct mock_seen s = { mock_stat(m, "requests"),
+	    file_count(m->proc.err_path, "malformed request") };
+	ck_assert_int_ge(s.requests, 0);
+	return s;
+}
+
+void
+mock_assert_saw_nothing(const struct mock *m, struct mock_seen before,
+    const char *what)
+{
+	struct mock_seen now = mock_seen(m);
+	ck_assert_msg(now.requests == before.requests,
+	    "%s: the backend received %ld request(s)", what,
+	    now.requests - before.requests);
+	ck_assert_msg(now.malformed == before.malformed,
+	    "%s: the backend received a request it found malformed", what);
 }

@@ -116,6 +116,15 @@ int run_llmproxy(char *const argv[], char *out, size_t cap);
 int wait_file_contains(const char *path, const char *needle, int timeout_ms,
     char *line, size_t line_cap);
 
+/* How many times needle occurs in the file (0 when it cannot be read; the
+ * first MiB is read). */
+int file_count(const char *path, const char *needle);
+
+/* How many acknowledged records the receiver holds for request_id, the
+ * first copied into out when out is not NULL. */
+size_t receiver_count(const struct receiver *rv, const char *request_id,
+    char *out, size_t cap);
+
 /* ---- other programs ------------------------------------------------------------ */
 
 /* Starts argv[0] (a path) with stdout into p->out_path and stderr into
@@ -208,6 +217,17 @@ int json_str(const char *json, const char *key, char *out, size_t cap);
 int mock_wait_state(const struct mock *m, const char *id, const char *state,
     int timeout_ms);
 long mock_stat(const struct mock *m, const char *key);
+/* What a mock has seen so far: its traffic requests, and the requests it
+ * refused as malformed (from its log).  A request smuggled past the proxy
+ * would show up as either. */
+struct mock_seen {
+	long requests;
+	int malformed;
+};
+struct mock_seen mock_seen(const struct mock *m);
+/* Asserts that m has seen nothing since `before`; `what` names the case. */
+void mock_assert_saw_nothing(const struct mock *m, struct mock_seen before,
+    const char *what);
 /* POST /mock/reset: counters, records and defaults cleared.  (Not
  * mock_reset: e2e_http has its own of that name.) */
 void mock_clear(const struct mock *m);
