@@ -979,6 +979,16 @@ starts_value(const char *s, size_t i, size_t len, const char *word)
 	     s[i + n] == '}' || s[i + n] == ']');
 }
 
+/* Byte classes for json_plain_chunk's scan: one table look-up per byte
+ * outside strings instead of a chain of comparisons. */
+enum { PC_PRIM, PC_WS, PC_QUOTE, PC_OPEN, PC_CLOSE, PC_SEP };
+static const unsigned char plain_class[256] = {
+	[' '] = PC_WS, ['\t'] = PC_WS, ['\n'] = PC_WS, ['\r'] = PC_WS,
+	['"'] = PC_QUOTE, ['{'] = PC_OPEN, ['['] = PC_OPEN,
+	['}'] = PC_CLOSE, [']'] = PC_CLOSE, [','] = PC_SEP, [':'] = PC_SEP,
+};
+#define PCLASS(c) plain_class[(unsigned char)(c)]
+
 /* The depth json_plain_chunk() follows; deeper data takes the full path. */
 #define PLAIN_DEPTH 32
 
@@ -1012,7 +1022,7 @@ json_plain_chunk(const char *buf, size_t len, struct json_plain *out)
 			size_t end = string_end(buf, i, len), j;
 			if (end == len)
 				return 0;
-			for (j = end + 1; j < len && is_ws(buf[j]); j++)
+			for (j = end + 1; j < len && PCLASS(buf[j]) == PC_WS; j++)
 				;
 			if (j == len || buf[j] != ':') {        /* a value */
 				size_t n = end - i - 1;
@@ -1037,7 +1047,7 @@ json_plain_chunk(const char *buf, size_t len, struct json_plain *out)
 				return 0;
 			enum plain_name nm = plain_name(buf + i + 1, end - i - 1);
 			unsigned place = st[depth - 1].place;
-			for (j++; j < len && is_ws(buf[j]); j++)
+			for (j++; j < len && PCLASS(buf[j]) == PC_WS; j++)
 				;
 			if (nm == PN_REFUSE ||
 			    (nm == PN_ID && starts_value(buf, j, len, "\"\"")))
@@ -1103,17 +1113,13 @@ json_plain_chunk(const char *buf, size_t len, struct json_plain *out)
 			i++;
 			continue;
 		}
-		if (!is_ws(ch) && ch != ',' && ch != ':') {
+		if (PCLASS(ch) == PC_PRIM) {
 			/* A number or a literal: the pending value is not text. */
 			if (depth > 0 && st[depth - 1].place == PL_CHOICES)
 				st[depth - 1].elements = 1;
 			next = PL_OTHER;
 			value = PV_NOTHING;
-			while (i + 1 < len && !is_ws(buf[i + 1]) &&
-			    buf[i + 1] != ',' && buf[i + 1] != '}' &&
-			    buf[i + 1] != ']' && buf[i + 1] != '"' &&
-			    buf[i + 1] != '{' && buf[i + 1] != '[' &&
-			    buf[i + 1] != ':')
+			while (i + 1 < len && PCLASS(buf[i + 1]) == PC_PRIM)
 				i++;
 		}
 		i++;
