@@ -121,10 +121,9 @@ conn_reserve(char **buf, size_t *cap, size_t want)
 	return 0;
 }
 
-/* Per-request buffers are dropped while a connection waits idle, so that
- * thousands of idle keep-alive clients cost little memory. */
-void
-conn_idle(struct conn *c)
+/* The per-request buffers, freed (conn_idle, conn_free). */
+static void
+free_request_buffers(struct conn *c)
 {
 	free(c->body);
 	c->body = NULL;
@@ -144,6 +143,14 @@ conn_idle(struct conn *c)
 	free(c->rewrite);
 	c->rewrite = NULL;
 	c->rewrite_cap = 0;
+}
+
+/* Per-request buffers are dropped while a connection waits idle, so that
+ * thousands of idle keep-alive clients cost little memory. */
+void
+conn_idle(struct conn *c)
+{
+	free_request_buffers(c);
 	/* The input buffer shrinks back too once a large head or a collected
 	 * body is gone (what a pipelining client sent after it stays). */
 	if (c->in_cap > CAP_HEAD_BUF_INIT && c->in_len <= CAP_HEAD_BUF_INIT) {
@@ -162,7 +169,7 @@ conn_free(struct conn *c)
 		return;
 	io_close(&c->io);
 	tlsconf_unref(c->tls);
-	conn_idle(c);
+	free_request_buffers(c);
 	free(c->in);
 	server_release(c->srv);
 	free(c);
