@@ -240,6 +240,7 @@ static int set_ap_type(struct parse *, const struct key_rule *, const char *);
 static int set_ap_enabled(struct parse *, const struct key_rule *, const char *);
 static int set_keys_file(struct parse *, const struct key_rule *, const char *);
 static int set_ak_key(struct parse *, const struct key_rule *, const char *);
+static int bad_secret(struct parse *, const char *, ...) PRINTF(2, 3);
 static int set_ak_text(struct parse *, const struct key_rule *, const char *);
 static int set_ak_status(struct parse *, const struct key_rule *, const char *);
 static int set_ak_expires(struct parse *, const struct key_rule *, const char *);
@@ -1501,7 +1502,8 @@ token_char(unsigned char c)
 
 /*
  * [usage.reporters.X.webhook.headers] Name = value: a header field sent with
- * every delivery.  The fields that frame the message are llmproxy's.
+ * every delivery.  The fields that frame the message are llmproxy's.  The
+ * value is usually the receiver's credential: messages never show it.
  */
 static int
 set_header(struct parse *p, const struct key_rule *r, const char *v)
@@ -1515,33 +1517,34 @@ set_header(struct parse *p, const struct key_rule *r, const char *v)
 	const char *name = p->key, *c;
 	size_t i;
 
+	(void)r;
 	for (c = name; *c != '\0'; c++) {
 		if (!token_char((unsigned char)*c))
-			return bad(p, r, v, "a header name is A-Z a-z 0-9 and !#$%%&'*+-.^_`|~");
+			return bad_secret(p, "a header name is A-Z a-z 0-9 and !#$%%&'*+-.^_`|~");
 	}
 	if (strlen(name) >= sizeof rc->headers[0].name)
-		return bad(p, r, v, "a header name has at most %zu characters",
+		return bad_secret(p, "a header name has at most %zu characters",
 		    sizeof rc->headers[0].name - 1);
 	for (i = 0; i < sizeof own / sizeof own[0]; i++) {
 		if (strcasecmp(name, own[i]) == 0)
-			return bad(p, r, v, "llmproxy sets %s itself", own[i]);
+			return bad_secret(p, "llmproxy sets %s itself", own[i]);
 	}
 	/* RFC 9110 §5.5: no control characters but HTAB (CR and LF above all:
 	 * they would let a value add header fields of its own). */
 	for (c = v; *c != '\0'; c++) {
 		if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
-			return bad(p, r, v, "control character in the value");
+			return bad_secret(p, "control character in the value");
 	}
 	if (strlen(v) >= sizeof rc->headers[0].value)
-		return bad(p, r, v, "a header value has at most %zu characters",
+		return bad_secret(p, "a header value has at most %zu characters",
 		    sizeof rc->headers[0].value - 1);
 	for (i = 0; i < rc->nheaders; i++) {
 		if (strcasecmp(rc->headers[i].name, name) == 0)
-			return bad(p, r, v, "header %s is given twice (first on line %d)",
+			return bad_secret(p, "header %s is given twice (first on line %d)",
 			    rc->headers[i].name, it->header_line[i]);
 	}
 	if (rc->nheaders == CAP_REPORTER_HEADERS)
-		return bad(p, r, v, "more than %d headers", CAP_REPORTER_HEADERS);
+		return bad_secret(p, "more than %d headers", CAP_REPORTER_HEADERS);
 	strcpy(rc->headers[rc->nheaders].name, name);
 	strcpy(rc->headers[rc->nheaders].value, v);
 	it->header_line[rc->nheaders++] = p->line;
@@ -1792,8 +1795,14 @@ set_models(struct parse *p, const struct key_rule *r, const char *v)
  * key but never shows the value, since error messages end up in logs.
  */
 static int
-bad_secret(struct parse *p, const char *why)
+bad_secret(struct parse *p, const char *fmt, ...)
 {
+	char why[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
 	return fail(p, p->line, "[%s] %s: %s (the value is a secret and is not "
 	    "shown)", p->section, p->key, why);
 }
@@ -1823,7 +1832,7 @@ set_api_key(struct parse *p, const struct key_rule *r, const char *v)
 	const char *why = secret_problem(v, CAP_BACKEND_KEY_BYTES - 1);
 
 	if (why != NULL)
-		return bad_secret(p, why);
+		return bad_secret(p, "%s", why);
 	memcpy(field(p, r), v, strlen(v) + 1);
 	return 0;
 }
@@ -2034,7 +2043,7 @@ set_ak_key(struct parse *p, const struct key_rule *r, const char *v)
 
 	(void)r;
 	if (why != NULL)
-		return bad_secret(p, why);
+		return bad_secret(p, "%s", why);
 	if (k->key != NULL) {
 		explicit_bzero(k->key, strlen(k->key));
 		free(k->key);
@@ -2470,6 +2479,15 @@ read_line(char *buf, int num, void *user)
 	return header_line(p, buf) == 0 ? buf : NULL;
 }
 
+/* Values that are secrets, never shown in a message: a client's key, a
+ * backend's api_key, and webhook header values (Authorization = Bearer ...
+ * is what they are for). */
+static int
+secret_rule(const struct key_rule *r)
+{
+	return r->set == set_ak_key || r->set == set_api_key || r->set == set_header;
+}
+
 /* A value may carry one pair of quotes, as YAML allows: "..." or '...'. */
 static const char *
 unquote(struct parse *p, const struct key_rule *r, const char *v)
@@ -2479,7 +2497,10 @@ unquote(struct parse *p, const struct key_rule *r, const char *v)
 	if (len == 0 || (v[0] != '"' && v[0] != '\''))
 		return v;
 	if (len < 2 || v[len - 1] != v[0]) {
-		bad(p, r, v, "unbalanced quotes");
+		if (secret_rule(r))
+			bad_secret(p, "unbalanced quotes");
+		else
+			bad(p, r, v, "unbalanced quotes");
 		return NULL;
 	}
 	memcpy(p->value, v + 1, len - 2);
