@@ -601,6 +601,24 @@ read_body(struct conn *c, struct request *rq)
  * as HTTP_X_FORWARDED_FOR, and the client's copy could win over ours (nginx
  * drops such names altogether).
  */
+/* Whether a field name is `conf` but for case and "_" for "-" on either
+ * side: a key header configured as "api_key" is also "Api-Key" to such a
+ * server, and "X-Token" also "X_Token". */
+static int
+same_field_name(const char *name, size_t len, const char *conf)
+{
+	if (strlen(conf) != len)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char a = (unsigned char)name[i], b = (unsigned char)conf[i];
+		a = a == '_' ? '-' : a >= 'A' && a <= 'Z' ? (unsigned char)(a + 32) : a;
+		b = b == '_' ? '-' : b >= 'A' && b <= 'Z' ? (unsigned char)(b + 32) : b;
+		if (a != b)
+			return 0;
+	}
+	return 1;
+}
+
 static int
 forward_request_header(const struct conn *c, const struct http_header *h,
     const struct backend_conf *bc)
@@ -629,8 +647,7 @@ forward_request_header(const struct conn *c, const struct http_header *h,
 		    http_token_eq(as_dashed.name, as_dashed.name_len, "X-API-Key"))
 			return 0;
 		for (size_t i = 0; cfg->auth_enabled && i < cfg->nauth_headers; i++)
-			if (http_token_eq(as_dashed.name, as_dashed.name_len,
-			    cfg->auth_headers[i]))
+			if (same_field_name(h->name, h->name_len, cfg->auth_headers[i]))
 				return 0;
 	}
 	return 1;
