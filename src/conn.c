@@ -153,6 +153,62 @@ conn_free(struct conn *c)
 
 /* ---- the waiting room's side ------------------------------------------------ */
 
+/* Whether [auth] skip_paths opens the path (route_len: up to its '?'). */
+static int
+auth_skipped(const struct config *cfg, const char *path, size_t route_len)
+{
+	for (size_t i = 0; i < cfg->nskip_paths; i++) {
+		const char *sp = cfg->skip_paths[i];
+		size_t n = strlen(sp);
+		if (n > 0 && sp[n - 1] == '*' ? route_len >= n - 1 &&
+		    memcmp(path, sp, n - 1) == 0 :
+		    route_len == n && memcmp(path, sp, n) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* The key a request presents: in the first of [auth] header_names that
+ * carries one.  Returns its length (0: none), *key into c->in. */
+static size_t
+presented_key(const struct conn *c, const char **key)
+{
+	const struct config *cfg = c->srv->cfg;
+	size_t len = 0;
+
+	*key = NULL;
+	for (size_t i = 0; i < cfg->nauth_headers && len == 0; i++) {
+		const struct http_header *h = http_header_find(c->req.headers,
+		    c->req.num_headers, cfg->auth_headers[i], NULL);
+		if (h != NULL)
+			len = auth_extract(h->name, h->name_len, h->value,
+			    h->value_len, key);
+	}
+	return len;
+}
+
+/* Whether authenticate() will refuse the request from its head: then it is
+ * answered before its body is read, and its body costs no buffer in the
+ * waiting room either. */
+static int
+refused_by_auth(const struct conn *c)
+{
+	const struct config *cfg = c->srv->cfg;
+	const char *path, *key, *q;
+	size_t path_len, len;
+	const struct auth_key *k;
+
+	if (!cfg->auth_enabled || http_target_path(c->req.target,
+	    c->req.target_len, &path, &path_len) < 0)
+		return 0;
+	q = memchr(path, '?', path_len);
+	if (auth_skipped(cfg, path, q != NULL ? (size_t)(q - path) : path_len))
+		return 0;
+	len = presented_key(c, &key);
+	return auth_check(&cfg->keys, key, len, (int64_t)time(NULL), &k) !=
+	    AUTH_OK;
+}
+
 /*
  * The body is collected in the waiting room too, when it is short enough
  * (CAP_BODY_PREREAD), so that a client trickling its body holds no worker:
@@ -173,6 +229,8 @@ preread_start(struct conn *c)
 	if (http_request_check(&c->req, &f) != 0 ||
 	    http_header_find(c->req.headers, c->req.num_headers, "Expect",
 	    NULL) != NULL)
+		return;
+	if (refused_by_auth(c))
 		return;
 	if (f.kind == HTTP_BODY_LENGTH && f.length <= max &&
 	    f.length <= CAP_BODY_PREREAD) {
@@ -1194,25 +1252,13 @@ static int
 authenticate(struct conn *c, struct request *rq, enum conn_next *next)
 {
 	const struct config *cfg = c->srv->cfg;
-	const char *key = NULL;
-	size_t len = 0;
+	const char *key;
 
 	if (!cfg->auth_enabled)
 		return 0;
-	for (size_t i = 0; i < cfg->nskip_paths; i++) {
-		const char *sp = cfg->skip_paths[i];
-		size_t n = strlen(sp);
-		if (n > 0 && sp[n - 1] == '*' ? rq->route_len >= n - 1 &&
-		    memcmp(rq->path, sp, n - 1) == 0 : route_is(rq, sp))
-			return 0;
-	}
-	for (size_t i = 0; i < cfg->nauth_headers && len == 0; i++) {
-		const struct http_header *h = http_header_find(c->req.headers,
-		    c->req.num_headers, cfg->auth_headers[i], NULL);
-		if (h != NULL)
-			len = auth_extract(h->name, h->name_len, h->value,
-			    h->value_len, &key);
-	}
+	if (auth_skipped(cfg, rq->path, rq->route_len))
+		return 0;
+	size_t len = presented_key(c, &key);
 	enum auth_verdict v = auth_check(&cfg->keys, key, len,
 	    (int64_t)time(NULL), &rq->key);
 	if (v == AUTH_OK)

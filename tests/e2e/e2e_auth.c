@@ -176,6 +176,35 @@ START_TEST(refused_before_the_body)
 }
 END_TEST
 
+/* The same without Expect, for a body short enough that the waiting room
+ * would collect it: a client without a good key is answered from the head
+ * at once, not after the body it trickles (nor held for read_timeout while
+ * its body costs a buffer). */
+START_TEST(refused_before_a_short_body_too)
+{
+	static const char *const keys[] = { "", "Authorization: Bearer sk-wrong\r\n",
+	    "X-API-Key: " DISABLED "\r\n" };
+	char head[512];
+	struct response r;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		int fd = tcp_connect(proxy.port);
+		snprintf(head, sizeof(head), "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+		    "%sContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"model\"",
+		    keys[i]);
+		send_str(fd, head);
+		int64_t t0 = now_ms();
+		ck_assert_int_eq(read_response(fd, &r, 3000, 0), 0);
+		ck_assert_msg(r.status == (i == 2 ? 403 : 401), "case %zu: %d", i, r.status);
+		ck_assert_msg(now_ms() - t0 < 2000, "case %zu: answered after %lld ms", i,
+		    (long long)(now_ms() - t0));
+		response_free(&r);
+		ck_assert_int_ge(wait_closed(fd, 5000), 0);
+		close(fd);
+	}
+}
+END_TEST
+
 START_TEST(skip_paths_are_open)
 {
 	struct response r;
@@ -536,6 +565,7 @@ auth_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, key_verdicts, 0, N(verdicts));
 	tcase_add_test(tc, refused_before_the_body);
+	tcase_add_test(tc, refused_before_a_short_body_too);
 	tcase_add_test(tc, skip_paths_are_open);
 	tcase_add_test(tc, backend_gets_its_own_key_never_the_clients);
 	tcase_add_test(tc, custom_key_headers_never_forwarded_in_any_spelling);
