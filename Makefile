@@ -24,12 +24,12 @@ LIBS         = -linih -lbearssl -pthread
 
 # The program, module by module (DESIGN.md has the map).
 SRC = main config log pool conn http io upstream relay sse json balancer reply \
-      usage webhook spool httpc health metrics auth ratelimit server
+      usage webhook spool httpc health metrics auth ratelimit server tls tlsconf
 OBJ = $(SRC:%=$(B)/src/%.o)
 
 # Check suites, one per pure module, and what each links.
 UNIT          = http sse json config usage spool balancer httpc metrics log \
-                auth ratelimit
+                auth ratelimit tls
 UNIT_http     = http
 UNIT_sse      = sse
 UNIT_json     = json
@@ -38,16 +38,17 @@ UNIT_auth     = auth
 UNIT_ratelimit = ratelimit
 UNIT_usage    = usage json sse
 UNIT_spool    = spool
-UNIT_balancer = balancer
-UNIT_httpc    = httpc io upstream http health balancer json log
+UNIT_balancer = balancer io
+UNIT_httpc    = httpc io upstream http health balancer json log tls tlsconf
 UNIT_metrics  = metrics balancer webhook spool httpc io upstream http log json \
-                ratelimit
+                ratelimit tls tlsconf
 UNIT_log      = log json
+UNIT_tls      = tls io
 CHECK_LIBS    = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
 
 # End-to-end suites: the real binary over loopback against the mock backend.
 E2E       = e2e_stream e2e_http e2e_smuggle e2e_lifecycle e2e_exhaust e2e_faults \
-            e2e_cli e2e_usage e2e_balance e2e_metrics e2e_yaml e2e_auth
+            e2e_cli e2e_usage e2e_balance e2e_metrics e2e_yaml e2e_auth e2e_tls
 E2E_COMMON = tests/e2e/harness.o
 
 .PHONY: all check unit e2e demo deps test-deps clean install node-deps node dashboard
@@ -57,7 +58,7 @@ all: llmproxy
 # Debian packages the build and the tests need.  As root they are installed;
 # otherwise the exact command is printed.
 DEB_BUILD = libbearssl-dev libjsmn-dev libinih-dev check pkg-config
-DEB_TEST  = curl prometheus python3
+DEB_TEST  = curl prometheus python3 stunnel4 openssl
 define install_debs
 	@missing=""; \
 	for p in $(1); do \
@@ -111,14 +112,20 @@ $(B)/tests/webhook_receiver: $(B)/tests/webhook_receiver.o
 $(B)/tests/e2e/%: $(B)/tests/e2e/%.o $(B)/$(E2E_COMMON)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS)
 
-unit: $(UNIT:%=$(B)/tests/check_%) $(B)/tests/mock_upstream $(B)/.test-deps
+# Test certificates, made with the openssl CLI (tests/tls/mkcerts.sh).
+CERTS = $(B)/tests/certs
+$(CERTS)/.done: tests/tls/mkcerts.sh
+	rm -rf $(CERTS)
+	sh tests/tls/mkcerts.sh $(CERTS)
+
+unit: $(UNIT:%=$(B)/tests/check_%) $(B)/tests/mock_upstream $(B)/.test-deps $(CERTS)/.done
 	@for t in $(UNIT:%=$(B)/tests/check_%); do echo "== $$t"; \
-	  MOCK_BIN=$(B)/tests/mock_upstream $$t || exit 1; done
+	  MOCK_BIN=$(B)/tests/mock_upstream TLS_CERTS=$(CERTS) $$t || exit 1; done
 
 E2E_ENV = LLMPROXY_BIN=$(B)/llmproxy MOCK_BIN=$(B)/tests/mock_upstream \
-          RECEIVER_BIN=$(B)/tests/webhook_receiver
+          RECEIVER_BIN=$(B)/tests/webhook_receiver TLS_CERTS=$(CERTS)
 e2e: $(B)/llmproxy $(B)/tests/mock_upstream $(B)/tests/webhook_receiver $(B)/.test-deps \
-     $(E2E:%=$(B)/tests/e2e/%)
+     $(CERTS)/.done $(E2E:%=$(B)/tests/e2e/%)
 	@for t in $(E2E:%=$(B)/tests/e2e/%); do echo "== $$t"; $(E2E_ENV) $$t || exit 1; done
 
 # The official openai npm package as a real client.
@@ -164,12 +171,21 @@ $(B)/tests/bench/loadgen: tests/bench/loadgen.c | $(B)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
 
+# The TLS line (tests/bench/tls.sh): handshake cost and what TLS adds to
+# TTFT, measured by a client on src/tls.c.
+$(B)/tests/bench/tls_bench: tests/bench/tls_bench.c $(B)/src/tls.o $(B)/src/io.o | $(B)/.deps
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ -lbearssl
+
 BENCH_BINS = $(B)/llmproxy $(B)/tests/mock_upstream $(B)/tests/webhook_receiver \
-             $(B)/tests/bench/loadgen $(B)/.bench-deps
+             $(B)/tests/bench/loadgen $(B)/.bench-deps \
+             $(B)/tests/bench/tls_bench $(CERTS)/.done
 bench: $(BENCH_BINS)
 	B=$(B) sh tests/bench/run.sh
+	B=$(B) TLS_CERTS=$(CERTS) sh tests/bench/tls.sh
 bench-smoke: $(BENCH_BINS)
 	B=$(B) sh tests/bench/run.sh --smoke
+	B=$(B) TLS_CERTS=$(CERTS) sh tests/bench/tls.sh --smoke --out $(B)/bench-tls-smoke.txt
 
 # ---- config.yaml -> config.ini (yaml2ini.sh) -----------------------------------
 # (section owned by the yaml2ini work)
@@ -229,14 +245,22 @@ XSRC     = build-static-src
 # The foreign compiler and qemu only where ARCH is not this machine's.
 XDEBS    = musl-tools dpkg-dev libjsmn-dev libinih-dev:$(XDEBARCH) \
            $(if $(XQEMU),gcc-$(XTRIPLET) musl-dev:$(XDEBARCH) qemu-user-static)
-# -Os: x86_64 226 KiB, where -O2 gives 258 KiB; BearSSL's full client and
-# server will add about 113 KiB, and the budget is 350 KiB.  -fno-pie: the
+# -Os: x86_64 226 KiB, where -O2 gives 258 KiB; with BearSSL's client and
+# server (TLS 1.2, ECDHE, AEAD only: tls.c) 354 KiB, without unwind tables
+# (XNOUNWIND) 322 KiB; with API keys, limits and reload 350 KiB, and
+# 342 KiB with -z noseparate-code (XLDFLAGS); the budget is 350 KiB.  -fno-pie: the
 # static link is not PIE anyway.  (Objects do not track flags: after changing
 # XOPT, rm -rf build-static-ARCH.)
 XOPT    ?= -Os
-XCFLAGS  = $(XOPT) -fno-pie -ffunction-sections -fdata-sections
-XLDFLAGS = -static -no-pie -Wl,--gc-sections -Wl,-O1 -L$(CURDIR)/$(SB)/lib
-XBEARSSL_CFLAGS = -W -Wall -Os -fno-pie -ffunction-sections -fdata-sections
+# No unwind tables: nothing unwinds (no C++, no pthread_cancel), and
+# .eh_frame was 30 KiB of the x86_64 binary once BearSSL came in.
+XNOUNWIND = -fno-asynchronous-unwind-tables -fno-unwind-tables
+XCFLAGS  = $(XOPT) -fno-pie -ffunction-sections -fdata-sections $(XNOUNWIND)
+# -z noseparate-code: the headers, code, read-only data and data are not
+# each padded to a page of their own in the file (up to 12 KiB of zeros).
+XLDFLAGS = -static -no-pie -Wl,--gc-sections -Wl,-O1 -Wl,-z,noseparate-code \
+           -L$(CURDIR)/$(SB)/lib
+XBEARSSL_CFLAGS = -W -Wall -Os -fno-pie -ffunction-sections -fdata-sections $(XNOUNWIND)
 
 .PHONY: static static-all static-build static-force check-cross check-cross-run
 static: dist/llmproxy-$(ARCH)
@@ -306,11 +330,14 @@ static-build: $(SB)/.toolchain $(SB)/lib/libbearssl.a $(SB)/lib/libinih.a $(SB)/
 
 # check-cross: ARCH from the command line, else aarch64.
 # Streaming, disconnects and timeouts; usage records; the command line;
-# balancing and failover.  Not e2e_metrics: qemu-user's /proc/self/stat has
-# 0 for rss.  And not e2e_cli on mipsel: qemu-mipsel (7.2) hands SO_ERROR the host's
+# balancing and failover; TLS (BearSSL compiled for ARCH: its handshakes,
+# records and certificate checks under emulation).  Not e2e_metrics:
+# qemu-user's /proc/self/stat has 0 for rss.  And not e2e_cli on mipsel:
+# qemu-mipsel (7.2) hands SO_ERROR the host's
 # errno untranslated (111, not MIPS's ECONNREFUSED 146), so a refused
 # --probe says "No error information" there.
-XCHECK_E2E ?= e2e_stream e2e_http e2e_usage $(if $(filter mipsel,$(ARCH)),,e2e_cli) e2e_balance
+XCHECK_E2E ?= e2e_stream e2e_http e2e_usage $(if $(filter mipsel,$(ARCH)),,e2e_cli) e2e_balance \
+              e2e_tls
 # The binary first, then the native tests: never two apt-get runs at once.
 XCHECK_ARCH = $(if $(filter command line,$(origin ARCH)),$(ARCH),aarch64)
 check-cross:
@@ -319,14 +346,14 @@ check-cross:
 
 # (Internal: check-cross has built dist/llmproxy-ARCH first.)
 check-cross-run: $(B)/tests/mock_upstream $(B)/tests/webhook_receiver $(B)/.test-deps \
-                 $(XCHECK_E2E:%=$(B)/tests/e2e/%)
+                 $(CERTS)/.done $(XCHECK_E2E:%=$(B)/tests/e2e/%)
 	@printf '#!/bin/sh\n# dist/llmproxy-$(ARCH) for the e2e suites (no binfmt_misc needed)\nexec %s"%s" "$$@"\n' \
 	  '$(if $(XQEMU),$(XQEMU) )' '$(CURDIR)/dist/llmproxy-$(ARCH)' > $(SB)/llmproxy-run
 	@chmod +x $(SB)/llmproxy-run
 	@for t in $(XCHECK_E2E:%=$(B)/tests/e2e/%); do \
 	  echo "== $$t against dist/llmproxy-$(ARCH)$(if $(XQEMU), under $(XQEMU))"; \
 	  LLMPROXY_BIN=$(CURDIR)/$(SB)/llmproxy-run MOCK_BIN=$(B)/tests/mock_upstream \
-	  RECEIVER_BIN=$(B)/tests/webhook_receiver $$t || exit 1; done
+	  RECEIVER_BIN=$(B)/tests/webhook_receiver TLS_CERTS=$(CERTS) $$t || exit 1; done
 
 # ---- packages: install, ipk, container ------------------------------------------
 # (section owned by the packaging work)

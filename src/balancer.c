@@ -195,7 +195,7 @@ static void
 backend_free(struct backend *b)
 {
 	for (size_t k = 0; k < b->nidle; k++)
-		close(b->idle_fd[k]);
+		io_close(&b->idle_io[k]);
 	b->nidle = 0;
 	free(b->reported);
 	b->reported = NULL;

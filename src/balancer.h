@@ -19,14 +19,20 @@
 
 #include "caps.h"
 #include "config.h"
+#include "io.h"
+
+struct tls_trust;
 
 struct backend {
 	const struct backend_conf *conf;
+	const struct tls_trust *trust;  /* https: its anchors (tlsconf.h), of
+	                                   the snapshot the table belongs to */
 
-	/* Idle keep-alive connections, most recently used last (upstream.c). */
+	/* Idle keep-alive connections, most recently used last (upstream.c):
+	 * the whole transport, so a TLS connection keeps its session. */
 	pthread_mutex_t idle_lock;
 	size_t nidle;
-	int idle_fd[CAP_UPSTREAM_IDLE_PER_BACKEND];
+	struct io idle_io[CAP_UPSTREAM_IDLE_PER_BACKEND];
 	int64_t idle_since_ms[CAP_UPSTREAM_IDLE_PER_BACKEND];
 
 	_Atomic int in_flight;          /* requests using it now, streams until

@@ -136,7 +136,8 @@ static const struct section_rule sections[] = {
 	{ "",                   SUPPORTED, NULL, NULL },  /* before any header: listen */
 	{ "server",             SUPPORTED, NULL, NULL },
 	{ "server.cors",        IGNORED,   NULL, NULL },
-	{ "server.tls",         IGNORED,   NULL, NULL },  /* but enabled = true: error */
+	{ "server.tls",         SUPPORTED, NULL, NULL },
+	{ "tls",                SUPPORTED, NULL, NULL },  /* llmproxy's: ca_file */
 	{ "log",                SUPPORTED, NULL, NULL },
 	{ "log.file",           SUPPORTED, NULL, NULL },  /* with [log] output = file */
 	{ "backends.*",         SUPPORTED, open_backend, NULL },
@@ -227,7 +228,9 @@ static int set_retry_on(struct parse *, const struct key_rule *, const char *);
 static int set_path(struct parse *, const struct key_rule *, const char *);
 static int set_hc_method(struct parse *, const struct key_rule *, const char *);
 static int set_models(struct parse *, const struct key_rule *, const char *);
-static int refuse_if_true(struct parse *, const struct key_rule *, const char *);
+static int set_pem_file(struct parse *, const struct key_rule *, const char *);
+static int given(struct parse *p, const char *section, const char *key, const char **text);
+static int set_client_auth(struct parse *, const struct key_rule *, const char *);
 static int set_flag(struct parse *, const struct key_rule *, const char *);
 static int set_api_key(struct parse *, const struct key_rule *, const char *);
 static int set_rate(struct parse *, const struct key_rule *, const char *);
@@ -277,8 +280,14 @@ static const struct key_rule keys[] = {
 	{ "server",   "max_header_bytes",    SUPPORTED, set_size,       CFG(max_header_bytes),         1024, CAP_HEAD_BYTES_MAX, NULL },
 	{ "server",   "max_body_size",       SUPPORTED, set_size64,     CFG(max_body_size),            1, CAP_BODY_BYTES_MAX, NULL },
 
-	{ "server.tls", "enabled",           REFUSE_IF_TRUE, refuse_if_true, NOFIELD,                  0, 0,
-	  "this build has no TLS listener yet; refusing to serve plain HTTP where HTTPS was asked for" },
+	/* enabled without the files: see finish_tls(). */
+	{ "server.tls", "enabled",           SUPPORTED, set_bool,       CFG(server_tls),               0, 0, NULL },
+	{ "server.tls", "cert_file",         SUPPORTED, set_pem_file,   CFG(server_cert_file),         0, 0, NULL },
+	{ "server.tls", "key_file",          SUPPORTED, set_pem_file,   CFG(server_key_file),          0, 0, NULL },
+	{ "server.tls", "client_auth",       SUPPORTED, set_client_auth, NOFIELD,                      0, 0, NULL },
+	{ "server.tls", "client_ca_file",    IGNORED,   NULL,           NOFIELD,                       0, 0,
+	  "client certificates are not asked for (client_auth = none)" },
+	{ "tls",      "ca_file",             SUPPORTED, set_pem_file,   CFG(tls_ca_file),              0, 0, NULL },
 
 	/* output = file and [log.file] path: see finish_log(). */
 	{ "log",      "level",               SUPPORTED, set_log_level,  CFG(log_level),                0, 0, NULL },
@@ -309,6 +318,8 @@ static const struct key_rule keys[] = {
 	{ "backends.*", "models",            SUPPORTED, set_models,     NOFIELD,                       0, 0, NULL },
 	{ "backends.*", "health_path",       SUPPORTED, set_path,       BE(health_path),               0, PATH_MAX_BE, NULL },
 	{ "backends.*", "max_connections",   SUPPORTED, set_int,        BE(max_connections),           0, MAX_CONNECTIONS_MAX, NULL },
+	{ "backends.*", "tls_ca_file",       SUPPORTED, set_pem_file,   BE(tls_ca_file),               0, 0, NULL },
+	{ "backends.*", "tls_verify",        SUPPORTED, set_bool,       BE(tls_verify),                0, 0, NULL },
 	{ "backends.*", "api_key",           SUPPORTED, set_api_key,    BE(api_key),                   0, 0, NULL },
 
 	{ "routing",  "timeout",             SUPPORTED, set_ms,         CFG(request_timeout_ms),       0, INT_MAX, NULL },
@@ -1277,8 +1288,6 @@ set_url(struct parse *p, const struct key_rule *r, const char *v)
 
 	if (strlen(v) >= sizeof b->url)
 		return bad(p, r, v, "longer than %zu characters", sizeof b->url - 1);
-	if (strncasecmp(v, "https://", 8) == 0)
-		return bad(p, r, v, "https backends need TLS, which this build does not have yet");
 	if (!parse_url(v, "backend", false, &u, why, sizeof why))
 		return bad(p, r, v, "%s", why);
 	plen = strlen(u.path);
@@ -1289,7 +1298,9 @@ set_url(struct parse *p, const struct key_rule *r, const char *v)
 	memcpy(b->host, u.host, sizeof b->host);
 	memcpy(b->path_prefix, u.path, plen);
 	b->path_prefix[plen] = '\0';
-	snprintf(b->port, sizeof b->port, "%hu", (unsigned short)(u.port < 0 ? 80 : u.port));
+	snprintf(b->port, sizeof b->port, "%hu",
+	    (unsigned short)(u.port >= 0 ? u.port : u.https ? 443 : 80));
+	b->https = u.https;
 	memcpy(b->url, v, strlen(v) + 1);
 	p->items[p->backend].url_line = p->line;
 	return 0;
@@ -1452,11 +1463,7 @@ set_rep_enabled(struct parse *p, const struct key_rule *r, const char *v)
 	return 0;
 }
 
-/*
- * http://HOST[:PORT][/PATH][?QUERY].  https:// is accepted (LLMProxy files
- * have it) and marked: this build cannot deliver there, and the end of
- * loading says so (see finish_reporters).
- */
+/* http[s]://HOST[:PORT][/PATH][?QUERY]. */
 static int
 set_rep_url(struct parse *p, const struct key_rule *r, const char *v)
 {
@@ -2104,17 +2111,73 @@ set_ak_refused(struct parse *p, const struct key_rule *r, const char *v)
 	return 0;
 }
 
+/* A PEM file llmproxy reads at start ([server.tls] cert_file, key_file,
+ * [tls] ca_file, tls_ca_file).  Only its name is judged here: the file
+ * itself is read, and its errors reported with this line, at start and by
+ * -t (tlsconf.c), so that the parser stays a pure function. */
 static int
-refuse_if_true(struct parse *p, const struct key_rule *r, const char *v)
+set_pem_file(struct parse *p, const struct key_rule *r, const char *v)
 {
-	bool on;
+	size_t len = strlen(v), cap = 1024;
+	int *line;
 
-	if (get_bool(p, r, v, &on) != 0)
-		return -1;
-	if (on)
-		return bad(p, r, v, "%s", r->why);
+	if (len == 0)
+		return bad(p, r, v, "the path of a PEM file is expected");
+	if (len >= cap)
+		return bad(p, r, v, "longer than %zu characters", cap - 1);
+	memcpy(field(p, r), v, len + 1);
+	if (p->in_backend)
+		line = &cur_backend(p)->tls_ca_line;
+	else if (strcmp(r->key, "cert_file") == 0)
+		line = &p->cfg->server_cert_line;
+	else if (strcmp(r->key, "key_file") == 0)
+		line = &p->cfg->server_key_line;
+	else
+		line = &p->cfg->tls_ca_line;
+	*line = p->line;
 	return 0;
 }
+
+/* LLMProxy's client certificate modes: only none is served. */
+static int
+set_client_auth(struct parse *p, const struct key_rule *r, const char *v)
+{
+	if (strcasecmp(v, "none") == 0)
+		return 0;
+	if (strcasecmp(v, "request") == 0 || strcasecmp(v, "require") == 0)
+		return bad(p, r, v, "llmproxy does not verify client certificates; "
+		    "refusing to serve without the client authentication asked for");
+	return bad(p, r, v, "none, request or require expected");
+}
+
+/*
+ * [server.tls] enabled needs its two files; tls_verify = false is said out
+ * loud at start.
+ */
+static int
+finish_tls(struct parse *p)
+{
+	struct config *cfg = p->cfg;
+	const char *text;
+	int line = given(p, "server.tls", "enabled", &text);
+
+	if (cfg->server_tls && cfg->server_cert_file[0] == '\0')
+		return fail(p, line, "[server.tls] enabled = true needs cert_file "
+		    "(the certificate chain, PEM)");
+	if (cfg->server_tls && cfg->server_key_file[0] == '\0')
+		return fail(p, line, "[server.tls] enabled = true needs key_file "
+		    "(the private key, PEM)");
+	for (size_t i = 0; i < cfg->nbackends; i++) {
+		const struct backend_conf *b = &cfg->backends[i];
+
+		if (b->https && !b->tls_verify)
+			notice_at(p, b->line, "[%s] tls_verify = false: the certificate of "
+			    "backend %s is not checked, so anyone on the path can read and "
+			    "change its traffic; for lab use only", p->items[i].section, b->name);
+	}
+	return 0;
+}
+
 
 /* ---- sections ------------------------------------------------------------ */
 
@@ -2206,6 +2269,7 @@ open_backend(struct parse *p, const char *name)
 		return fail(p, 0, "out of memory");
 	cfg->nbackends++;
 	b->weight = 1;
+	b->tls_verify = 1;
 	strcpy(b->port, "80");
 	b->line = p->line;
 	p->backend = i;
@@ -2596,6 +2660,7 @@ set_defaults(struct config *cfg)
 {
 	strcpy(cfg->listen_host, "");
 	strcpy(cfg->listen_port, "8080");
+	strcpy(cfg->tls_ca_file, "/etc/ssl/certs/ca-certificates.crt");
 	cfg->threads = CAP_THREADS_DEFAULT;
 	cfg->read_timeout_ms = CAP_READ_TIMEOUT_MS;
 	cfg->write_timeout_ms = CAP_WRITE_TIMEOUT_MS;
@@ -2723,19 +2788,6 @@ finish_reporters(struct parse *p)
 			return fail(p, it->name_line ? it->name_line : rc->line,
 			    "reporter name '%s' is used twice (first by [%s], line %d)", rc->name,
 			    first->section, first->name_line ? first->name_line : first->rc.line);
-		}
-		if (rc->https && cfg->usage_enabled) {
-			if (cfg->usage_spool[0] != '\0')
-				notice_at(p, it->url_line, "[%s%s] url = %s: https needs TLS, which this "
-				    "build does not have yet; nothing is sent to reporter '%s': its records "
-				    "wait in the spool (at most [usage] spool_max_bytes) for a build with TLS",
-				    it->section, it->hook ? "" : ".webhook", rc->url, rc->name);
-			else
-				notice_at(p, it->url_line, "[%s%s] url = %s: https needs TLS, which this "
-				    "build does not have yet; nothing is sent to reporter '%s': its records "
-				    "wait in memory (at most [usage] queue_max, none across a restart; set "
-				    "[usage] spool to keep them)",
-				    it->section, it->hook ? "" : ".webhook", rc->url, rc->name);
 		}
 		from[n] = i;
 		cfg->reporters[n++] = *rc;
@@ -3239,7 +3291,8 @@ finish(struct parse *p)
 			    p->items[j].name_line ? p->items[j].name_line : cfg->backends[j].line);
 		}
 	}
-	if (finish_retry_health(p) != 0 || finish_log(p) != 0 || finish_metrics(p) != 0)
+	if (finish_retry_health(p) != 0 || finish_log(p) != 0 || finish_metrics(p) != 0 ||
+	    finish_tls(p) != 0)
 		return -1;
 	return finish_reporters(p);
 }

@@ -46,6 +46,12 @@ struct backend_conf {
 	char models[CAP_BACKEND_MODELS][CAP_MODEL_NAME];
 	char health_path[256];  /* "" for [health_check] path */
 	int max_connections;    /* requests in flight at most; 0: no cap */
+	int https;              /* url = https://: TLS, SNI = host */
+	int tls_verify;         /* tls_verify, default on: chain, dates and
+	                           name checked; off (lab use) warns at start */
+	char tls_ca_file[1024]; /* tls_ca_file: trust anchors for this one;
+	                           "" for [tls] ca_file */
+	int tls_ca_line;        /* its line (0: not given), for messages */
 	char api_key[CAP_BACKEND_KEY_BYTES];  /* sent as Authorization: Bearer
 	                           to this backend; "" for none.  A secret:
 	                           never logged */
@@ -61,11 +67,8 @@ struct reporter_conf {
 	char host[256];
 	char port[6];           /* default 80, or 443 with https */
 	char path[768];         /* path and query of the url, "/" when empty */
-	int https;              /* the url is https://, and this build has no
-	                           TLS: nothing may be sent there (above all
-	                           not in clear, with its headers); its records
-	                           wait in the log, as for a webhook that is
-	                           down, until a build with TLS delivers them */
+	int https;              /* the url is https://: TLS, verified against
+	                           [tls] ca_file */
 	int timeout_ms;         /* one delivery attempt; default 5s */
 	size_t nheaders;        /* [...webhook.headers] Name = value */
 	struct {
@@ -97,6 +100,17 @@ struct config {
 	int shutdown_timeout_ms;/* SIGTERM: time for requests in flight */
 	size_t max_header_bytes;
 	uint64_t max_body_size;
+
+	/* [server.tls]: the listener speaks TLS (PEM files, loaded at start) */
+	int server_tls;
+	char server_cert_file[1024];
+	char server_key_file[1024];
+	int server_cert_line, server_key_line;  /* for messages (0: not given) */
+
+	/* [tls] ca_file: trust anchors for https backends and webhooks, loaded
+	 * at start when some https url needs them */
+	char tls_ca_file[1024];
+	int tls_ca_line;
 
 	/* [routing] */
 	int connect_timeout_ms;

@@ -24,6 +24,8 @@
 #include "relay.h"
 #include "reply.h"
 #include "server.h"
+#include "tls.h"
+#include "tlsconf.h"
 #include "upstream.h"
 #include "usage.h"
 #include "webhook.h"
@@ -61,7 +63,7 @@ struct request {
 /* ---- life cycle --------------------------------------------------------------- */
 
 struct conn *
-conn_new(int fd, const struct sockaddr *peer)
+conn_new(int fd, const struct sockaddr *peer, int tls)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	if (c == NULL)
@@ -79,6 +81,21 @@ conn_new(int fd, const struct sockaddr *peer)
 	c->in_cap = cap;
 	c->srv = srv;
 	io_init_plain(&c->io, fd);
+	const struct tls_server_creds *creds = tls ? tlsconf_server(srv->tls) : NULL;
+	if (creds != NULL) {
+		/* BearSSL's context and its full-duplex record buffer: one
+		 * allocation, freed by conn_free (tls.h has the size).  The
+		 * credentials are those of this configuration, held for the
+		 * connection's life (a reload may bring others). */
+		if (tls_server_init(&c->io, fd, creds) < 0) {
+			server_release(srv);
+			free(c->in);
+			free(c);
+			return NULL;
+		}
+		c->tls = srv->tls;
+		tlsconf_ref(c->tls);
+	}
 	if (peer->sa_family == AF_INET) {
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)peer;
 		inet_ntop(AF_INET, &s4->sin_addr, c->peer, sizeof(c->peer));
@@ -143,8 +160,8 @@ conn_free(struct conn *c)
 {
 	if (c == NULL)
 		return;
-	if (c->io.fd >= 0)
-		close(c->io.fd);
+	io_close(&c->io);
+	tlsconf_unref(c->tls);
 	release_request_buffers(c);
 	free(c->in);
 	server_release(c->srv);
@@ -302,6 +319,12 @@ conn_parse_head(struct conn *c)
 }
 
 int
+conn_has_input(const struct conn *c)
+{
+	return io_pending(&c->io) > 0;
+}
+
+int
 conn_read_head(struct conn *c)
 {
 	for (;;) {
@@ -316,13 +339,15 @@ conn_read_head(struct conn *c)
 				break;
 		}
 		size_t room = c->in_cap - c->in_len;
-		ssize_t n = recv(c->io.fd, c->in + c->in_len, room, 0);
+		/* Through the transport: on a TLS connection this also runs
+		 * the handshake, a step at a time, never waiting. */
+		ssize_t n = c->io.ops->read(&c->io, c->in + c->in_len, room);
 		if (n > 0) {
 			if (c->in_len == 0)
 				c->started_ms = io_now_ms();
 			c->in_len += (size_t)n;
 			/* A short read took all the socket had: with the head
-			 * complete, another recv() would only say EAGAIN. */
+			 * complete, another read would only say EAGAIN. */
 			if ((size_t)n < room && conn_parse_head(c) == 1)
 				return 1;
 			continue;
@@ -336,6 +361,9 @@ conn_read_head(struct conn *c)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			break;
+		if (c->tls && tls_last_error(&c->io) != 0)
+			log_debug("%s: TLS: %s", c->peer,
+			    tls_error_text(tls_last_error(&c->io)));
 		return -1;
 	}
 	return conn_parse_head(c);
@@ -421,7 +449,12 @@ conn_reply_now(struct conn *c, int status, const char *message,
 		message = head_error_message(status);
 	size_t n = reply_error(buf, sizeof(buf), status, message, NULL,
 	    c->request_id, extra_headers, REPLY_CLOSE);
-	ssize_t sent = send(c->io.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	/* One non-blocking write and a flush that does not wait (stall 0),
+	 * through the transport: a TLS client gets a record it can read. */
+	struct iovec iov = { buf, n };
+	ssize_t sent = c->io.ops->writev(&c->io, &iov, 1);
+	if (sent > 0 && c->io.ops->flush(&c->io, 0) < 0)
+		sent = -1;
 
 	/* Refusals are requests too: an operator must see saturation and bad
 	 * clients in the access log. */
@@ -767,8 +800,8 @@ build_upstream_head(struct conn *c, const struct request *rq,
 		}
 	}
 	n = append(o, n, c->peer, strlen(c->peer));
-	n += (size_t)sprintf(o + n, "\r\nX-Forwarded-Proto: http\r\n"
-	    "X-Request-Id: %s\r\n", c->request_id);
+	n += (size_t)sprintf(o + n, "\r\nX-Forwarded-Proto: %s\r\n"
+	    "X-Request-Id: %s\r\n", c->tls ? "https" : "http", c->request_id);
 
 	for (size_t i = 0; i < req->num_headers; i++) {
 		const struct http_header *h = &req->headers[i];
@@ -876,8 +909,17 @@ exchange(struct conn *c, struct request *rq, struct backend *b,
 		if (upstream_connect(&u, b, deadline, attempt > 0) < 0) {
 			int timed_out = errno == ETIMEDOUT;
 			char msg[256];
-			snprintf(msg, sizeof(msg), "cannot connect to backend %s: %s",
-			    b->conf->name, strerror(errno));
+			/* A certificate that fails is a backend that cannot be
+			 * reached safely: another one may take the request, as
+			 * for a refused connection, but the answer says why. */
+			if (errno == EPROTO && u.tls_error != 0) {
+				snprintf(msg, sizeof(msg), "TLS with backend %s failed: %s",
+				    b->conf->name, tls_error_text(u.tls_error));
+				log_warnx("%s: %s", c->request_id, msg);
+			} else {
+				snprintf(msg, sizeof(msg), "cannot connect to backend %s: %s",
+				    b->conf->name, strerror(errno));
+			}
 			res->fault = FAULT_CONNECT;
 			rq->finish = "upstream_error";
 			if (rrq->failover != NULL && rrq->failover(rrq->failover_ctx,

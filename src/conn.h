@@ -24,6 +24,8 @@ enum conn_next {
 	CONN_LINGER,    /* an error reply was sent: half-close, drain, close */
 };
 
+struct tlsconf;
+
 struct conn {
 	struct conn *next;          /* pool queues */
 	struct server *srv;         /* a reference (server.h): the snapshot in
@@ -42,6 +44,9 @@ struct conn {
 	int waiting_state;          /* pool.c's */
 	int metrics_only;           /* accepted on [metrics] listen: serves
 	                               the metrics (and /health) alone */
+	struct tlsconf *tls;        /* io is TLS ([server.tls]): a reference to
+	                               the credentials it was set up with; the
+	                               handshake runs inside the first reads */
 	size_t drained;             /* bytes dropped while lingering */
 	struct http_request req;
 	/* Waiting room: a short body is collected before a worker is given
@@ -80,11 +85,18 @@ struct conn {
 int conn_reserve(char **buf, size_t *cap, size_t want);
 
 /* A connection for an accepted socket (already set up non-blocking), with a
- * reference to the configuration in force. */
-struct conn *conn_new(int fd, const struct sockaddr *peer);
+ * reference to the configuration in force; TLS when tls and that
+ * configuration has [server.tls] (the handshake runs in conn_read_head).
+ * NULL when out of memory. */
+struct conn *conn_new(int fd, const struct sockaddr *peer, int tls);
 
 /* Closes the socket and frees everything. */
 void conn_free(struct conn *c);
+
+/* Can conn_read_head make progress now?  For the waiting room, before it
+ * polls: a TLS connection may hold decrypted bytes already read from the
+ * socket, which poll() would never report. */
+int conn_has_input(const struct conn *c);
 
 /*
  * Waiting room: reads what the client has sent without blocking and tries

@@ -306,8 +306,12 @@ health_start(struct backend_table *t)
 		goto fail;
 	}
 	for (size_t i = 0; i < t->n; i++) {
-		httpc_init(&hs.conns[i], t->backends[i].conf->host,
-		    t->backends[i].conf->port);
+		const struct backend_conf *bc = t->backends[i].conf;
+
+		httpc_init(&hs.conns[i], bc->host, bc->port);
+		if (bc->https)
+			httpc_tls(&hs.conns[i], t->backends[i].trust,
+			    bc->tls_verify);
 		hs.conns[i].lock = &hs.conn_mu;
 	}
 	if ((err = pthread_condattr_init(&ca)) != 0)
@@ -446,6 +450,8 @@ health_models_json(struct backend_table *t, char *out, size_t cap)
 		if (models_stale(b, now, interval_ms(cfg)) && (buf != NULL ||
 		    (buf = malloc(CAP_MODELS_RESPONSE_BYTES)) != NULL)) {
 			httpc_init(&hc, bc->host, bc->port);
+			if (bc->https)
+				httpc_tls(&hc, b->trust, bc->tls_verify);
 			refresh_models(cfg, b, &hc, buf, &scratch,
 			    &scratch_bytes);
 			httpc_close(&hc);

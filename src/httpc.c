@@ -28,6 +28,7 @@
 #include "caps.h"
 #include "http.h"
 #include "httpc.h"
+#include "tls.h"
 #include "upstream.h"
 
 /* One request's buffers and what it has read so far. */
@@ -50,29 +51,37 @@ httpc_init(struct httpc *h, const char *host, const char *port)
 	io_init_plain(&h->io, -1);
 }
 
+void
+httpc_tls(struct httpc *h, const struct tls_trust *trust, int verify)
+{
+	h->https = 1;
+	h->trust = trust;
+	h->verify = verify;
+}
+
 /* ---- the connection ------------------------------------------------------------- */
 
 /*
- * Makes fd (-1: none) the connection, closing the old one.  Under h->lock, so
- * that httpc_abort() never shuts down a descriptor number that was closed
- * and handed out again elsewhere; and a connection made after an abort is
- * refused here (ECANCELED), since the abort could not reach it.
+ * Makes *io (NULL: none) the connection, closing the old one.  Under
+ * h->lock, so that httpc_abort() never shuts down a descriptor number that
+ * was closed and handed out again elsewhere; and a connection made after an
+ * abort is refused here (ECANCELED), since the abort could not reach it.
  */
 static int
-set_fd(struct httpc *h, int fd)
+set_io(struct httpc *h, struct io *io)
 {
 	int rc = 0;
 
 	if (h->lock != NULL)
 		pthread_mutex_lock(h->lock);
-	if (h->io.fd >= 0)
-		close(h->io.fd);
-	if (fd >= 0 && h->aborted) {
-		close(fd);
-		fd = -1;
+	io_close(&h->io);
+	if (io != NULL && h->aborted) {
+		io_close(io);
+		io = NULL;
 		rc = -1;
 	}
-	io_init_plain(&h->io, fd);
+	if (io != NULL)
+		h->io = *io;
 	if (h->lock != NULL)
 		pthread_mutex_unlock(h->lock);
 	if (rc < 0) {
@@ -85,7 +94,7 @@ set_fd(struct httpc *h, int fd)
 void
 httpc_close(struct httpc *h)
 {
-	(void)set_fd(h, -1);
+	(void)set_io(h, NULL);
 }
 
 void
@@ -107,13 +116,14 @@ usable(const struct httpc *h)
 
 	if (io_now_ms() - h->idle_since_ms >= CAP_UPSTREAM_IDLE_MS)
 		return 0;
-	return poll(&p, 1, 0) == 0;
+	return io_pending(&h->io) == 0 && poll(&p, 1, 0) == 0;
 }
 
 static int
 dial(struct httpc *h, int64_t deadline_ms)
 {
 	int fd = upstream_dial(h->host, h->port, deadline_ms);
+	struct io io;
 
 	if (fd < 0) {
 		snprintf(h->why, sizeof(h->why), "connecting to %s:%s: %s",
@@ -121,7 +131,30 @@ dial(struct httpc *h, int64_t deadline_ms)
 		    strerror(errno));
 		return -1;
 	}
-	return set_fd(h, fd);
+	if (!h->https) {
+		io_init_plain(&io, fd);
+		return set_io(h, &io);
+	}
+	if (tls_client_init(&io, fd, h->host, h->trust, h->verify) < 0) {
+		snprintf(h->why, sizeof(h->why), "TLS with %s:%s: %s", h->host,
+		    h->port, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* Published first, so that httpc_abort() can cut a slow handshake. */
+	if (set_io(h, &io) < 0)
+		return -1;
+	if (tls_handshake(&h->io, deadline_ms) < 0) {
+		int e = errno;
+
+		snprintf(h->why, sizeof(h->why), "TLS with %s:%s: %s", h->host,
+		    h->port, e == EPROTO ? tls_error_text(tls_last_error(&h->io)) :
+		    e == ETIMEDOUT ? "handshake timed out" : strerror(e));
+		httpc_close(h);
+		errno = e;
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- one exchange ------------------------------------------------------------------- */

@@ -19,6 +19,9 @@ struct httpc {
 	int64_t idle_since_ms;
 	char why[512];              /* what went wrong in the last request that
 	                               failed, for the caller's log */
+	int https;                  /* httpc_tls(): TLS to the server */
+	const struct tls_trust *trust;
+	int verify;
 	pthread_mutex_t *lock;      /* NULL (httpc_init), or a mutex the caller
 	                               owns, held here while io.fd changes: then
 	                               another thread may httpc_abort() */
@@ -26,6 +29,12 @@ struct httpc {
 };
 
 void httpc_init(struct httpc *h, const char *host, const char *port);
+
+/* Speaks https to the server from now on: SNI and the certificate checked
+ * against trust (tls.h; it must outlive h), unless verify is 0.  A failed
+ * handshake fails the request with EPROTO, and h->why names the reason. */
+struct tls_trust;
+void httpc_tls(struct httpc *h, const struct tls_trust *trust, int verify);
 
 /*
  * Sends one request — `head` is the complete request head the caller built

@@ -98,6 +98,7 @@ static const struct io_ops plain_ops = {
 	.writev = plain_writev,
 	.flush = plain_flush,
 	.pending = plain_pending,
+	.close = NULL,
 };
 
 void
@@ -107,6 +108,24 @@ io_init_plain(struct io *io, int fd)
 	io->want = 0;
 	io->ops = &plain_ops;
 	io->transport = NULL;
+}
+
+void
+io_close(struct io *io)
+{
+	int fd = io->fd;
+
+	if (io->ops != NULL && io->ops->close != NULL)
+		io->ops->close(io);
+	if (fd >= 0)
+		close(fd);
+	io_init_plain(io, -1);
+}
+
+size_t
+io_pending(const struct io *io)
+{
+	return io->ops != NULL ? io->ops->pending(io) : 0;
 }
 
 int
@@ -124,17 +143,15 @@ io_socket_setup(int fd)
 
 /* ---- waiting ------------------------------------------------------------------ */
 
-/* Waits for io->want until the deadline.  Returns 0 when ready, -1 with
- * errno ETIMEDOUT or poll's error. */
-static int
-wait_ready(struct io *io, int64_t deadline_ms)
+int
+io_wait(int fd, short events, int64_t deadline_ms)
 {
-	struct pollfd p = { .fd = io->fd, .events = io->want ? io->want : POLLIN };
+	struct pollfd p = { .fd = fd, .events = events };
 
 	for (;;) {
 		int r = poll(&p, 1, io_poll_timeout(deadline_ms));
 		if (r > 0)
-			return 0;   /* readable, writable, or an error to read */
+			return 0;   /* ready, or an error to read */
 		if (r == 0) {
 			errno = ETIMEDOUT;
 			return -1;
@@ -142,6 +159,13 @@ wait_ready(struct io *io, int64_t deadline_ms)
 		if (errno != EINTR)
 			return -1;
 	}
+}
+
+/* Waits for io->want (POLLIN when unset) until the deadline. */
+static int
+wait_ready(struct io *io, int64_t deadline_ms)
+{
+	return io_wait(io->fd, io->want ? io->want : POLLIN, deadline_ms);
 }
 
 ssize_t

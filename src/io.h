@@ -25,6 +25,9 @@ struct io_ops {
 	int (*flush)(struct io *io, int stall_ms);
 	/* Bytes readable now without waiting on the socket (TLS buffers). */
 	size_t (*pending)(const struct io *io);
+	/* Frees the transport's own state (TLS: close_notify if the socket
+	 * takes it at once, keys wiped); the fd is left to io_close(). */
+	void (*close)(struct io *io);
 };
 
 struct io {
@@ -37,6 +40,15 @@ struct io {
 /* A plain socket transport over fd (already non-blocking). */
 void io_init_plain(struct io *io, int fd);
 
+/* Ends a connection of any transport: its state freed, its fd (if >= 0)
+ * closed; io is then a plain io with fd -1. */
+void io_close(struct io *io);
+
+/* Bytes the transport already holds for reading (0 for a plain socket):
+ * whoever polls the fd must look here first, or it waits for bytes that
+ * have already arrived. */
+size_t io_pending(const struct io *io);
+
 /* Monotonic clock. */
 int64_t io_now_ms(void);
 int64_t io_now_us(void);
@@ -47,6 +59,10 @@ int64_t io_earliest(int64_t a, int64_t b);
 /* Milliseconds until deadline for poll(): -1 when deadline < 0 (none),
  * 0 when it has passed. */
 int io_poll_timeout(int64_t deadline_ms);
+
+/* Polls fd for events until deadline_ms (< 0: none).  Returns 0 when ready
+ * (or in error), -1 with errno ETIMEDOUT or poll's error. */
+int io_wait(int fd, short events, int64_t deadline_ms);
 
 /*
  * Reads up to n bytes, waiting until deadline_ms (io_now_ms() clock; -1 for

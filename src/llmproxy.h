@@ -21,6 +21,7 @@ struct server {
 	                               1 while it is the one in force */
 	unsigned generation;        /* 1 at start, +1 per reload */
 	int owns_cfg;               /* frees cfg with it (not the first) */
+	struct tlsconf *tls;        /* its PEM files, loaded (one reference) */
 };
 
 #endif

@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "server.h"
+#include "tlsconf.h"
 #include "webhook.h"
 
 /* How long `--probe` waits for the whole answer (connect included). */
@@ -38,9 +39,10 @@ usage(FILE *f)
 	    "  -t           check the configuration and exit\n"
 	    "  -V           print the version and exit\n"
 	    "  -h           this help\n"
-	    "  --probe URL  GET http://HOST[:PORT][/PATH] within %d s; exit 0 on a 2xx\n"
-	    "               answer, 1 otherwise (a container HEALTHCHECK; reads no\n"
-	    "               configuration)\n", PROBE_TIMEOUT_MS / 1000);
+	    "  --probe URL  GET http[s]://HOST[:PORT][/PATH] within %d s; exit 0 on a\n"
+	    "               2xx answer, 1 otherwise (a container HEALTHCHECK; reads no\n"
+	    "               configuration; https: the certificate is not checked)\n",
+	    PROBE_TIMEOUT_MS / 1000);
 }
 
 /* ---- --probe URL: a health check where there is no shell and no curl ---------- */
@@ -49,6 +51,7 @@ struct probe_url {
 	char host[256];             /* without the brackets of an IPv6 literal */
 	char port[6];
 	int v6;                     /* the host was [IPv6] */
+	int https;
 	const char *path;           /* into the url: "", or from its '/' or '?' on */
 };
 
@@ -72,10 +75,10 @@ probe_path_ok(const char *c)
 }
 
 /*
- * http://HOST[:PORT][/PATH][?QUERY] -> u; HOST is a name, an IPv4 address or
- * [an IPv6 one], PORT 1..65535 (default 80).  Deliberately smaller than
- * config.c's parser: no https yet (no TLS in this build), no user@, no
- * #fragment.  Returns NULL, or what is wrong with the url.
+ * http[s]://HOST[:PORT][/PATH][?QUERY] -> u; HOST is a name, an IPv4 address
+ * or [an IPv6 one], PORT 1..65535 (default 80, 443).  Deliberately smaller
+ * than config.c's parser: no user@, no #fragment.  Returns NULL, or what is
+ * wrong with the url.
  */
 static const char *
 probe_parse_url(const char *url, struct probe_url *u)
@@ -83,11 +86,10 @@ probe_parse_url(const char *url, struct probe_url *u)
 	const char *a, *end, *hs, *he, *p;
 
 	memset(u, 0, sizeof(*u));
-	if (strncasecmp(url, "https://", 8) == 0)
-		return "https needs TLS, which this build does not have yet";
-	if (strncasecmp(url, "http://", 7) != 0)
-		return "the url must be http://HOST[:PORT][/PATH]";
-	a = url + 7;
+	u->https = strncasecmp(url, "https://", 8) == 0;
+	if (!u->https && strncasecmp(url, "http://", 7) != 0)
+		return "the url must be http[s]://HOST[:PORT][/PATH]";
+	a = url + 7 + u->https;
 	end = a + strcspn(a, "/?#");
 	u->path = end;
 	if (memchr(a, '@', (size_t)(end - a)) != NULL)
@@ -120,7 +122,7 @@ probe_parse_url(const char *url, struct probe_url *u)
 	}
 	memcpy(u->host, hs, (size_t)(he - hs));
 	if (p == end) {
-		memcpy(u->port, "80", 3);
+		strcpy(u->port, u->https ? "443" : "80");
 	} else {
 		long port = 0;
 		if (++p == end || end - p > 5)
@@ -199,6 +201,11 @@ probe(const char *url)
 	signal(SIGALRM, probe_late);
 	alarm(PROBE_TIMEOUT_MS / 1000 + 1);
 	httpc_init(&h, u.host, u.port);
+	/* Unverified: the probe asks this machine's own listener whether it
+	 * answers, sends no secret, and has no configuration to find anchors
+	 * in; what it checks is liveness, not identity. */
+	if (u.https)
+		httpc_tls(&h, NULL, 0);
 	int rc = httpc_request(&h, head, (size_t)n, NULL, 0,
 	    io_now_ms() + PROBE_TIMEOUT_MS, &status, body, sizeof(body), &blen);
 	httpc_close(&h);
@@ -336,8 +343,16 @@ main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < cfg->nnotices; i++)
 		log_warnx("%s", cfg->notices[i]);
+	/* The PEM files are part of the configuration: a bad one stops the
+	 * start, and -t reports it. */
+	struct tlsconf *tls = tlsconf_load(cfg, err, sizeof(err));
+	if (tls == NULL) {
+		fprintf(stderr, "llmproxy: %s\n", err);
+		return 1;
+	}
 	if (test_only) {
 		printf("configuration OK\n");
+		tlsconf_unref(tls);
 		config_free(cfg);
 		return 0;
 	}
@@ -375,13 +390,17 @@ main(int argc, char **argv)
 	}
 	/* Before the first request: records left in the spool by an earlier
 	 * run are on their way again. */
+	/* This first tlsconf is kept for the life of the process (this
+	 * reference is never dropped): the webhook senders, bound at start,
+	 * verify against its anchors. */
+	webhook_set_trust(tlsconf_trust(tls, ""));
 	if (webhook_start(cfg, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return 1;
 	}
-	if (server_start(cfg) < 0)
+	if (server_start(cfg, tls) < 0)
 		return 1;
-	if (pool_start(cfg->threads, fd, mfd) < 0) {
+	if (pool_start(cfg->threads, fd, cfg->server_tls, mfd) < 0) {
 		log_warn("cannot start the waiting room thread");
 		return 1;
 	}
@@ -391,9 +410,9 @@ main(int argc, char **argv)
 		log_info("metrics on %s%s", addr, cfg->metrics_path);
 	}
 	bound_address(fd, addr, sizeof(addr));
-	log_info("llmproxy %s listening on %s, %zu backend%s, %d threads",
-	    LLMPROXY_VERSION, addr, cfg->nbackends, cfg->nbackends == 1 ? "" : "s",
-	    cfg->threads);
+	log_info("llmproxy %s listening on %s%s, %zu backend%s, %d threads",
+	    LLMPROXY_VERSION, addr, cfg->server_tls ? " (TLS)" : "", cfg->nbackends,
+	    cfg->nbackends == 1 ? "" : "s", cfg->threads);
 
 	for (;;) {
 		int sig;

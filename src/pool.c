@@ -45,6 +45,7 @@ enum waiting {
 
 static struct {
 	int listen_fd;
+	int tls;                    /* listen_fd speaks TLS ([server.tls]) */
 	int metrics_fd;             /* [metrics] listen, or -1 */
 	int wake[2];                /* workers hand connections back */
 	int64_t accept_paused_until;
@@ -122,8 +123,9 @@ hold(struct conn *c)
 	pool.holding++;
 	pthread_mutex_unlock(&pool.lock);
 
+	/* Bytes a TLS record brought along are there already: no poll. */
 	struct pollfd p = { .fd = c->io.fd, .events = POLLIN };
-	if (poll(&p, 1, CAP_KEEPALIVE_HOLD_MS) > 0)
+	if (conn_has_input(c) || poll(&p, 1, CAP_KEEPALIVE_HOLD_MS) > 0)
 		r = conn_read_head(c);
 
 	pthread_mutex_lock(&pool.lock);
@@ -445,9 +447,16 @@ accept_new(int lfd, int metrics_only, int64_t now)
 			pool.accept_failing = 0;
 		}
 		io_socket_setup(fd);
+		/* The metrics listener stays plain: Prometheus scrapes it on
+		 * an address of its own. */
+		int tls_listener = !metrics_only && pool.tls;
 		struct conn *c = NULL;
 		if (pool.nconns < CAP_CONNECTIONS)
-			c = conn_new(fd, (struct sockaddr *)&ss);
+			c = conn_new(fd, (struct sockaddr *)&ss, tls_listener);
+		if (c == NULL && tls_listener) {
+			close(fd);      /* a reply in clear would not be read */
+			continue;
+		}
 		if (c == NULL) {
 			/* No room for a connection object: answer from the
 			 * stack, then close (the client has rarely sent anything
@@ -540,10 +549,14 @@ waiting_room_main(void *arg)
 		    .events = POLLIN };
 		for (size_t i = 0; i < pool.nparked; i++) {
 			struct conn *c = pool.parked[i];
+			/* POLLOUT too while a TLS handshake waits to send. */
 			pool.pfd[i + FIXED] = (struct pollfd){ .fd = c->io.fd,
-			    .events = POLLIN };
+			    .events = (short)(POLLIN | (c->io.want & POLLOUT)) };
 			if (next_deadline < 0 || c->deadline_ms < next_deadline)
 				next_deadline = c->deadline_ms;
+			/* Decrypted bytes already held: no waiting at all. */
+			if (c->waiting_state == WAIT_REQUEST && conn_has_input(c))
+				next_deadline = now;
 		}
 		if (!listening && (next_deadline < 0 ||
 		    pool.accept_paused_until < next_deadline))
@@ -566,7 +579,8 @@ waiting_room_main(void *arg)
 		for (size_t i = 0; i < n; i++) {
 			struct conn *c = pool.parked[i];
 			int stay;
-			if (pool.pfd[i + FIXED].revents)
+			if (pool.pfd[i + FIXED].revents ||
+			    (c->waiting_state == WAIT_REQUEST && conn_has_input(c)))
 				stay = on_parked_event(c, now);
 			else if (now >= c->deadline_ms)
 				stay = on_parked_deadline(c, now);
@@ -594,7 +608,7 @@ waiting_room_main(void *arg)
 }
 
 int
-pool_start(int threads, int listen_fd, int metrics_fd)
+pool_start(int threads, int listen_fd, int tls, int metrics_fd)
 {
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -602,6 +616,7 @@ pool_start(int threads, int listen_fd, int metrics_fd)
 	pthread_cond_init(&pool.all_done, &ca);
 	pthread_condattr_destroy(&ca);
 	pool.listen_fd = listen_fd;
+	pool.tls = tls;
 	pool.metrics_fd = metrics_fd;
 	pool.max_workers = threads;
 	if (pipe2(pool.wake, O_NONBLOCK | O_CLOEXEC) < 0)

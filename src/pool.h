@@ -14,12 +14,13 @@
 
 #include "llmproxy.h"
 
-/* Starts serving connections accepted on listen_fd, and on metrics_fd (or
+/* Starts serving connections accepted on listen_fd (TLS when tls:
+ * [server.tls], bound at start), and on metrics_fd (or
  * -1) connections that get the metrics alone; both non-blocking; at most
  * `threads` requests at once.  Each connection serves each request with the
  * configuration in force when the request starts (server.h).  Returns 0, or
  * -1 when the waiting room thread cannot start. */
-int pool_start(int threads, int listen_fd, int metrics_fd);
+int pool_start(int threads, int listen_fd, int tls, int metrics_fd);
 
 /*
  * Graceful stop: closes the listening socket at once (new connections are

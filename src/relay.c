@@ -93,7 +93,10 @@ client_gone(struct conn *c, short revents)
 		return 1;
 	if (!(revents & POLLIN) || c->in_len >= c->in_cap)
 		return 0;
-	ssize_t n = recv(c->io.fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+	/* Through the transport: on TLS, a close_notify is a goodbye too,
+	 * and bytes are kept decrypted. */
+	ssize_t n = c->io.ops->read(&c->io, c->in + c->in_len,
+	    c->in_cap - c->in_len);
 	if (n > 0) {
 		c->in_len += (size_t)n;
 		return 0;

@@ -10,13 +10,16 @@
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
+#include "tlsconf.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct server *current;          /* under lock */
 static _Atomic unsigned generation;     /* current->generation */
 
+/* Takes over one reference to tls. */
 static struct server *
-snapshot_new(const struct config *cfg, int owns_cfg, unsigned gen)
+snapshot_new(const struct config *cfg, int owns_cfg, unsigned gen,
+    struct tlsconf *tls)
 {
 	struct server *s = calloc(1, sizeof(*s));
 
@@ -31,6 +34,11 @@ snapshot_new(const struct config *cfg, int owns_cfg, unsigned gen)
 	for (size_t i = 0; i < s->backends.n; i++)
 		s->backends.backends[i].metrics_id =
 		    metrics_backend(cfg->backends[i].name);
+	/* Each https backend's anchors, once for all its connections. */
+	for (size_t i = 0; i < s->backends.n; i++)
+		s->backends.backends[i].trust = tlsconf_trust(tls,
+		    cfg->backends[i].tls_ca_file);
+	s->tls = tls;
 	s->cfg = cfg;
 	s->owns_cfg = owns_cfg;
 	s->generation = gen;
@@ -44,6 +52,7 @@ snapshot_free(struct server *s)
 	log_debug("configuration %u released: nothing uses it any more",
 	    s->generation);
 	bal_free(&s->backends);
+	tlsconf_unref(s->tls);
 	if (s->owns_cfg)
 		config_free((struct config *)(uintptr_t)s->cfg);
 	free(s);
@@ -74,9 +83,10 @@ server_stale(const struct server *s)
 }
 
 int
-server_start(struct config *cfg)
+server_start(struct config *cfg, struct tlsconf *tls)
 {
-	current = snapshot_new(cfg, 0, 1);
+	tlsconf_ref(tls);
+	current = snapshot_new(cfg, 0, 1, tls);
 	if (current == NULL)
 		return -1;
 	atomic_store(&generation, 1);
@@ -104,6 +114,7 @@ static const struct {
 	FIELD("[server] listen", listen_host, 1),
 	FIELD("[server] listen", listen_port, 1),
 	FIELD("[server] threads", threads, 0),
+	FIELD("[server.tls] enabled", server_tls, 0),
 	FIELD("[metrics] enabled", metrics_enabled, 0),
 	FIELD("[metrics] path", metrics_path, 1),
 	FIELD("[metrics] listen", metrics_listen_host, 1),
@@ -176,9 +187,19 @@ server_reload(const char *path)
 	}
 	struct server *old = server_acquire();
 	keep_bound_settings(cfg, old->cfg);
-	struct server *s = snapshot_new(cfg, 1, old->generation + 1);
+	/* The PEM files again: a rotated certificate is the usual reason to
+	 * reload. */
+	struct tlsconf *tls = tlsconf_load(cfg, err, sizeof(err));
+	if (tls == NULL) {
+		log_warnx("reload: %s; the configuration in force stays", err);
+		config_free(cfg);
+		server_release(old);
+		return -1;
+	}
+	struct server *s = snapshot_new(cfg, 1, old->generation + 1, tls);
 	if (s == NULL) {
 		log_warnx("reload: out of memory; the configuration in force stays");
+		tlsconf_unref(tls);
 		config_free(cfg);
 		server_release(old);
 		return -1;

@@ -13,10 +13,12 @@
 
 #include "llmproxy.h"
 
-/* The first snapshot, from the config loaded at start; that config is kept
- * for the life of the process (the settings that need a restart live in it).
- * Also starts the health probes.  Returns 0 or -1. */
-int server_start(struct config *cfg);
+/* The first snapshot, from the config loaded at start and its TLS files
+ * (tlsconf.h; the snapshot takes a reference of its own); that config is
+ * kept for the life of the process (the settings that need a restart live in
+ * it).  Also starts the health probes.  Returns 0 or -1. */
+struct tlsconf;
+int server_start(struct config *cfg, struct tlsconf *tls);
 
 /* The snapshot in force, with a reference the caller gives back with
  * server_release(). */
@@ -31,8 +33,9 @@ int server_stale(const struct server *s);
  * valid is logged with its file:line and the snapshot in force stays.
  * Otherwise the new config takes effect for new requests: backends (health,
  * ejection and reported models carried over for those with the same name and
- * url), weights, routing, timeouts, limits, and whatever else requests read
- * from the config.  Settings bound at start (listen addresses, threads,
+ * url), weights, routing, timeouts, limits, the PEM files (certificates
+ * rotate: new connections get the new ones), and whatever else requests read
+ * from the config; a PEM file that cannot be used keeps the old config too.  Settings bound at start (listen addresses, threads,
  * [metrics], [usage] delivery, [log] format and access_file) keep their old
  * values, each logged as "needs a restart".  Returns 0 when the new config
  * is in force, -1 when the old one stayed.

@@ -235,7 +235,17 @@ engine_setup(br_ssl_engine_context *eng)
 	br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
 	br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
 	br_ssl_engine_set_default_aes_gcm(eng);
+#if defined(__x86_64__) || defined(__i386__)
+	/* x86 has AES-NI (AES-GCM goes first): ChaCha20-Poly1305 is the rare
+	 * fallback, so its portable code alone, not BearSSL's SSE2 and 64-bit
+	 * multiply variants beside it (3.6 KiB of the static build). */
+	br_ssl_engine_set_chapol(eng, &br_sslrec_in_chapol_vtable,
+	    &br_sslrec_out_chapol_vtable);
+	br_ssl_engine_set_chacha20(eng, &br_chacha20_ct_run);
+	br_ssl_engine_set_poly1305(eng, &br_poly1305_ctmul_run);
+#else
 	br_ssl_engine_set_default_chapol(eng);
+#endif
 	/* Renegotiation only ever served attacks (CVE-2009-3555, CPU DoS). */
 	br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION);
 }
@@ -840,25 +850,6 @@ tls_writev(struct io *io, const struct iovec *iov, int iovcnt)
 	return (ssize_t)total;
 }
 
-/* Waits for events on fd until deadline_ms.  0, or -1 with errno. */
-static int
-wait_fd(int fd, short events, int64_t deadline_ms)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-
-	for (;;) {
-		int r = poll(&p, 1, io_poll_timeout(deadline_ms));
-		if (r > 0)
-			return 0;
-		if (r == 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		if (errno != EINTR)
-			return -1;
-	}
-}
-
 static int
 tls_flush(struct io *io, int stall_ms)
 {
@@ -893,7 +884,7 @@ tls_flush(struct io *io, int stall_ms)
 			continue;
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			io->want = POLLOUT;
-			if (wait_fd(io->fd, POLLOUT, io_now_ms() + stall_ms) < 0)
+			if (io_wait(io->fd, POLLOUT, io_now_ms() + stall_ms) < 0)
 				return -1;
 			continue;
 		}
@@ -917,6 +908,7 @@ static const struct io_ops tls_ops = {
 	.writev = tls_writev,
 	.flush = tls_flush,
 	.pending = tls_pending,
+	.close = tls_close,
 };
 
 int
@@ -938,7 +930,7 @@ tls_handshake(struct io *io, int64_t deadline_ms)
 		}
 		if (errno != EAGAIN)
 			return -1;
-		if (wait_fd(io->fd, io->want, deadline_ms) < 0)
+		if (io_wait(io->fd, io->want, deadline_ms) < 0)
 			return -1;
 	}
 }
@@ -964,11 +956,13 @@ tls_close(struct io *io)
 	if (io->ops != &tls_ops)
 		return;
 	t = io->transport;
-	if (t->fail_errno == 0 &&
-	    !(br_ssl_engine_current_state(t->eng) & BR_SSL_CLOSED)) {
-		/* Seals what was written, queues close_notify; whatever the
-		 * socket takes now leaves, the rest is dropped. */
-		br_ssl_engine_close(t->eng);
+	if (t->fail_errno == 0) {
+		/* Seals what was written, queues close_notify (or, after a
+		 * failure, the engine has queued its fatal alert: the peer
+		 * learns why, e.g. bad_certificate); whatever the socket takes
+		 * now leaves, the rest is dropped. */
+		if (!(br_ssl_engine_current_state(t->eng) & BR_SSL_CLOSED))
+			br_ssl_engine_close(t->eng);
 		push(io, t);
 	}
 	explicit_bzero(t, t->size);
@@ -1026,7 +1020,11 @@ tls_client_init(struct io *io, int fd, const char *server_name,
 	engine_setup(eng);
 	/* Signature checks, for the handshake and the certificates. */
 	br_ssl_engine_set_default_rsavrfy(eng);
-	br_ssl_engine_set_default_ecdsa(eng);
+	/* Not br_ssl_engine_set_default_ecdsa(): it forces the m31 curve
+	 * code, which on 64-bit machines would be linked beside the m62 one
+	 * the server side and key checks use (10 KiB of the static build). */
+	br_ssl_engine_set_ec(eng, br_ec_get_default());
+	br_ssl_engine_set_ecdsa(eng, br_ecdsa_vrfy_asn1_get_default());
 	if (verify) {
 		br_x509_minimal_context *xc = &cl->x.minimal;
 
@@ -1262,8 +1260,11 @@ pem_each(const char *path, pem_fn fn, void *arg, char *err, size_t errlen)
 					goto done;
 				break;
 			case BR_PEM_ERROR:
+				/* The decoder stops after the newline of the line
+				 * at fault. */
 				snprintf(err, errlen, "%s:%u: malformed PEM (bad "
-				    "base64 or BEGIN/END lines)", path, w.line);
+				    "base64 or BEGIN/END lines)", path, w.line -
+				    (k > 0 && p[-1] == '\n' && w.line > 1));
 				goto done;
 			default:
 				break;
@@ -1540,8 +1541,8 @@ unpad(const unsigned char *p, size_t *len)
 	return p;
 }
 
-/* Does the private key match the leaf's public key?  RSA: the modulus and
- * exponent recomputed from the primes; EC: the public point recomputed. */
+/* Does the private key match the leaf's public key?  RSA: the modulus
+ * recomputed from the primes; EC: the public point recomputed. */
 static int
 key_matches(const struct creds_load *l, const br_x509_pkey *pk)
 {
@@ -1552,26 +1553,19 @@ key_matches(const struct creds_load *l, const br_x509_pkey *pk)
 	if (type == BR_KEYTYPE_RSA) {
 		const br_rsa_private_key *sk = br_skey_decoder_get_rsa(&l->kd);
 		br_rsa_compute_modulus modulus = br_rsa_compute_modulus_get_default();
-		br_rsa_compute_pubexp pubexp = br_rsa_compute_pubexp_get_default();
 		unsigned char n[4096 / 8];     /* BearSSL: RSA up to 4096 bits */
 		const unsigned char *a, *b;
 		size_t alen, blen = pk->key.rsa.nlen;
-		uint32_t e = 0;
-		size_t i;
 
 		alen = modulus(NULL, sk);
 		if (alen == 0 || alen > sizeof(n) || modulus(n, sk) != alen)
 			return 0;
 		a = unpad(n, &alen);
 		b = unpad(pk->key.rsa.n, &blen);
-		if (alen != blen || memcmp(a, b, alen) != 0)
-			return 0;
-		for (i = 0; i < pk->key.rsa.elen; i++) {
-			if (e > 0xffffff)
-				return 0;
-			e = e << 8 | pk->key.rsa.e[i];
-		}
-		return pubexp(sk) == e;
+		/* The same modulus is the same key pair: p and q are its
+		 * factors.  (BearSSL 0.6's compute_pubexp returns 0 for
+		 * ordinary keys, so e is not compared.) */
+		return alen == blen && memcmp(a, b, alen) == 0;
 	} else {
 		const br_ec_private_key *sk = br_skey_decoder_get_ec(&l->kd);
 		unsigned char q[BR_EC_KBUF_PUB_MAX_SIZE];

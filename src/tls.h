@@ -23,12 +23,13 @@
  * tls_close; nothing on the caller's stack; tls_conn_bytes() gives the exact
  * figure on other machines):
  *
- *   client  about 23.7 KiB: br_ssl_client_context 3720 + X.509 validation
- *           3168 + the half-duplex record buffer BR_SSL_BUFSIZE_MONO 16709
- *           (HTTP/1.1 requests and responses alternate, see "Half duplex"
- *           below) + ~200 bookkeeping;
- *   server  about 36.5 KiB: br_ssl_server_context 4128 + the full-duplex
- *           buffer BR_SSL_BUFSIZE_BIDI 33178 + ~100 bookkeeping.
+ *   client  23,768 bytes (23.2 KiB): br_ssl_client_context, X.509
+ *           validation state and the half-duplex record buffer
+ *           BR_SSL_BUFSIZE_MONO 16709 (HTTP/1.1 requests and responses
+ *           alternate, see "Half duplex" below);
+ *   server  37,344 bytes (36.5 KiB): br_ssl_server_context and the
+ *           full-duplex buffer BR_SSL_BUFSIZE_BIDI 33178 (the relay reads
+ *           a client while it streams to it).
  *
  * The stack a handshake needs is BearSSL's own, a few KiB (RSA-4096 private
  * key operations included): it fits CAP_THREAD_STACK (128 KiB).

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "caps.h"
+#include "tls.h"
 #include "upstream.h"
 
 /*
@@ -17,31 +18,39 @@
  * which a new request can follow.
  */
 static int
-idle_conn_alive(int fd)
+idle_conn_alive(const struct io *io)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	return poll(&p, 1, 0) == 0;
+	struct pollfd p = { .fd = io->fd, .events = POLLIN };
+	return io_pending(io) == 0 && poll(&p, 1, 0) == 0;
 }
 
-/* Takes the most recently parked live connection, closing stale ones. */
+/* Takes the most recently parked live connection into *io, closing stale
+ * ones (outside the lock: a TLS close may send close_notify).  Returns 0,
+ * or -1 when there is none. */
 static int
-take_idle(struct backend *b)
+take_idle(struct backend *b, struct io *io)
 {
 	int64_t now = io_now_ms();
-	int fd = -1;
+	struct io stale[CAP_UPSTREAM_IDLE_PER_BACKEND];
+	size_t nstale = 0;
+	int found = 0;
 
 	pthread_mutex_lock(&b->idle_lock);
-	while (b->nidle > 0 && fd < 0) {
+	while (b->nidle > 0 && !found) {
 		b->nidle--;
-		int cand = b->idle_fd[b->nidle];
+		struct io *cand = &b->idle_io[b->nidle];
 		if (now - b->idle_since_ms[b->nidle] < CAP_UPSTREAM_IDLE_MS &&
-		    idle_conn_alive(cand))
-			fd = cand;
-		else
-			close(cand);
+		    idle_conn_alive(cand)) {
+			*io = *cand;
+			found = 1;
+		} else {
+			stale[nstale++] = *cand;
+		}
 	}
 	pthread_mutex_unlock(&b->idle_lock);
-	return fd;
+	for (size_t i = 0; i < nstale; i++)
+		io_close(&stale[i]);
+	return found ? 0 : -1;
 }
 
 /* Non-blocking connect to one address, waiting until deadline_ms. */
@@ -91,19 +100,39 @@ int
 upstream_connect(struct upstream *u, struct backend *b, int64_t deadline_ms,
     int fresh_only)
 {
+	const struct backend_conf *bc = b->conf;
+
 	u->backend = b;
 	u->reused = 0;
+	u->tls_error = 0;
 
-	int fd = fresh_only ? -1 : take_idle(b);
-	if (fd >= 0) {
+	if (!fresh_only && take_idle(b, &u->io) == 0) {
 		u->reused = 1;
+		return 0;
+	}
+	int fd = upstream_dial(bc->host, bc->port, deadline_ms);
+	if (fd < 0)
+		return -1;
+	if (!bc->https) {
 		io_init_plain(&u->io, fd);
 		return 0;
 	}
-	fd = upstream_dial(b->conf->host, b->conf->port, deadline_ms);
-	if (fd < 0)
+	if (tls_client_init(&u->io, fd, bc->host, b->trust, bc->tls_verify) < 0) {
+		int e = errno;
+		close(fd);
+		io_init_plain(&u->io, -1);
+		errno = e;
 		return -1;
-	io_init_plain(&u->io, fd);
+	}
+	/* The whole handshake now: a certificate that fails is known before
+	 * a byte of the request leaves. */
+	if (tls_handshake(&u->io, deadline_ms) < 0) {
+		int e = errno;
+		u->tls_error = tls_last_error(&u->io);
+		io_close(&u->io);
+		errno = e;
+		return -1;
+	}
 	return 0;
 }
 
@@ -139,21 +168,18 @@ void
 upstream_release(struct upstream *u, int keep)
 {
 	struct backend *b = u->backend;
-	int fd = u->io.fd;
 
-	u->io.fd = -1;
-	if (fd < 0)
+	if (u->io.fd < 0)
 		return;
 	if (keep) {
 		pthread_mutex_lock(&b->idle_lock);
 		if (b->nidle < CAP_UPSTREAM_IDLE_PER_BACKEND) {
-			b->idle_fd[b->nidle] = fd;
+			b->idle_io[b->nidle] = u->io;
 			b->idle_since_ms[b->nidle] = io_now_ms();
 			b->nidle++;
-			fd = -1;
+			io_init_plain(&u->io, -1);
 		}
 		pthread_mutex_unlock(&b->idle_lock);
 	}
-	if (fd >= 0)
-		close(fd);
+	io_close(&u->io);
 }

@@ -12,13 +12,18 @@ struct upstream {
 	struct io io;
 	struct backend *backend;
 	int reused;             /* taken from the idle cache */
+	int tls_error;          /* the handshake's error (tls_last_error),
+	                           when upstream_connect failed with EPROTO */
 };
 
 /*
  * Connects *u to backend b.  Unless fresh_only, a live idle connection from
  * the cache is taken first (u->reused = 1); otherwise each address of the
- * backend's host is tried until deadline_ms.  Returns 0, or -1 with errno
- * (ETIMEDOUT when the deadline passed, the connect error otherwise).
+ * backend's host is tried until deadline_ms, and for an https backend the
+ * TLS handshake completes (certificate verified) before this returns, so
+ * nothing of a request goes to a server that failed it.  Returns 0, or -1
+ * with errno (ETIMEDOUT when the deadline passed; EPROTO when TLS failed,
+ * u->tls_error says why; the connect error otherwise).
  */
 int upstream_connect(struct upstream *u, struct backend *b, int64_t deadline_ms,
     int fresh_only);

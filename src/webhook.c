@@ -75,6 +75,15 @@ struct sender {
 	int64_t cursor_log_ms;
 };
 
+/* [tls] ca_file's anchors, for https reporters (webhook_set_trust). */
+static const struct tls_trust *wh_trust;
+
+void
+webhook_set_trust(const struct tls_trust *trust)
+{
+	wh_trust = trust;
+}
+
 static struct {
 	const struct config *cfg;
 	struct spool *spool;            /* NULL once webhook_stop() closed it */
@@ -388,6 +397,8 @@ sender_init(struct sender *sd, const struct reporter_conf *rc, size_t idx)
 	sd->rc = rc;
 	sd->idx = idx;
 	httpc_init(&sd->hc, rc->host, rc->port);
+	if (rc->https)
+		httpc_tls(&sd->hc, wh_trust, 1);   /* always verified */
 	if (pthread_mutex_init(&sd->fd_mu, NULL) != 0)
 		return -1;
 	sd->mu_ready = 1;
@@ -529,14 +540,6 @@ webhook_start(const struct config *cfg, char *err, size_t errlen)
 			goto fail;
 	for (size_t i = 0; i < wh.n; i++) {
 		struct sender *sd = &wh.senders[i];
-		/* An https reporter in a build without TLS gets no sender:
-		 * nothing may go there in clear, headers and all.  Its records
-		 * wait in the log, as for a webhook that is down (config.c
-		 * says so at start). */
-		if (sd->rc->https) {
-			sd->exited = 1;
-			continue;
-		}
 		if (start_thread(&sd->tid, sender_main, sd) < 0) {
 			snprintf(err, errlen, "usage sender thread: %s",
 			    strerror(errno));

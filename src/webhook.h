@@ -24,6 +24,11 @@
  */
 int webhook_start(const struct config *cfg, char *err, size_t errlen);
 
+/* The anchors https reporters are verified against ([tls] ca_file, loaded
+ * at start; they must live as long as the senders).  Before webhook_start. */
+struct tls_trust;
+void webhook_set_trust(const struct tls_trust *trust);
+
 /*
  * Hands over one record: a complete JSON object, no newline.  Never waits
  * for the network.  With a spool, the record is in the spool file when this

@@ -722,8 +722,8 @@ START_TEST(test_init_free)
 	/* Idle connections are closed, reported models freed (the
 	 * sanitizer build finds a leak). */
 	ck_assert_int_eq(pipe(fds), 0);
-	tbl.backends[1].idle_fd[0] = fds[0];
-	tbl.backends[1].idle_fd[1] = fds[1];
+	io_init_plain(&tbl.backends[1].idle_io[0], fds[0]);
+	io_init_plain(&tbl.backends[1].idle_io[1], fds[1]);
 	tbl.backends[1].nidle = 2;
 	tbl.backends[0].reported = calloc(4, CAP_MODEL_NAME);
 	tbl.backends[0].nreported = 4;

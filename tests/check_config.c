@@ -1010,8 +1010,6 @@ static const struct { const char *ini; const char *err; } errors[] = {
 	  "t.ini:2: [server] listen = 1.2.3.256:80: bad host name; " LISTEN_IS },
 
 	/* backend urls */
-	URL_ERR("https://api.openai.com", "https backends need TLS, which this build does not have yet"),
-	URL_ERR("HTTPS://api.openai.com/v1", "https backends need TLS, which this build does not have yet"),
 	URL_ERR("ftp://h", "a backend url is http://HOST[:PORT][/PATH]"),
 	URL_ERR("localhost:8000", "a backend url is http://HOST[:PORT][/PATH]"),
 	URL_ERR("http:/h", "a backend url is http://HOST[:PORT][/PATH]"),
@@ -1171,12 +1169,22 @@ static const struct { const char *ini; const char *err; } errors[] = {
 	  "t.ini:4: [rate_limit] storage = disk: must be memory (or LLMProxy's redis, taken as memory)" },
 	{ BK "[rate_limit.per_key]\nrequests_per_hour = 1\n",
 	  "t.ini:4: unknown key 'requests_per_hour' in [rate_limit.per_key]" },
+	/* TLS: the listener needs both files; client certificates are not
+	 * asked for; a PEM path is never empty.  (The files themselves are
+	 * read at start: tlsconf.c, e2e_tls.) */
 	{ "[server.tls]\nenabled = on\n" BK,
-	  "t.ini:2: [server.tls] enabled = on: this build has no TLS listener yet; "
-	  "refusing to serve plain HTTP where HTTPS was asked for" },
+	  "t.ini:2: [server.tls] enabled = true needs cert_file (the certificate chain, PEM)" },
 	{ "[server.tls]\ncert_file = a\nenabled = 1\n" BK,
-	  "t.ini:3: [server.tls] enabled = 1: this build has no TLS listener yet; "
-	  "refusing to serve plain HTTP where HTTPS was asked for" },
+	  "t.ini:3: [server.tls] enabled = true needs key_file (the private key, PEM)" },
+	{ "[server.tls]\nclient_auth = require\n" BK,
+	  "t.ini:2: [server.tls] client_auth = require: llmproxy does not verify client "
+	  "certificates; refusing to serve without the client authentication asked for" },
+	{ "[server.tls]\nclient_auth = maybe\n" BK,
+	  "t.ini:2: [server.tls] client_auth = maybe: none, request or require expected" },
+	{ "[tls]\nca_file =\n" BK, "t.ini:2: [tls] ca_file = : the path of a PEM file is expected" },
+	{ "[backends.a]\nurl = https://h\ntls_verify = maybe\n",
+	  "t.ini:3: [backends.a] tls_verify = maybe: not a boolean (true/false, yes/no, on/off, 1/0)" },
+	{ "[tls]\nfoo = 1\n" BK, "t.ini:2: unknown key 'foo' in [tls]" },
 
 	/* log */
 	{ "[log]\nlevel = verbose\n" BK, "t.ini:2: [log] level = verbose: must be debug, info, warn or error" },
@@ -1379,7 +1387,7 @@ static const struct { const char *ini; const char *err; } errors[] = {
 	{ BK "[usage_hook]\nurl = http://h/#x\n",
 	  "t.ini:4: [usage_hook] url = http://h/#x: a fragment (#...) is not allowed in a webhook url" },
 	/* the backend parser says "backend" where it has to */
-	URL_ERR("https://h?x", "https backends need TLS, which this build does not have yet"),
+	URL_ERR("https://h?x", "a query (?...) is not allowed in a backend url"),
 
 	/* webhook timeout and method */
 	{ W_URL("http://h") "timeout = 0\n", "t.ini:5: [usage.reporters.0.webhook] timeout = 0: must be more than 0" },
@@ -2095,13 +2103,6 @@ struct notice_case {
     "use: llmproxy's histogram buckets are fixed, to resolve milliseconds; ignored"
 #define LOGGING(line) "t.ini:" #line ": [logging] is an LLMProxy section llmproxy does not use: " \
     "llmproxy's access log is [log] format and access_file; ignored"
-#define HTTPS_MEM(line, s, u, name) "t.ini:" #line ": [" s "] url = " u ": https needs TLS, which this " \
-    "build does not have yet; nothing is sent to reporter '" name "': its records wait in memory (at most " \
-    "[usage] queue_max, none across a restart; set [usage] spool to keep them)"
-#define HTTPS_SPOOL(line, s, u, name) "t.ini:" #line ": [" s "] url = " u ": https needs TLS, which this " \
-    "build does not have yet; nothing is sent to reporter '" name "': its records wait in the spool (at " \
-    "most [usage] spool_max_bytes) for a build with TLS"
-
 static const struct notice_case notice_cases[] = {
 	{ NULL, "[backends.a]\nurl = http://a\ntimeout = 1s\n[backends.b]\nurl = http://b\ntimeout = 2s\n"
 	  "[backends.c]\ntimeout = 3s\nurl = http://c\nconnect_timeout = 1s\n", NULL, NULL, NULL, NULL,
@@ -2141,7 +2142,14 @@ static const struct notice_case notice_cases[] = {
 	    "only [rate_limit.global] applies" } },
 	{ NULL, "[server.tls]\nenabled = no\n[server]\nthreads = 2\n[server.cors]\nenabled = true\n" BK,
 	  NULL, NULL, NULL, NULL,
-	  { IGN_SEC(1, "server.tls"), IGN_SEC(5, "server.cors") } },
+	  { IGN_SEC(5, "server.cors") } },
+	/* TLS: verification off is said at start; client_ca_file is not used */
+	{ NULL, "[backends.a]\nurl = https://h\ntls_verify = false\n[backends.b]\nurl = http://g\n"
+	  "tls_verify = false\n[server.tls]\nclient_ca_file = x\n", NULL, NULL, NULL, NULL,
+	  { "t.ini:1: [backends.a] tls_verify = false: the certificate of backend a is not checked, "
+	    "so anyone on the path can read and change its traffic; for lab use only",
+	    "t.ini:8: [server.tls] client_ca_file is an LLMProxy key llmproxy does not use: client "
+	    "certificates are not asked for (client_auth = none); ignored" } },
 	{ NULL, BK "[backends.a.headers]\nX-A = 1\nAuthorization = Bearer x\n[log]\nformat = json\n"
 	  "output = stdout\n[log.file]\npath = x\n[routing]\nenabled = true\nload_balance = weighted\n"
 	  "[routing.retry]\nmax_retries = 3\n[routing.fallback.0]\nprimary = http://x\n[routing.script]\n",
@@ -2184,25 +2192,12 @@ static const struct notice_case notice_cases[] = {
 	    IGN_SEC(6, "usage.reporters.*.script"), NO_TYPE(9, "usage.reporters.1", "builtin"),
 	    IGN_SEC(11, "usage.reporters.*.builtin"), RETRY(17, "usage.reporters.*.webhook"),
 	    RETRY(22, "usage_hook") } },
-	/* https reporters: where their records wait, in line order */
+	/* https reporters are delivered: nothing to say */
 	{ NULL, BK "[usage.reporters.0.webhook]\nurl = https://h/u\n[usage_hook]\nurl = HTTPS://g:8443\n",
-	  NULL, NULL, NULL, NULL,
-	  { HTTPS_MEM(4, "usage.reporters.0.webhook", "https://h/u", "h:443"),
-	    HTTPS_MEM(6, "usage_hook", "HTTPS://g:8443", "usage_hook") } },
-	{ NULL, "[usage.reporters.0.webhook]\nurl = https://h/u\n[health_check]\n[usage]\n"
-	  "spool = /tmp/llmproxy-check.spool\n" BK, NULL, NULL, NULL, NULL,
-	  { HTTPS_SPOOL(2, "usage.reporters.0.webhook", "https://h/u", "h:443") } },
-	{ NULL, "[usage.reporters.0.webhook]\nurl = https://h/u\n[usage]\nenabled = false\n" BK,
 	  NULL, NULL, NULL, NULL, { NULL } },
-	{ NULL, "[usage.reporters.0]\nenabled = false\n[usage.reporters.0.webhook]\nurl = https://h/u\n" BK,
-	  NULL, NULL, NULL, NULL, { NULL } },
-	{ NULL, "[usage_hook]\nenabled = false\nurl = https://h/u\n" BK, NULL, NULL, NULL, NULL, { NULL } },
-
 	/* LLMProxy's own files, flattened by hand */
-	/* usage_hook's https url: accepted, and said loudly (see finish_reporters) */
 	{ "config-v0.1.0.ini", NULL, NULL, NULL, NULL, NULL,
-	  { HTTPS_MEM(14, "usage_hook", "https://your-billing.com/llm-usage", "usage_hook"),
-	    RETRY(16, "usage_hook") } },
+	  { RETRY(16, "usage_hook") } },
 	{ "config-minimal.ini", NULL, NULL, NULL, NULL, NULL,
 	  { RETRY(22, "usage.reporters.*.webhook") } },
 	{ "config-simple.ini", NULL, NULL, NULL, NULL, NULL,
@@ -2213,7 +2208,6 @@ static const struct notice_case notice_cases[] = {
 	 * [usage] enabled = false: its https reporter is not worth a word. */
 	{ "config-reference.ini", NULL, "[auth]\nenabled = true", "[auth]\nenabled = false", NULL, NULL,
 	  { IGN_SEC(11, "server.cors"),
-	    IGN_SEC(20, "server.tls"),
 	    OUT_STDOUT(28),
 	    FILE_UNUSED(31),
 	    ROTATE(32, "rotate"),
@@ -2349,6 +2343,48 @@ START_TEST(test_fixtures_refused)
 END_TEST
 
 /* What the fixture files configure, read from the files themselves. */
+/* https backends and the listener's files: what the parser keeps for
+ * tlsconf.c (which reads the files at start). */
+START_TEST(test_tls_values)
+{
+	struct config *cfg = load_ok("[backends.a]\nurl = https://gpu.lan/v1\n"
+	    "[backends.b]\nurl = HTTPS://[::1]:8443\ntls_ca_file = /etc/b.pem\ntls_verify = off\n"
+	    "[backends.c]\nurl = http://c\n");
+
+	ck_assert_str_eq(cfg->tls_ca_file, "/etc/ssl/certs/ca-certificates.crt");
+	ck_assert_int_eq(cfg->tls_ca_line, 0);
+	ck_assert_int_eq(cfg->server_tls, 0);
+	ck_assert_int_eq(cfg->backends[0].https, 1);
+	ck_assert_str_eq(cfg->backends[0].port, "443");
+	ck_assert_str_eq(cfg->backends[0].host, "gpu.lan");
+	ck_assert_str_eq(cfg->backends[0].path_prefix, "/v1");
+	ck_assert_int_eq(cfg->backends[0].tls_verify, 1);
+	ck_assert_str_eq(cfg->backends[0].tls_ca_file, "");
+	ck_assert_int_eq(cfg->backends[1].https, 1);
+	ck_assert_str_eq(cfg->backends[1].port, "8443");
+	ck_assert_str_eq(cfg->backends[1].host, "::1");
+	ck_assert_str_eq(cfg->backends[1].tls_ca_file, "/etc/b.pem");
+	ck_assert_int_eq(cfg->backends[1].tls_ca_line, 5);
+	ck_assert_int_eq(cfg->backends[1].tls_verify, 0);
+	ck_assert_int_eq(cfg->backends[2].https, 0);
+	ck_assert_str_eq(cfg->backends[2].port, "80");
+	config_free(cfg);
+
+	cfg = load_ok("[tls]\nca_file = my ca.pem\n[server.tls]\nenabled = true\n"
+	    "cert_file = \"/etc/llmproxy/cert.pem\"\nkey_file = /etc/llmproxy/key.pem\n"
+	    "client_auth = none\n" "[backends.a]\nurl = http://a\n");
+	ck_assert_str_eq(cfg->tls_ca_file, "my ca.pem");
+	ck_assert_int_eq(cfg->tls_ca_line, 2);
+	ck_assert_int_eq(cfg->server_tls, 1);
+	ck_assert_str_eq(cfg->server_cert_file, "/etc/llmproxy/cert.pem");
+	ck_assert_int_eq(cfg->server_cert_line, 5);
+	ck_assert_str_eq(cfg->server_key_file, "/etc/llmproxy/key.pem");
+	ck_assert_int_eq(cfg->server_key_line, 6);
+	ck_assert_uint_eq(cfg->nnotices, 0);
+	config_free(cfg);
+}
+END_TEST
+
 START_TEST(test_fixtures_values)
 {
 	char err[ERRLEN], want[ERRLEN];
@@ -2398,12 +2434,9 @@ START_TEST(test_fixtures_values)
 	ck_assert_str_eq(cfg->backends[0].health_path, "");
 	ck_assert_int_eq(cfg->backends[0].max_connections, 0);
 	/* Messages name the file as given. */
-	ck_assert_uint_eq(cfg->nnotices, 2);
-	snprintf(want, sizeof want, "%s:14: [usage_hook] url = https://your-billing.com/llm-usage: https "
-	    "needs TLS, which this build does not have yet; nothing is sent to reporter 'usage_hook': its "
-	    "records wait in memory (at most [usage] queue_max, none across a restart; set [usage] spool "
-	    "to keep them)", p);
-	ck_assert_str_eq(cfg->notices[0], want);
+	ck_assert_uint_eq(cfg->nnotices, 1);
+	snprintf(want, sizeof want, "%s:16: [usage_hook] retry is an LLMProxy key", p);
+	ck_assert_msg(strncmp(cfg->notices[0], want, strlen(want)) == 0, "%s", cfg->notices[0]);
 	config_free(cfg);
 
 	/* The usage.reporters form: one http webhook each. */
@@ -2858,6 +2891,7 @@ static Suite *config_suite(void)
 	tcase_add_loop_test(tc, test_notices, 0, (int)(sizeof notice_cases / sizeof notice_cases[0]));
 	tcase_add_test(tc, test_fixtures_refused);
 	tcase_add_test(tc, test_fixtures_values);
+	tcase_add_test(tc, test_tls_values);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("example");

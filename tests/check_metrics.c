@@ -1191,8 +1191,8 @@ wh(size_t off)
 #define WH(field) wh(offsetof(struct webhook_stats, field))
 
 /*
- * Three reporters: "held" is https in a build without TLS, so it has no
- * sender and keeps every record in the spool (a stable queue depth);
+ * Three reporters: "held" is https to a closed port, so it never takes a
+ * record and keeps every one in the spool (a stable queue depth);
  * "good" acknowledges (success); "down" is a closed port (failures).  The
  * spool has room for three records, so two more are dropped.
  */
@@ -1219,7 +1219,7 @@ START_TEST(test_webhook)
 		rep[i].timeout_ms = 2000;
 	}
 	rep[0].https = 1;
-	snprintf(rep[0].port, sizeof(rep[0].port), "443");
+	snprintf(rep[0].port, sizeof(rep[0].port), "%d", down_port);
 	snprintf(rep[1].port, sizeof(rep[1].port), "%d", port_of(lfd));
 	snprintf(rep[2].port, sizeof(rep[2].port), "%d", down_port);
 	snprintf(spool, sizeof(spool), "%s/spool", dir);

@@ -630,10 +630,10 @@ static const struct {
 	const char *url;
 	const char *needle;
 } bad_probe_urls[] = {
-	{ "", "http://HOST" },
-	{ "127.0.0.1:8080/health", "http://HOST" },
-	{ "ftp://127.0.0.1/health", "http://HOST" },
-	{ "https://127.0.0.1:8443/health", "TLS" },
+	{ "", "http[s]://HOST" },
+	{ "127.0.0.1:8080/health", "http[s]://HOST" },
+	{ "ftp://127.0.0.1/health", "http[s]://HOST" },
+	{ "httpx://127.0.0.1:8443/health", "http[s]://HOST" },
 	{ "http://", "no host" },
 	{ "http:///health", "no host" },
 	{ "http://:8080/health", "no host" },
