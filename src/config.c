@@ -1204,6 +1204,8 @@ struct url {
 	char host[256];      /* without brackets for IPv6 literals */
 	long port;           /* -1: none given */
 	const char *path;    /* into the url: "" or from its '/' or '?' on */
+	bool userinfo;       /* refused for a user:password@, which messages
+	                        must not show */
 };
 
 /*
@@ -1234,6 +1236,7 @@ parse_url(const char *v, const char *kind, bool query_ok, struct url *u,
 	alen = strcspn(auth, "/?#");
 	u->path = auth + alen;
 	if (memchr(auth, '@', alen) != NULL) {
+		u->userinfo = true;
 		snprintf(why, whysz, "user:password@ is not allowed in a %s url", kind);
 		return false;
 	}
@@ -1289,7 +1292,7 @@ set_url(struct parse *p, const struct key_rule *r, const char *v)
 	if (strlen(v) >= sizeof b->url)
 		return bad(p, r, v, "longer than %zu characters", sizeof b->url - 1);
 	if (!parse_url(v, "backend", false, &u, why, sizeof why))
-		return bad(p, r, v, "%s", why);
+		return u.userinfo ? bad_secret(p, "%s", why) : bad(p, r, v, "%s", why);
 	plen = strlen(u.path);
 	while (plen > 0 && u.path[plen - 1] == '/')
 		plen--;
@@ -1476,7 +1479,7 @@ set_rep_url(struct parse *p, const struct key_rule *r, const char *v)
 	if (strlen(v) >= sizeof rc->url)
 		return bad(p, r, v, "longer than %zu characters", sizeof rc->url - 1);
 	if (!parse_url(v, "webhook", true, &u, why, sizeof why))
-		return bad(p, r, v, "%s", why);
+		return u.userinfo ? bad_secret(p, "%s", why) : bad(p, r, v, "%s", why);
 	slash = u.path[0] != '/';  /* "" or "?q": the path is "/" */
 	if (strlen(u.path) + slash >= sizeof rc->path)
 		return bad(p, r, v, "path and query longer than %zu characters", sizeof rc->path - 1);

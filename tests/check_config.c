@@ -1016,8 +1016,11 @@ static const struct { const char *ini; const char *err; } errors[] = {
 	URL_ERR("http://", "no host"),
 	URL_ERR("http://:80", "no host"),
 	URL_ERR("http:///v1", "no host"),
-	URL_ERR("http://u:p@h", "user:password@ is not allowed in a backend url"),
-	URL_ERR("http://u@h:80/v1", "user:password@ is not allowed in a backend url"),
+	/* a password is a secret: not shown */
+	{ A_URL("http://u:p@h"), "t.ini:2: [backends.a] url: user:password@ is not allowed in a "
+	  "backend url (the value is a secret and is not shown)" },
+	{ A_URL("http://u@h:80/v1"), "t.ini:2: [backends.a] url: user:password@ is not allowed in a "
+	  "backend url (the value is a secret and is not shown)" },
 	URL_ERR("http://h/v1?x=1", "a query (?...) is not allowed in a backend url"),
 	URL_ERR("http://h?x", "a query (?...) is not allowed in a backend url"),
 	URL_ERR("http://h/#f", "a fragment (#...) is not allowed in a backend url"),
@@ -1370,7 +1373,8 @@ static const struct { const char *ini; const char *err; } errors[] = {
 	W_URL_ERR("h:80/x", W_SYNTAX),
 	W_URL_ERR("http://", "no host"),
 	W_URL_ERR("https://:443/x", "no host"),
-	W_URL_ERR("http://u:p@h/x", "user:password@ is not allowed in a webhook url"),
+	{ W_URL("http://u:p@h/x"), "t.ini:4: [usage.reporters.0.webhook] url: user:password@ is not "
+	  "allowed in a webhook url (the value is a secret and is not shown)" },
 	W_URL_ERR("http://h:0", "bad port"),
 	W_URL_ERR("https://h:99999", "bad port"),
 	W_URL_ERR("http://[::1/x", "missing ']' after an IPv6 address"),
