@@ -1346,6 +1346,14 @@ route(struct conn *c, struct request *rq)
 		if (method_is(c, "CONNECT") || method_is(c, "TRACE"))
 			return fail_with(c, rq, 405, "method not allowed",
 			    "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n", 0);
+		/* A body goes to a backend only with a method that has one:
+		 * cpp-httplib (llama.cpp's server) reads none for GET, HEAD,
+		 * OPTIONS or DELETE whatever Content-Length says, and would
+		 * take it for the next request on the connection. */
+		if (c->body_len > 0 && !method_is(c, "POST") &&
+		    !method_is(c, "PUT") && !method_is(c, "PATCH"))
+			return fail(c, rq, 400, "a request body is accepted with "
+			    "POST, PUT or PATCH only", 1);
 		return proxy(c, rq);
 	}
 	return fail(c, rq, 404, "no such endpoint; the API is under /v1/", 0);
