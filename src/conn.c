@@ -478,6 +478,8 @@ conn_reply_now(struct conn *c, int status, const char *message,
 
 /* ---- replies from the worker ---------------------------------------------------- */
 
+static int method_is(const struct conn *c, const char *m);
+
 static int
 reply_flags(const struct conn *c, const struct request *rq)
 {
@@ -499,7 +501,8 @@ reply_failure(struct conn *c, struct request *rq, int status,
 	if (fatal)
 		rq->keep = 0;
 	size_t n = reply_error(buf, sizeof(buf), status, message, code,
-	    c->request_id, extra, reply_flags(c, rq));
+	    c->request_id, extra, reply_flags(c, rq) |
+	    (method_is(c, "HEAD") ? REPLY_NO_BODY : 0));
 	rq->finish = "local";
 	if (io_write_all(&c->io, buf, n, c->srv->cfg->write_timeout_ms) < 0)
 		return CONN_CLOSE;
