@@ -186,6 +186,16 @@ bench: $(BENCH_BINS)
 bench-smoke: $(BENCH_BINS)
 	B=$(B) sh tests/bench/run.sh --smoke
 	B=$(B) TLS_CERTS=$(CERTS) sh tests/bench/tls.sh --smoke --out $(B)/bench-tls-smoke.txt
+# `make bench-profile`: instructions per request and per event under
+# callgrind, and system calls per request under strace, for llmproxy and
+# nginx: numbers that a loaded machine does not change (tests/bench/profile.sh).
+DEB_PROFILE = valgrind strace
+$(B)/.profile-deps:
+	$(call install_debs,$(DEB_PROFILE))
+	@mkdir -p $(B) && touch $@
+.PHONY: bench-profile
+bench-profile: $(BENCH_BINS) $(B)/.profile-deps
+	B=$(B) sh tests/bench/profile.sh
 
 # ---- config.yaml -> config.ini (yaml2ini.sh) -----------------------------------
 # (section owned by the yaml2ini work)

@@ -121,10 +121,9 @@ conn_reserve(char **buf, size_t *cap, size_t want)
 	return 0;
 }
 
-/* Per-request buffers are dropped while a connection waits idle, so that
- * thousands of idle keep-alive clients cost little memory. */
+/* The per-request buffers, freed (conn_idle, conn_free). */
 static void
-release_request_buffers(struct conn *c)
+free_request_buffers(struct conn *c)
 {
 	free(c->body);
 	c->body = NULL;
@@ -144,6 +143,14 @@ release_request_buffers(struct conn *c)
 	free(c->rewrite);
 	c->rewrite = NULL;
 	c->rewrite_cap = 0;
+}
+
+/* Per-request buffers are dropped while a connection waits idle, so that
+ * thousands of idle keep-alive clients cost little memory. */
+void
+conn_idle(struct conn *c)
+{
+	free_request_buffers(c);
 	/* The input buffer shrinks back too once a large head or a collected
 	 * body is gone (what a pipelining client sent after it stays). */
 	if (c->in_cap > CAP_HEAD_BUF_INIT && c->in_len <= CAP_HEAD_BUF_INIT) {
@@ -162,7 +169,7 @@ conn_free(struct conn *c)
 		return;
 	io_close(&c->io);
 	tlsconf_unref(c->tls);
-	release_request_buffers(c);
+	free_request_buffers(c);
 	free(c->in);
 	server_release(c->srv);
 	free(c);
@@ -434,8 +441,13 @@ set_request_id(struct conn *c)
 		return;
 	}
 	pthread_once(&id_once, id_init);
-	snprintf(c->request_id, sizeof(c->request_id), "%016llx%016llx",
-	    (unsigned long long)id_prefix, (unsigned long long)++id_counter);
+	/* "%016llx%016llx", by hand: once per request. */
+	static const char hex[] = "0123456789abcdef";
+	uint64_t half[2] = { id_prefix, ++id_counter };
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < 16; i++)
+			c->request_id[k * 16 + i] = hex[(half[k] >> (60 - 4 * i)) & 0xf];
+	c->request_id[32] = '\0';
 }
 
 void
@@ -754,6 +766,20 @@ append(char *o, size_t n, const char *s, size_t len)
 	return n + len;
 }
 
+/* Appends v in decimal ("%zu" without printf: once per request). */
+static size_t
+append_size(char *o, size_t n, size_t v)
+{
+	char digits[24];
+	size_t d = sizeof(digits);
+
+	do {
+		digits[--d] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	return append(o, n, digits + d, sizeof(digits) - d);
+}
+
 /*
  * Builds the upstream request head in c->out: the client's method and target
  * (after the backend's path prefix), its end-to-end fields, and Host,
@@ -803,8 +829,12 @@ build_upstream_head(struct conn *c, const struct request *rq,
 		}
 	}
 	n = append(o, n, c->peer, strlen(c->peer));
-	n += (size_t)sprintf(o + n, "\r\nX-Forwarded-Proto: %s\r\n"
-	    "X-Request-Id: %s\r\n", c->tls ? "https" : "http", c->request_id);
+	/* By hand, not sprintf: this is on the way to the first token. */
+	n = append(o, n, "\r\nX-Forwarded-Proto: ", 21);
+	n = append(o, n, c->tls ? "https" : "http", c->tls ? 5 : 4);
+	n = append(o, n, "\r\nX-Request-Id: ", 16);
+	n = append(o, n, c->request_id, strlen(c->request_id));
+	n = append(o, n, "\r\n", 2);
 
 	for (size_t i = 0; i < req->num_headers; i++) {
 		const struct http_header *h = &req->headers[i];
@@ -823,8 +853,11 @@ build_upstream_head(struct conn *c, const struct request *rq,
 	/* The body goes with a length we counted ourselves, whatever framing
 	 * the client used: the backend can read it only one way. */
 	if (rq->framing.kind != HTTP_BODY_NONE || method_is(c, "POST") ||
-	    method_is(c, "PUT") || method_is(c, "PATCH"))
-		n += (size_t)sprintf(o + n, "Content-Length: %zu\r\n", body_len);
+	    method_is(c, "PUT") || method_is(c, "PATCH")) {
+		n = append(o, n, "Content-Length: ", 16);
+		n = append_size(o, n, body_len);
+		n = append(o, n, "\r\n", 2);
+	}
 	n = append(o, n, "\r\n", 2);
 	return n;
 }
@@ -1505,16 +1538,13 @@ conn_serve(struct conn *c)
 		follow_reload(c);
 		enum conn_next next = serve_one(c, &rq);
 		log_request(c, &rq);
-		if (next != CONN_PARK || consume_request(c, rq.consumed) < 0) {
-			release_request_buffers(c);
+		if (next != CONN_PARK || consume_request(c, rq.consumed) < 0)
 			return next == CONN_PARK ? CONN_CLOSE : next;
-		}
 		/* A pipelined request already here is served now, in order. */
 		c->started_ms = io_now_ms();
 		int h = conn_parse_head(c);
 		if (h == 1)
 			continue;
-		release_request_buffers(c);
 		if (h > 1) {
 			conn_reply_now(c, h, NULL, NULL);
 			return CONN_LINGER;

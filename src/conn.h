@@ -111,8 +111,16 @@ int conn_read_head(struct conn *c);
 /* Parses whatever is already buffered; same returns as conn_read_head. */
 int conn_parse_head(struct conn *c);
 
-/* Worker: serves the parsed request and any complete pipelined ones. */
+/*
+ * Worker: serves the parsed request and any complete pipelined ones.  The
+ * per-request buffers stay allocated for the next request on the same
+ * thread (no malloc per request); conn_idle() lets them go.
+ */
 enum conn_next conn_serve(struct conn *c);
+
+/* Frees the per-request buffers of a connection that goes to wait idle, so
+ * that thousands of idle keep-alive clients cost little memory. */
+void conn_idle(struct conn *c);
 
 /*
  * Answers with the OpenAI error JSON without waiting (the waiting room must

@@ -885,6 +885,248 @@ json_inspect_usage(const char *buf, size_t len, struct json_usage *out,
 	return r;
 }
 
+/* ---- the plain chunk: text and nothing else ----------------------------------- */
+
+/* What a container is, for json_plain_chunk(): only these places count. */
+enum plain_place {
+	PL_OTHER,
+	PL_ROOT,
+	PL_CHOICES,     /* the root's "choices" array */
+	PL_CHOICE,      /* an object element of it */
+	PL_DELTA,       /* a choice's "delta" object */
+};
+
+/* What a member name means there. */
+enum plain_name {
+	PN_OTHER, PN_CHOICES, PN_DELTA, PN_TEXT, PN_CONTENT, PN_REASONING_CONTENT,
+	PN_REASONING, PN_FINISH, PN_ID, PN_REFUSE,
+};
+
+static enum plain_name
+plain_name(const char *s, size_t n)
+{
+#define IS(name) (memcmp(s, name, sizeof(name) - 1) == 0)
+	/* By length first: called for every member name of every event. */
+	switch (n) {
+	case 2:
+		if (IS("id"))
+			return PN_ID;
+		break;
+	case 4:
+		if (IS("text"))
+			return PN_TEXT;
+		break;
+	case 5:
+		if (IS("delta"))
+			return PN_DELTA;
+		if (IS("usage") || IS("token"))
+			return PN_REFUSE;
+		break;
+	case 7:
+		if (IS("choices"))
+			return PN_CHOICES;
+		if (IS("content"))
+			return PN_CONTENT;
+		if (IS("details") || IS("message"))
+			return PN_REFUSE;
+		break;
+	case 9:
+		if (IS("reasoning"))
+			return PN_REASONING;
+		break;
+	case 13:
+		if (IS("finish_reason"))
+			return PN_FINISH;
+		break;
+	case 17:
+		if (IS("reasoning_content"))
+			return PN_REASONING_CONTENT;
+		break;
+	}
+#undef IS
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '\\')
+			return PN_REFUSE;
+	return PN_OTHER;
+}
+
+/* The closing quote of the string opened at s[open], or len. */
+static size_t
+string_end(const char *s, size_t open, size_t len)
+{
+	size_t i = open + 1;
+	const char *q;
+
+	while (i < len && (q = memchr(s + i, '"', len - i)) != NULL) {
+		size_t at = (size_t)(q - s), k = at;
+		while (k > open + 1 && s[k - 1] == '\\')
+			k--;
+		if ((at - k) % 2 == 0)
+			return at;
+		i = at + 1;
+	}
+	return len;
+}
+
+/* Whether s[i..len) starts with `word` followed by a byte that ends a value. */
+static int
+starts_value(const char *s, size_t i, size_t len, const char *word)
+{
+	size_t n = strlen(word);
+
+	return len - i >= n && memcmp(s + i, word, n) == 0 &&
+	    (i + n == len || is_ws(s[i + n]) || s[i + n] == ',' ||
+	     s[i + n] == '}' || s[i + n] == ']');
+}
+
+/* Byte classes for json_plain_chunk's scan: one table look-up per byte
+ * outside strings instead of a chain of comparisons. */
+enum { PC_PRIM, PC_WS, PC_QUOTE, PC_OPEN, PC_CLOSE, PC_SEP };
+static const unsigned char plain_class[256] = {
+	[' '] = PC_WS, ['\t'] = PC_WS, ['\n'] = PC_WS, ['\r'] = PC_WS,
+	['"'] = PC_QUOTE, ['{'] = PC_OPEN, ['['] = PC_OPEN,
+	['}'] = PC_CLOSE, [']'] = PC_CLOSE, [','] = PC_SEP, [':'] = PC_SEP,
+};
+#define PCLASS(c) plain_class[(unsigned char)(c)]
+
+/* The depth json_plain_chunk() follows; deeper data takes the full path. */
+#define PLAIN_DEPTH 32
+
+/* What the value after a member name is for (json_plain_chunk). */
+enum plain_value { PV_NOTHING, PV_TEXT, PV_FINISH };
+
+int
+json_plain_chunk(const char *buf, size_t len, struct json_plain *out)
+{
+	struct {
+		unsigned char place;
+		char close;
+		unsigned char first;    /* PL_CHOICE: the first element */
+		unsigned char elements; /* PL_CHOICES: one has been seen */
+		unsigned short seen;    /* names met in this object, 1 << name */
+	} st[PLAIN_DEPTH];
+	int depth = 0;
+	enum plain_place next = PL_ROOT;  /* what the coming container is */
+	enum plain_value value = PV_NOTHING;
+	size_t i = 0;
+
+	out->content_bytes = 0;
+	out->finish_reason[0] = '\0';
+	while (i < len && is_ws(buf[i]))
+		i++;
+	if (i == len || buf[i] != '{')
+		return 0;
+	while (i < len) {
+		char ch = buf[i];
+		if (ch == '"') {
+			size_t end = string_end(buf, i, len), j;
+			if (end == len)
+				return 0;
+			for (j = end + 1; j < len && PCLASS(buf[j]) == PC_WS; j++)
+				;
+			if (j == len || buf[j] != ':') {        /* a value */
+				size_t n = end - i - 1;
+				if (value == PV_TEXT) {
+					out->content_bytes += n;
+				} else if (value == PV_FINISH && n > 0) {
+					/* As sent, cut to fit (copy_reason). */
+					if (n > sizeof out->finish_reason - 1)
+						n = sizeof out->finish_reason - 1;
+					memcpy(out->finish_reason, buf + i + 1, n);
+					out->finish_reason[n] = '\0';
+				}
+				if (depth > 0 && st[depth - 1].place == PL_CHOICES)
+					st[depth - 1].elements = 1;
+				value = PV_NOTHING;
+				next = PL_OTHER;
+				i = end + 1;
+				continue;
+			}
+			/* A member name: what its value is, there. */
+			if (depth == 0 || st[depth - 1].close != '}')
+				return 0;
+			enum plain_name nm = plain_name(buf + i + 1, end - i - 1);
+			unsigned place = st[depth - 1].place;
+			for (j++; j < len && PCLASS(buf[j]) == PC_WS; j++)
+				;
+			if (nm == PN_REFUSE ||
+			    (nm == PN_ID && starts_value(buf, j, len, "\"\"")))
+				return 0;
+			next = PL_OTHER;
+			value = PV_NOTHING;
+			if ((place == PL_ROOT && nm == PN_CHOICES) ||
+			    (place == PL_CHOICE && (nm == PN_DELTA || nm == PN_TEXT ||
+			     (nm == PN_FINISH && st[depth - 1].first))) ||
+			    (place == PL_DELTA && (nm == PN_CONTENT ||
+			     nm == PN_REASONING_CONTENT || nm == PN_REASONING))) {
+				/* json_inspect_usage() reads the last of repeated
+				 * members: leave those to it. */
+				if (st[depth - 1].seen & (1u << nm))
+					return 0;
+				st[depth - 1].seen |= (unsigned short)(1u << nm);
+				if (nm == PN_CHOICES)
+					next = PL_CHOICES;
+				else if (nm == PN_DELTA)
+					next = PL_DELTA;
+				else if (nm == PN_FINISH)
+					value = PV_FINISH;
+				else
+					value = PV_TEXT;
+			}
+			i = j;
+			continue;
+		}
+		if (ch == '{' || ch == '[') {
+			if (depth == PLAIN_DEPTH)
+				return 0;
+			enum plain_place place = next;
+			int first = 0;
+			if (depth > 0 && st[depth - 1].place == PL_CHOICES) {
+				if (ch == '{') {
+					place = PL_CHOICE;
+					first = !st[depth - 1].elements;
+				}
+				st[depth - 1].elements = 1;
+			}
+			if ((place == PL_CHOICES && ch != '[') ||
+			    ((place == PL_DELTA || place == PL_ROOT) && ch != '{'))
+				place = PL_OTHER;
+			st[depth].place = (unsigned char)place;
+			st[depth].close = ch == '{' ? '}' : ']';
+			st[depth].first = (unsigned char)first;
+			st[depth].elements = 0;
+			st[depth].seen = 0;
+			depth++;
+			next = PL_OTHER;
+			value = PV_NOTHING;
+			i++;
+			continue;
+		}
+		if (ch == '}' || ch == ']') {
+			if (depth == 0 || st[depth - 1].close != ch)
+				return 0;
+			if (--depth == 0) {
+				for (i++; i < len && is_ws(buf[i]); i++)
+					;
+				return i == len;
+			}
+			i++;
+			continue;
+		}
+		if (PCLASS(ch) == PC_PRIM) {
+			/* A number or a literal: the pending value is not text. */
+			if (depth > 0 && st[depth - 1].place == PL_CHOICES)
+				st[depth - 1].elements = 1;
+			next = PL_OTHER;
+			value = PV_NOTHING;
+			while (i + 1 < len && PCLASS(buf[i + 1]) == PC_PRIM)
+				i++;
+		}
+		i++;
+	}
+	return 0;
+}
+
 /* ---- model lists -------------------------------------------------------------- */
 
 int

@@ -106,6 +106,31 @@ struct json_usage {
 int json_inspect_usage(const char *buf, size_t len, struct json_usage *out,
     void **scratch, size_t *scratch_bytes);
 
+/* What json_plain_chunk() reads from a plain chunk. */
+struct json_plain {
+	size_t content_bytes;    /* as json_usage's */
+	char finish_reason[24];  /* as json_usage's: choices[0]'s, or "" */
+};
+
+/*
+ * The cheap look at one SSE event's data, for the chunk that makes up almost
+ * every stream: text, perhaps a finish reason, and nothing else the meter
+ * acts on.  Returns 1 when the data is one JSON object (brackets matched,
+ * strings closed, nothing after it) with no member named "usage",
+ * "details", "token" or "message" at any depth, no "id" that is "", no
+ * member name with an escape in it (an escape could spell any of those),
+ * and no repeated member among those that are read; then *out holds what
+ * json_inspect_usage() reports as content_bytes and finish_reason, and
+ * everything else it would report is absent.  Returns 0 otherwise: the
+ * caller must use json_inspect_usage().  For valid JSON the two agree;
+ * unlike it, this does not validate separators, numbers or literals, so
+ * malformed data of the right shape may count text that
+ * json_inspect_usage() would refuse — an estimate's business only, since
+ * such an event is passed on either way.  A fraction of
+ * json_inspect_usage()'s work: no tokens, strings skipped with memchr().
+ */
+int json_plain_chunk(const char *buf, size_t len, struct json_plain *out);
+
 /*
  * The model ids in a GET /v1/models answer, the OpenAI list
  * {"object":"list","data":[{"id":"...",...},...]}: calls fn(arg, id, len)

@@ -378,6 +378,14 @@ status_index(int status)
 void
 histogram_observe(struct histogram *h, int64_t us)
 {
+	histogram_observe_n(h, us, 1);
+}
+
+void
+histogram_observe_n(struct histogram *h, int64_t us, uint64_t n)
+{
+	if (n == 0)
+		return;
 	if (us < 0)
 		us = 0;         /* a monotonic clock does not go back */
 	double s = (double)us / 1e6;
@@ -390,10 +398,10 @@ histogram_observe(struct histogram *h, int64_t us)
 		else
 			lo = mid + 1;
 	}
-	atomic_fetch_add_explicit(&h->counts[lo], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&h->sum_us, (uint64_t)us,
+	atomic_fetch_add_explicit(&h->counts[lo], n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->sum_us, (uint64_t)us * n,
 	    memory_order_relaxed);
-	atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->count, n, memory_order_relaxed);
 }
 
 /* n histograms over the same bounds, with their counts, in one block
@@ -802,12 +810,12 @@ metrics_request_done(const struct metrics_request *r)
 }
 
 void
-metrics_inter_token(int backend, int64_t gap_us)
+metrics_inter_token(int backend, int64_t gap_us, uint64_t n)
 {
 	long b = backend_of(backend);
 
 	if (b >= 0 && m.itl != NULL)
-		histogram_observe(&m.itl[b], gap_us);
+		histogram_observe_n(&m.itl[b], gap_us, n);
 }
 
 void

@@ -64,8 +64,10 @@ struct metrics_request {
 void metrics_request_done(const struct metrics_request *m);
 
 /* The gap between two events of one stream, as they left for the client:
- * llmproxy_inter_token_seconds{backend}. */
-void metrics_inter_token(int backend, int64_t gap_us);
+ * llmproxy_inter_token_seconds{backend}; `n` such gaps at once (events that
+ * left in one write: the relay counts them with one call, not one set of
+ * shared atomics per event). */
+void metrics_inter_token(int backend, int64_t gap_us, uint64_t n);
 
 /* A request left this backend for another (failover):
  * llmproxy_retries_total{backend}. */
@@ -95,6 +97,8 @@ struct histogram {
 
 /* Records one observation of `us` microseconds. */
 void histogram_observe(struct histogram *h, int64_t us);
+/* The same observation n times, with one atomic add per counter. */
+void histogram_observe_n(struct histogram *h, int64_t us, uint64_t n);
 
 /*
  * Appends the _bucket, _sum and _count lines of one histogram series named

@@ -212,11 +212,12 @@ send_pieces(struct relay *r, const struct pieces *p, int last)
 			gaps--;
 		} else if (r->res->stream && gaps > 0) {
 			metrics_inter_token(r->rq->backend_index,
-			    now - r->last_event_us);
+			    now - r->last_event_us, 1);
 			gaps--;
 		}
-		for (; r->res->stream && gaps > 0; gaps--)
-			metrics_inter_token(r->rq->backend_index, 0);
+		if (r->res->stream && gaps > 0)
+			metrics_inter_token(r->rq->backend_index, 0,
+			    (uint64_t)gaps);
 		r->last_event_us = now;
 	}
 	r->res->bytes += len;
@@ -430,6 +431,16 @@ forward_response_header(const struct relay *r, const struct http_header *h)
 	return 1;
 }
 
+/* Appends the string s at o + n; returns the new length. */
+static size_t
+put(char *o, size_t n, const char *s)
+{
+	size_t len = strlen(s);
+
+	memcpy(o + n, s, len);
+	return n + len;
+}
+
 /* Builds the client's response head in c->out.  Returns 0 or -1 (memory). */
 static int
 build_client_head(struct relay *r, size_t upstream_head_len)
@@ -442,15 +453,20 @@ build_client_head(struct relay *r, size_t upstream_head_len)
 		return -1;
 	char *o = c->out;
 	size_t n = 0;
-	n += (size_t)sprintf(o + n, "HTTP/1.1 %d ", resp->status);
+	/* By hand, not sprintf: this runs once per proxied request.  The
+	 * status is three digits (http_parse_response checks). */
+	n = put(o, n, "HTTP/1.1 ");
+	o[n++] = (char)('0' + resp->status / 100 % 10);
+	o[n++] = (char)('0' + resp->status / 10 % 10);
+	o[n++] = (char)('0' + resp->status % 10);
+	o[n++] = ' ';
 	if (resp->reason_len > 0) {
 		memcpy(o + n, resp->reason, resp->reason_len);
 		n += resp->reason_len;
 	} else {
-		n += (size_t)sprintf(o + n, "%s", http_reason(resp->status));
+		n = put(o, n, http_reason(resp->status));
 	}
-	memcpy(o + n, "\r\n", 2);
-	n += 2;
+	n = put(o, n, "\r\n");
 	for (size_t i = 0; i < resp->num_headers; i++) {
 		const struct http_header *h = &resp->headers[i];
 		if (!forward_response_header(r, h))
@@ -464,16 +480,17 @@ build_client_head(struct relay *r, size_t upstream_head_len)
 		memcpy(o + n, "\r\n", 2);
 		n += 2;
 	}
-	n += (size_t)sprintf(o + n, "X-Request-Id: %s\r\n", c->request_id);
+	n = put(o, n, "X-Request-Id: ");
+	n = put(o, n, c->request_id);
+	n = put(o, n, "\r\n");
 	if (r->res->stream)
-		n += (size_t)sprintf(o + n,
-		    "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+		n = put(o, n, "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
 	if (r->out == OUT_CHUNKED)
-		n += (size_t)sprintf(o + n, "Transfer-Encoding: chunked\r\n");
+		n = put(o, n, "Transfer-Encoding: chunked\r\n");
 	if (r->out == OUT_CLOSE || !r->rq->client_keep)
-		n += (size_t)sprintf(o + n, "Connection: close\r\n");
+		n = put(o, n, "Connection: close\r\n");
 	else if (r->rq->client_minor == 0)
-		n += (size_t)sprintf(o + n, "Connection: keep-alive\r\n");
+		n = put(o, n, "Connection: keep-alive\r\n");
 	memcpy(o + n, "\r\n", 2);
 	r->head_len = n + 2;
 	return 0;

@@ -154,6 +154,19 @@ sse_event_data(const char *ev, size_t len, const char **data,
 
 	*data = NULL;
 	*data_len = 0;
+	/* The usual event, one "data:" line and its blank line: the same
+	 * answer as the walk below, without it (this runs for every event). */
+	if (len > 5 && memcmp(ev, "data:", 5) == 0) {
+		size_t end = line_end(ev, 5, len), k = end;
+		while (k < len && is_eol(ev[k]))
+			k++;
+		if (k == len) {
+			size_t skip = end > 5 && ev[5] == ' ';
+			*data = ev + 5 + skip;
+			*data_len = end - 5 - skip;
+			return 1;
+		}
+	}
 	while (sse_next_field(ev, len, &pos, &f)) {
 		if (f.name_len != 4 || memcmp(f.name, "data", 4) != 0)
 			continue;

@@ -151,6 +151,19 @@ usage_event(struct usage_meter *m, const char *ev, size_t len,
 		count_text(m, ev, len);
 		return;
 	}
+	/* Most events are text and nothing else: counted without the full
+	 * parse, which is most of the relay's work per event otherwise. */
+	struct json_plain plain;
+	if (json_plain_chunk(data, data_len, &plain)) {
+		if (plain.content_bytes > 0) {
+			m->content_events++;
+			m->content_bytes += plain.content_bytes;
+		}
+		if (plain.finish_reason[0] != '\0')
+			memcpy(m->finish_reason, plain.finish_reason,
+			    sizeof m->finish_reason);
+		return;
+	}
 	if (json_inspect_usage(data, data_len, &u, &m->scratch,
 	    &m->scratch_bytes) != JSON_OK)
 		return;		/* not JSON after all: passed on as it came */

@@ -1022,6 +1022,157 @@ START_TEST(test_usage_invalid)
 }
 END_TEST
 
+/* ---- json_plain_chunk: the meter's quick look -------------------------------- */
+
+static const struct plain_case {
+	const char *name;
+	const char *data;
+	int plain;              /* json_plain_chunk's answer */
+	size_t content_bytes;   /* when plain */
+	const char *finish;     /* when plain; NULL: "" */
+} plain_cases[] = {
+	{ "vLLM content chunk",
+	  "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\","
+	  "\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,"
+	  "\"delta\":{\"content\":\" tok1\"},\"logprobs\":null,"
+	  "\"finish_reason\":null}]}", 1, 5, NULL },
+	{ "role chunk, empty content",
+	  "{\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+	  "\"finish_reason\":null}]}", 1, 0, NULL },
+	{ "escapes in text count as sent",
+	  "{\"choices\":[{\"delta\":{\"content\":\"\\u6211\\\"x\\\\\"}}]}", 1, 11, NULL },
+	{ "whitespace everywhere",
+	  " {\n \"choices\" : [ { \"delta\" : { \"content\" : \"ab\" } } ] }\r\n",
+	  1, 2, NULL },
+	{ "completions text", "{\"choices\":[{\"text\":\" hello\"}]}", 1, 6, NULL },
+	{ "two choices and reasoning",
+	  "{\"choices\":[{\"delta\":{\"reasoning_content\":\"hmm\"}},"
+	  "{\"delta\":{\"reasoning\":\"ok\",\"content\":\"!\"}}]}", 1, 6, NULL },
+	{ "text elsewhere does not count",
+	  "{\"content\":\"no\",\"x\":{\"choices\":[{\"text\":\"no\"}]},"
+	  "\"choices\":[{\"delta\":{\"tool_calls\":[{\"content\":\"no\"}]}}]}",
+	  1, 0, NULL },
+	{ "text that is not a string",
+	  "{\"choices\":[{\"text\":null,\"delta\":{\"content\":[\"x\"]}}]}", 1, 0, NULL },
+	{ "choices not an array", "{\"choices\":{\"text\":\"x\"}}", 1, 0, NULL },
+	{ "a finish reason", "{\"choices\":[{\"delta\":{\"content\":\"!\"},"
+	  "\"finish_reason\":\"stop\",\"stop_reason\":null}]}", 1, 1, "stop" },
+	{ "the first choice's finish reason only",
+	  "{\"choices\":[{\"finish_reason\":null},{\"finish_reason\":\"length\"}],"
+	  "\"finish_reason\":\"x\"}", 1, 0, NULL },
+	{ "the first element is not a choice",
+	  "{\"choices\":[1,{\"finish_reason\":\"length\"}]}", 1, 0, NULL },
+	{ "a finish reason that is not a string",
+	  "{\"choices\":[{\"finish_reason\":7}]}", 1, 0, NULL },
+	{ "a long finish reason is cut",
+	  "{\"choices\":[{\"finish_reason\":\"abcdefghijklmnopqrstuvwxyz\"}]}", 1, 0,
+	  "abcdefghijklmnopqrstuvw" },
+	{ "a repeated finish reason",
+	  "{\"choices\":[{\"finish_reason\":\"a\",\"finish_reason\":\"b\"}]}",
+	  0, 0, NULL },
+	{ "usage null", "{\"choices\":[],\"usage\":null}", 0, 0, NULL },
+	{ "usage anywhere", "{\"a\":{\"usage\":1}}", 0, 0, NULL },
+	{ "TGI", "{\"token\":{\"text\":\"a\"}}", 0, 0, NULL },
+	{ "details", "{\"details\":null}", 0, 0, NULL },
+	{ "a body's message", "{\"choices\":[{\"message\":{\"content\":\"a\"}}]}",
+	  0, 0, NULL },
+	{ "empty id", "{\"id\":\"\",\"choices\":[]}", 0, 0, NULL },
+	{ "escaped name", "{\"us\\u0061ge\":null}", 0, 0, NULL },
+	{ "escaped name that is harmless", "{\"a\\n\":1}", 0, 0, NULL },
+	{ "repeated content",
+	  "{\"choices\":[{\"delta\":{\"content\":\"a\",\"content\":\"bc\"}}]}",
+	  0, 0, NULL },
+	{ "repeated choices", "{\"choices\":[],\"choices\":[]}", 0, 0, NULL },
+	{ "not an object", "[{\"choices\":[]}]", 0, 0, NULL },
+	{ "bytes after it", "{\"a\":1} {}", 0, 0, NULL },
+	{ "unclosed string", "{\"a\":\"x}", 0, 0, NULL },
+	{ "mismatched brackets", "{\"a\":[1}}", 0, 0, NULL },
+	{ "unclosed", "{\"choices\":[{\"delta\":{\"content\":\"x\"}}]", 0, 0, NULL },
+	{ "too deep for the quick look",
+	  "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+	  0, 0, NULL },
+	{ "[DONE]", "[DONE]", 0, 0, NULL },
+	{ "empty", "", 0, 0, NULL },
+};
+
+/* When json_plain_chunk() says plain, json_inspect_usage() must say the same
+ * of valid data: text only, as much of it, nothing else. */
+static void
+assert_plain_agrees(const char *name, const char *data, size_t len)
+{
+	struct json_plain p;
+	struct json_usage u;
+
+	if (!json_plain_chunk(data, len, &p))
+		return;
+	if (inspect_usage(data, len, &u) != JSON_OK)
+		return;         /* malformed: the quick look may count it */
+	ck_assert_msg(!u.has_usage && !u.usage_null && !u.empty_id &&
+	    u.generated_tokens == -1 && u.input_length == -1,
+	    "%s: plain, but it is not", name);
+	ck_assert_msg(u.content_bytes == p.content_bytes,
+	    "%s: content %zu, full parse %zu", name, p.content_bytes,
+	    u.content_bytes);
+	ck_assert_msg(strcmp(u.finish_reason, p.finish_reason) == 0,
+	    "%s: finish \"%s\", full parse \"%s\"", name, p.finish_reason,
+	    u.finish_reason);
+}
+
+START_TEST(test_plain)
+{
+	const struct plain_case *c = &plain_cases[_i];
+	size_t len = strlen(c->data);
+	struct json_plain p;
+
+	ck_assert_msg(json_plain_chunk(c->data, len, &p) == c->plain,
+	    "%s: plain %d", c->name, !c->plain);
+	if (c->plain) {
+		ck_assert_msg(p.content_bytes == c->content_bytes,
+		    "%s: content %zu", c->name, p.content_bytes);
+		ck_assert_msg(strcmp(p.finish_reason, c->finish != NULL ?
+		    c->finish : "") == 0, "%s: finish \"%s\"", c->name,
+		    p.finish_reason);
+	}
+	assert_plain_agrees(c->name, c->data, len);
+	/* Cut short anywhere: plain or not, never at odds with the parse. */
+	for (size_t cut = 0; cut < len; cut++)
+		assert_plain_agrees(c->name, c->data, cut);
+}
+END_TEST
+
+/* Every usage case, and every prefix of one: the quick look agrees with the
+ * full parse whenever it answers. */
+START_TEST(test_plain_agrees_with_usage_cases)
+{
+	const struct usage_case *c = &usage_cases[_i];
+	size_t len = strlen(c->data);
+
+	for (size_t cut = 0; cut <= len; cut++)
+		assert_plain_agrees(c->name, c->data, cut);
+}
+END_TEST
+
+/* Every byte of every case replaced by each byte that matters to the shape
+ * of JSON: wherever the mutant is still valid and the quick look answers,
+ * it agrees with the full parse. */
+START_TEST(test_plain_agrees_with_mutants)
+{
+	static const char subst[] = "\"{}[],:\\ n0a";
+	const char *data = _i < (int)N(plain_cases) ? plain_cases[_i].data :
+	    usage_cases[_i - (int)N(plain_cases)].data;
+	size_t len = strlen(data);
+	char m[1024];
+
+	ck_assert_uint_lt(len, sizeof m);
+	for (size_t at = 0; at < len; at++)
+		for (size_t k = 0; k < sizeof subst - 1; k++) {
+			memcpy(m, data, len);
+			m[at] = subst[k];
+			assert_plain_agrees(data, m, len);
+		}
+}
+END_TEST
+
 /* ---- json_model_ids ----------------------------------------------------------- */
 
 /* A 127-byte id (the longest that is kept) and a 128-byte one. */
@@ -1323,6 +1474,11 @@ json_suite(void)
 	tcase_add_loop_test(tc, test_usage, 0, N(usage_cases));
 	tcase_add_loop_test(tc, test_usage_truncated, 0, N(usage_cases));
 	tcase_add_test(tc, test_usage_invalid);
+	tcase_add_loop_test(tc, test_plain, 0, N(plain_cases));
+	tcase_add_loop_test(tc, test_plain_agrees_with_usage_cases, 0,
+	    N(usage_cases));
+	tcase_add_loop_test(tc, test_plain_agrees_with_mutants, 0,
+	    N(plain_cases) + N(usage_cases));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");

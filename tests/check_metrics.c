@@ -431,6 +431,29 @@ START_TEST(test_histogram_render)
 }
 END_TEST
 
+/* n observations at once count as n single ones: buckets, sum and count. */
+START_TEST(test_histogram_observe_n)
+{
+	struct hist one, many;
+	static const int64_t obs[] = { 0, 5000, 5001, 500000, 3000000 };
+
+	hist_init(&one, small_b, N(small_b));
+	hist_init(&many, small_b, N(small_b));
+	for (size_t i = 0; i < N(obs); i++) {
+		for (int k = 0; k < 7; k++)
+			histogram_observe(&one.h, obs[i]);
+		histogram_observe_n(&many.h, obs[i], 7);
+	}
+	histogram_observe_n(&many.h, 5000, 0);  /* nothing */
+	for (size_t b = 0; b <= N(small_b); b++)
+		ck_assert_uint_eq(atomic_load(&one.h.counts[b]),
+		    atomic_load(&many.h.counts[b]));
+	ck_assert_uint_eq(atomic_load(&one.h.sum_us), atomic_load(&many.h.sum_us));
+	ck_assert_uint_eq(atomic_load(&one.h.count), atomic_load(&many.h.count));
+	ck_assert_uint_eq(atomic_load(&many.h.count), 7 * N(obs));
+}
+END_TEST
+
 START_TEST(test_histogram_render_empty)
 {
 	struct hist x;
@@ -511,7 +534,7 @@ START_TEST(test_family_buckets)
 			done(r);
 			break;
 		case OBS_ITL:
-			metrics_inter_token(1, us);
+			metrics_inter_token(1, us, 1);
 			break;
 		}
 	}
@@ -821,12 +844,12 @@ END_TEST
 START_TEST(test_inter_token)
 {
 	use_config(ab, 2, 0);
-	metrics_inter_token(0, 500);            /* 0.5 ms: the first bucket */
-	metrics_inter_token(0, 501);
-	metrics_inter_token(1, 2500000);        /* 2.5 s: the last bound */
-	metrics_inter_token(1, 2500001);        /* +Inf */
-	metrics_inter_token(2, 1);              /* out of range: ignored */
-	metrics_inter_token(-1, 1);
+	metrics_inter_token(0, 500, 1);            /* 0.5 ms: the first bucket */
+	metrics_inter_token(0, 501, 1);
+	metrics_inter_token(1, 2500000, 1);        /* 2.5 s: the last bound */
+	metrics_inter_token(1, 2500001, 1);        /* +Inf */
+	metrics_inter_token(2, 1, 1);              /* out of range: ignored */
+	metrics_inter_token(-1, 1, 1);
 
 	const char *t = scrape(NULL);
 	ck_value(t, 1, "llmproxy_inter_token_seconds_bucket{backend=\"a\",le=\"0.0005\"}");
@@ -1334,8 +1357,8 @@ traffic(void)
 	}
 	done(req(MP_CHAT_COMPLETIONS, 1, 0, 0));
 	done(req(MP_CHAT_COMPLETIONS, 1, 0, 418));
-	metrics_inter_token(0, 1500);
-	metrics_inter_token(1, 25000);
+	metrics_inter_token(0, 1500, 1);
+	metrics_inter_token(1, 25000, 1);
 	metrics_retry(1);
 	metrics_in_flight(1);
 }
@@ -1436,7 +1459,7 @@ START_TEST(test_init_limits)
 	ck_assert_int_eq(metrics_init(&cfg), -1);
 	/* Nothing counted then, nothing crashes, and the scrape is valid. */
 	done(req(MP_CHAT_COMPLETIONS, 1, 0, 200));
-	metrics_inter_token(0, 1);
+	metrics_inter_token(0, 1, 1);
 	metrics_retry(0);
 	const char *t = scrape(NULL);
 	ck_assert_int_eq(samples(t, "llmproxy_requests_total"), 0);
@@ -1467,7 +1490,7 @@ counter_main(void *arg)
 		r.duration_us = i % 1000;
 		r.ttft_us = 1000;
 		r.completion_tokens = id + 1;
-		metrics_inter_token(i % 2, 700);
+		metrics_inter_token(i % 2, 700, 1);
 		if (i % 10 < 2)
 			metrics_retry(i % 2);   /* 1 in 10 on each */
 		done(r);
@@ -1561,6 +1584,7 @@ metrics_suite(void)
 	tcase_add_test(tc, test_observe_sum_count);
 	tcase_add_loop_test(tc, test_histogram_render, 0, N(render_cases));
 	tcase_add_test(tc, test_histogram_render_empty);
+	tcase_add_test(tc, test_histogram_observe_n);
 	tcase_add_loop_test(tc, test_family_buckets, 0, N(family_cases));
 	suite_add_tcase(s, tc);
 

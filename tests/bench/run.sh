@@ -250,6 +250,8 @@ else
 	N1=200 R=10 C32=32 N32=640 LAGT=50 LAGC=4 CPUT=50000 CPUC=4 RPSD=2000 RPSR=5
 	LONGT=100 S1=1 S2=100 S3=1000
 fi
+# The machine's load while we measure: numbers taken under load say so.
+load_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 echo "bench: mock $mock, llmproxy $llmproxy_addr, nginx 127.0.0.1:$nginx_port" \
 	"(raw lines: $raw)" >&2
 
@@ -274,7 +276,7 @@ bench --label rps --tokens 3 --conc $C32 --duration-ms $RPSD --rounds $RPSR --wa
 for n in $S1 $S2 $S3; do
 	echo "bench: $n concurrent long streams" >&2
 	bench --label "streams$n" --stream --tokens $LONGT --delay-ms 20 --conc "$n" \
-		--requests "$n" --rss --timeout-ms 120000 $(t "$direct" "$lp" "$ng")
+		--requests "$n" --rss --timeout-ms 120000 $(t "$direct" "$lp" "$st" "$ng")
 done
 
 # ---- idle memory with the default config (config.ini.example, 5 lines) ------------------
@@ -292,8 +294,11 @@ idle_rss() {
 	wait_listening "$dir/idle-$1.log" >/dev/null || fail "idle $1 did not start"
 	sleep 1
 	eval "idle_$1=\$(awk '/^VmRSS:/ { print \$2 }' /proc/$p/status)"
+	# RSS counts the shared C library's pages too (glibc's text is most
+	# of a dynamic build's); RssAnon is the process's own memory.
+	eval "anon_$1=\$(awk '/^RssAnon:/ { print \$2 }' /proc/$p/status)"
 }
-idle_dynamic=- idle_static=-
+idle_dynamic=- idle_static=- anon_dynamic=- anon_static=-
 idle_rss dynamic "$LLMPROXY_BIN"
 [ $have_static = 1 ] && idle_rss static "$STATIC_BIN"
 idle_dyn=$idle_dynamic
@@ -321,8 +326,11 @@ model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head
 	echo "nginx:   $("$NGINX_BIN" -v 2>&1 | sed 's/.*version: //'), worker_processes auto," \
 		"proxy_buffering off, upstream keepalive 64"
 	echo "command: $( [ $smoke = 1 ] && echo "make bench-smoke" || echo "make bench")"
+	echo "load:    $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")" \
+		"at the end (1, 5, 15 min load averages; $cpus cores)"
 	echo
 	awk -v idle_dyn="$idle_dyn" -v idle_static="$idle_static" \
+	    -v anon_dyn="$anon_dynamic" -v anon_static="$anon_static" \
 	    -v size_dyn="$size_dyn" -v size_dyn_s="$size_dyn_stripped" \
 	    -v size_static="$size_static" -v size_static_s="$size_static_stripped" \
 	    -v smoke=$smoke -v s1=$S1 -v s2=$S2 -v s3=$S3 -f tests/bench/table.awk "$raw"

@@ -1,5 +1,5 @@
 # tests/bench/table.awk — loadgen's key=value lines -> the benchmark table.
-# Variables from run.sh: idle_dyn idle_static (kB), size_dyn size_dyn_s
+# Variables from run.sh: idle_dyn idle_static anon_dyn anon_static (kB), size_dyn size_dyn_s
 # size_static size_static_s (bytes), smoke, s1 s2 s3 (stream counts).
 
 {
@@ -89,6 +89,9 @@ END {
 	printf "  %-34s%12s%12s\n", "idle RSS, default config (MiB)",
 	    idle_dyn == "-" ? "-" : sprintf("%.2f", idle_dyn / 1024),
 	    idle_static == "-" ? "-" : sprintf("%.2f", idle_static / 1024)
+	printf "  %-34s%12s%12s\n", "  of which its own (RssAnon, MiB)",
+	    anon_dyn == "-" ? "-" : sprintf("%.2f", anon_dyn / 1024),
+	    anon_static == "-" ? "-" : sprintf("%.2f", anon_static / 1024)
 	printf "  %-34s%12s%12s\n", "binary size (KiB)",
 	    size_dyn == "-" ? "-" : sprintf("%.0f", size_dyn / 1024),
 	    size_static == "-" ? "-" : sprintf("%.0f", size_static / 1024)
@@ -133,13 +136,15 @@ END {
 	if (smoke) { print "Targets: not judged in a smoke run"; exit }
 	sfail = get("streams" s3, "llmproxy", "fail"); srss = get("streams" s3, "llmproxy", "peak_rss_kb")
 	sok = get("streams" s3, "llmproxy", "ok")
+	ssrss = get("streams" s3, "static", "peak_rss_kb")
 	print "Targets"
 	printf "  %s added TTFT p50 <= 0.05 ms and <= nginx's   %s (nginx %s)\n", verdict(lt1 != "" && lt1 <= 50 && lt1 <= nt1), ms(lt1), ms(nt1)
 	printf "  %s added TTFT p99 <= 0.3 ms                   %s\n", verdict(lt9 != "" && lt9 <= 300), ms(lt9)
 	printf "  %s added lag p99 <= 0.2 ms                    %s\n", verdict(ll9 != "" && ll9 <= 200), ms(ll9)
 	printf "  %s CPU per event <= nginx's                   %s\n", verdict(lc != "" && lc <= nc), ratio(lc, nc)
-	printf "  %s %d streams, none failed, RSS <= 48 MiB   %s ok, %s failed, %s\n", verdict(sok == s3 && sfail == 0 && srss != "" && srss <= 48 * 1024), s3, sok, sfail, mib(srss)
-	printf "  %s idle RSS <= 1 MiB                          %s dynamic, %s static\n", verdict((idle_dyn != "-" && idle_dyn <= 1024) || (idle_static != "-" && idle_static <= 1024)), mib(idle_dyn), mib(idle_static)
+	printf "  %s %d streams, none failed, RSS <= 48 MiB   %s ok, %s failed, %s (static build: %s)\n", verdict(sok == s3 && sfail == 0 && srss != "" && srss <= 48 * 1024), s3, sok, sfail, mib(srss), mib(ssrss)
+	printf "  %s idle RSS <= 1 MiB, dynamic (glibc)         %s (own memory %s; the rest is libc's shared pages)\n", verdict(idle_dyn != "-" && idle_dyn <= 1024), mib(idle_dyn), mib(anon_dyn)
+	printf "  %s idle RSS <= 1 MiB, static (musl)           %s\n", verdict(idle_static != "-" && idle_static <= 1024), mib(idle_static)
 	printf "  %s non-streamed req/s >= 0.8x nginx           %s\n", verdict(lr != "" && nr != "" && lr >= 0.8 * nr), ratio(lr, nr)
 }
 
