@@ -186,6 +186,25 @@ usage_event(struct usage_meter *m, const char *ev, size_t len,
 		    sizeof m->finish_reason);
 }
 
+int
+usage_may_change(const struct usage_meter *m, const char *ev, size_t len)
+{
+	const char *p, *end = ev + len;
+
+	if (!m->injected && !m->injected_continuous)
+		return 0;	/* decide() forwards everything */
+	/* A name spelled with an escape has a \u in it... */
+	for (p = ev; (p = memchr(p, '\\', (size_t)(end - p))) != NULL; p++)
+		if (p + 1 < end && p[1] == 'u')
+			return 1;
+	/* ...and one without has the word, found by its rarest letter. */
+	for (p = ev; (p = memchr(p, 'g', (size_t)(end - p))) != NULL; p++)
+		if (p - ev >= 3 && p + 1 < end && p[-3] == 'u' && p[-2] == 's' &&
+		    p[-1] == 'a' && p[1] == 'e')
+			return 1;
+	return 0;
+}
+
 /* ---- bodies ------------------------------------------------------------------ */
 
 /* Whether the byte at s[i] is escaped: an odd run of backslashes before it. */
