@@ -164,7 +164,10 @@ usage_event(struct usage_meter *m, const char *ev, size_t len,
 			    sizeof m->finish_reason);
 		return;
 	}
-	if (json_inspect_usage(data, data_len, &u, &m->scratch,
+	/* The usage chunk, read in one pass too when it has the usual shape;
+	 * anything else gets the full parse. */
+	if (!json_usage_chunk(data, data_len, &u) &&
+	    json_inspect_usage(data, data_len, &u, &m->scratch,
 	    &m->scratch_bytes) != JSON_OK)
 		return;		/* not JSON after all: passed on as it came */
 
