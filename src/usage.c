@@ -294,7 +294,8 @@ last_usage_object(const char *s, size_t len, size_t *open, size_t *close)
 }
 
 /*
- * The usage object is read by json_inspect_usage() like an event's: copied
+ * The usage object is read like an event's (json_usage_chunk(), else
+ * json_inspect_usage()): copied
  * into a small object of its own, {"usage":{...}}, since the tail around it
  * is not JSON (it starts anywhere).  A body needs no verdict: the client gets
  * it whole, usage included — non-streamed responses carry usage anyway.
@@ -315,7 +316,8 @@ usage_body_tail(struct usage_meter *m, const char *tail, size_t len)
 	memcpy(obj, head, sizeof head - 1);
 	memcpy(obj + sizeof head - 1, tail + open, n);
 	obj[sizeof head - 1 + n] = '}';
-	if (json_inspect_usage(obj, sizeof head + n, &u, &m->scratch,
+	if (json_usage_chunk(obj, sizeof head + n, &u) ||
+	    json_inspect_usage(obj, sizeof head + n, &u, &m->scratch,
 	    &m->scratch_bytes) == JSON_OK)
 		record_counts(m, &u);
 }
