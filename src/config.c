@@ -243,6 +243,7 @@ static int set_ap_type(struct parse *, const struct key_rule *, const char *);
 static int set_ap_enabled(struct parse *, const struct key_rule *, const char *);
 static int set_keys_file(struct parse *, const struct key_rule *, const char *);
 static int set_ak_key(struct parse *, const struct key_rule *, const char *);
+static int bad_secret(struct parse *, const char *, ...) PRINTF(2, 3);
 static int set_ak_text(struct parse *, const struct key_rule *, const char *);
 static int set_ak_status(struct parse *, const struct key_rule *, const char *);
 static int set_ak_expires(struct parse *, const struct key_rule *, const char *);
@@ -1203,6 +1204,8 @@ struct url {
 	char host[256];      /* without brackets for IPv6 literals */
 	long port;           /* -1: none given */
 	const char *path;    /* into the url: "" or from its '/' or '?' on */
+	bool userinfo;       /* refused for a user:password@, which messages
+	                        must not show */
 };
 
 /*
@@ -1233,6 +1236,7 @@ parse_url(const char *v, const char *kind, bool query_ok, struct url *u,
 	alen = strcspn(auth, "/?#");
 	u->path = auth + alen;
 	if (memchr(auth, '@', alen) != NULL) {
+		u->userinfo = true;
 		snprintf(why, whysz, "user:password@ is not allowed in a %s url", kind);
 		return false;
 	}
@@ -1288,7 +1292,7 @@ set_url(struct parse *p, const struct key_rule *r, const char *v)
 	if (strlen(v) >= sizeof b->url)
 		return bad(p, r, v, "longer than %zu characters", sizeof b->url - 1);
 	if (!parse_url(v, "backend", false, &u, why, sizeof why))
-		return bad(p, r, v, "%s", why);
+		return u.userinfo ? bad_secret(p, "%s", why) : bad(p, r, v, "%s", why);
 	plen = strlen(u.path);
 	while (plen > 0 && u.path[plen - 1] == '/')
 		plen--;
@@ -1475,7 +1479,7 @@ set_rep_url(struct parse *p, const struct key_rule *r, const char *v)
 	if (strlen(v) >= sizeof rc->url)
 		return bad(p, r, v, "longer than %zu characters", sizeof rc->url - 1);
 	if (!parse_url(v, "webhook", true, &u, why, sizeof why))
-		return bad(p, r, v, "%s", why);
+		return u.userinfo ? bad_secret(p, "%s", why) : bad(p, r, v, "%s", why);
 	slash = u.path[0] != '/';  /* "" or "?q": the path is "/" */
 	if (strlen(u.path) + slash >= sizeof rc->path)
 		return bad(p, r, v, "path and query longer than %zu characters", sizeof rc->path - 1);
@@ -1508,7 +1512,8 @@ token_char(unsigned char c)
 
 /*
  * [usage.reporters.X.webhook.headers] Name = value: a header field sent with
- * every delivery.  The fields that frame the message are llmproxy's.
+ * every delivery.  The fields that frame the message are llmproxy's.  The
+ * value is usually the receiver's credential: messages never show it.
  */
 static int
 set_header(struct parse *p, const struct key_rule *r, const char *v)
@@ -1522,33 +1527,34 @@ set_header(struct parse *p, const struct key_rule *r, const char *v)
 	const char *name = p->key, *c;
 	size_t i;
 
+	(void)r;
 	for (c = name; *c != '\0'; c++) {
 		if (!token_char((unsigned char)*c))
-			return bad(p, r, v, "a header name is A-Z a-z 0-9 and !#$%%&'*+-.^_`|~");
+			return bad_secret(p, "a header name is A-Z a-z 0-9 and !#$%%&'*+-.^_`|~");
 	}
 	if (strlen(name) >= sizeof rc->headers[0].name)
-		return bad(p, r, v, "a header name has at most %zu characters",
+		return bad_secret(p, "a header name has at most %zu characters",
 		    sizeof rc->headers[0].name - 1);
 	for (i = 0; i < sizeof own / sizeof own[0]; i++) {
 		if (strcasecmp(name, own[i]) == 0)
-			return bad(p, r, v, "llmproxy sets %s itself", own[i]);
+			return bad_secret(p, "llmproxy sets %s itself", own[i]);
 	}
 	/* RFC 9110 §5.5: no control characters but HTAB (CR and LF above all:
 	 * they would let a value add header fields of its own). */
 	for (c = v; *c != '\0'; c++) {
 		if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
-			return bad(p, r, v, "control character in the value");
+			return bad_secret(p, "control character in the value");
 	}
 	if (strlen(v) >= sizeof rc->headers[0].value)
-		return bad(p, r, v, "a header value has at most %zu characters",
+		return bad_secret(p, "a header value has at most %zu characters",
 		    sizeof rc->headers[0].value - 1);
 	for (i = 0; i < rc->nheaders; i++) {
 		if (strcasecmp(rc->headers[i].name, name) == 0)
-			return bad(p, r, v, "header %s is given twice (first on line %d)",
+			return bad_secret(p, "header %s is given twice (first on line %d)",
 			    rc->headers[i].name, it->header_line[i]);
 	}
 	if (rc->nheaders == CAP_REPORTER_HEADERS)
-		return bad(p, r, v, "more than %d headers", CAP_REPORTER_HEADERS);
+		return bad_secret(p, "more than %d headers", CAP_REPORTER_HEADERS);
 	strcpy(rc->headers[rc->nheaders].name, name);
 	strcpy(rc->headers[rc->nheaders].value, v);
 	it->header_line[rc->nheaders++] = p->line;
@@ -1799,8 +1805,14 @@ set_models(struct parse *p, const struct key_rule *r, const char *v)
  * key but never shows the value, since error messages end up in logs.
  */
 static int
-bad_secret(struct parse *p, const char *why)
+bad_secret(struct parse *p, const char *fmt, ...)
 {
+	char why[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
 	return fail(p, p->line, "[%s] %s: %s (the value is a secret and is not "
 	    "shown)", p->section, p->key, why);
 }
@@ -1830,7 +1842,7 @@ set_api_key(struct parse *p, const struct key_rule *r, const char *v)
 	const char *why = secret_problem(v, CAP_BACKEND_KEY_BYTES - 1);
 
 	if (why != NULL)
-		return bad_secret(p, why);
+		return bad_secret(p, "%s", why);
 	memcpy(field(p, r), v, strlen(v) + 1);
 	return 0;
 }
@@ -2041,7 +2053,7 @@ set_ak_key(struct parse *p, const struct key_rule *r, const char *v)
 
 	(void)r;
 	if (why != NULL)
-		return bad_secret(p, why);
+		return bad_secret(p, "%s", why);
 	if (k->key != NULL) {
 		explicit_bzero(k->key, strlen(k->key));
 		free(k->key);
@@ -2534,6 +2546,15 @@ read_line(char *buf, int num, void *user)
 	return header_line(p, buf) == 0 ? buf : NULL;
 }
 
+/* Values that are secrets, never shown in a message: a client's key, a
+ * backend's api_key, and webhook header values (Authorization = Bearer ...
+ * is what they are for). */
+static int
+secret_rule(const struct key_rule *r)
+{
+	return r->set == set_ak_key || r->set == set_api_key || r->set == set_header;
+}
+
 /* A value may carry one pair of quotes, as YAML allows: "..." or '...'. */
 static const char *
 unquote(struct parse *p, const struct key_rule *r, const char *v)
@@ -2543,7 +2564,10 @@ unquote(struct parse *p, const struct key_rule *r, const char *v)
 	if (len == 0 || (v[0] != '"' && v[0] != '\''))
 		return v;
 	if (len < 2 || v[len - 1] != v[0]) {
-		bad(p, r, v, "unbalanced quotes");
+		if (secret_rule(r))
+			bad_secret(p, "unbalanced quotes");
+		else
+			bad(p, r, v, "unbalanced quotes");
 		return NULL;
 	}
 	memcpy(p->value, v + 1, len - 2);

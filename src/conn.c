@@ -177,6 +177,62 @@ conn_free(struct conn *c)
 
 /* ---- the waiting room's side ------------------------------------------------ */
 
+/* Whether [auth] skip_paths opens the path (route_len: up to its '?'). */
+static int
+auth_skipped(const struct config *cfg, const char *path, size_t route_len)
+{
+	for (size_t i = 0; i < cfg->nskip_paths; i++) {
+		const char *sp = cfg->skip_paths[i];
+		size_t n = strlen(sp);
+		if (n > 0 && sp[n - 1] == '*' ? route_len >= n - 1 &&
+		    memcmp(path, sp, n - 1) == 0 :
+		    route_len == n && memcmp(path, sp, n) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* The key a request presents: in the first of [auth] header_names that
+ * carries one.  Returns its length (0: none), *key into c->in. */
+static size_t
+presented_key(const struct conn *c, const char **key)
+{
+	const struct config *cfg = c->srv->cfg;
+	size_t len = 0;
+
+	*key = NULL;
+	for (size_t i = 0; i < cfg->nauth_headers && len == 0; i++) {
+		const struct http_header *h = http_header_find(c->req.headers,
+		    c->req.num_headers, cfg->auth_headers[i], NULL);
+		if (h != NULL)
+			len = auth_extract(h->name, h->name_len, h->value,
+			    h->value_len, key);
+	}
+	return len;
+}
+
+/* Whether authenticate() will refuse the request from its head: then it is
+ * answered before its body is read, and its body costs no buffer in the
+ * waiting room either. */
+static int
+refused_by_auth(const struct conn *c)
+{
+	const struct config *cfg = c->srv->cfg;
+	const char *path, *key, *q;
+	size_t path_len, len;
+	const struct auth_key *k;
+
+	if (!cfg->auth_enabled || http_target_path(c->req.target,
+	    c->req.target_len, &path, &path_len) < 0)
+		return 0;
+	q = memchr(path, '?', path_len);
+	if (auth_skipped(cfg, path, q != NULL ? (size_t)(q - path) : path_len))
+		return 0;
+	len = presented_key(c, &key);
+	return auth_check(&cfg->keys, key, len, (int64_t)time(NULL), &k) !=
+	    AUTH_OK;
+}
+
 /*
  * The body is collected in the waiting room too, when it is short enough
  * (CAP_BODY_PREREAD), so that a client trickling its body holds no worker:
@@ -197,6 +253,8 @@ preread_start(struct conn *c)
 	if (http_request_check(&c->req, &f) != 0 ||
 	    http_header_find(c->req.headers, c->req.num_headers, "Expect",
 	    NULL) != NULL)
+		return;
+	if (refused_by_auth(c))
 		return;
 	if (f.kind == HTTP_BODY_LENGTH && f.length <= max &&
 	    f.length <= CAP_BODY_PREREAD) {
@@ -432,6 +490,8 @@ conn_reply_now(struct conn *c, int status, const char *message,
 
 /* ---- replies from the worker ---------------------------------------------------- */
 
+static int method_is(const struct conn *c, const char *m);
+
 static int
 reply_flags(const struct conn *c, const struct request *rq)
 {
@@ -453,7 +513,8 @@ reply_failure(struct conn *c, struct request *rq, int status,
 	if (fatal)
 		rq->keep = 0;
 	size_t n = reply_error(buf, sizeof(buf), status, message, code,
-	    c->request_id, extra, reply_flags(c, rq));
+	    c->request_id, extra, reply_flags(c, rq) |
+	    (method_is(c, "HEAD") ? REPLY_NO_BODY : 0));
 	rq->finish = "local";
 	if (io_write_all(&c->io, buf, n, c->srv->cfg->write_timeout_ms) < 0)
 		return CONN_CLOSE;
@@ -646,6 +707,24 @@ read_body(struct conn *c, struct request *rq)
  * as HTTP_X_FORWARDED_FOR, and the client's copy could win over ours (nginx
  * drops such names altogether).
  */
+/* Whether a field name is `conf` but for case and "_" for "-" on either
+ * side: a key header configured as "api_key" is also "Api-Key" to such a
+ * server, and "X-Token" also "X_Token". */
+static int
+same_field_name(const char *name, size_t len, const char *conf)
+{
+	if (strlen(conf) != len)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char a = (unsigned char)name[i], b = (unsigned char)conf[i];
+		a = a == '_' ? '-' : a >= 'A' && a <= 'Z' ? (unsigned char)(a + 32) : a;
+		b = b == '_' ? '-' : b >= 'A' && b <= 'Z' ? (unsigned char)(b + 32) : b;
+		if (a != b)
+			return 0;
+	}
+	return 1;
+}
+
 static int
 forward_request_header(const struct conn *c, const struct http_header *h,
     const struct backend_conf *bc)
@@ -674,8 +753,7 @@ forward_request_header(const struct conn *c, const struct http_header *h,
 		    http_token_eq(as_dashed.name, as_dashed.name_len, "X-API-Key"))
 			return 0;
 		for (size_t i = 0; cfg->auth_enabled && i < cfg->nauth_headers; i++)
-			if (http_token_eq(as_dashed.name, as_dashed.name_len,
-			    cfg->auth_headers[i]))
+			if (same_field_name(h->name, h->name_len, cfg->auth_headers[i]))
 				return 0;
 	}
 	return 1;
@@ -1252,25 +1330,13 @@ static int
 authenticate(struct conn *c, struct request *rq, enum conn_next *next)
 {
 	const struct config *cfg = c->srv->cfg;
-	const char *key = NULL;
-	size_t len = 0;
+	const char *key;
 
 	if (!cfg->auth_enabled)
 		return 0;
-	for (size_t i = 0; i < cfg->nskip_paths; i++) {
-		const char *sp = cfg->skip_paths[i];
-		size_t n = strlen(sp);
-		if (n > 0 && sp[n - 1] == '*' ? rq->route_len >= n - 1 &&
-		    memcmp(rq->path, sp, n - 1) == 0 : route_is(rq, sp))
-			return 0;
-	}
-	for (size_t i = 0; i < cfg->nauth_headers && len == 0; i++) {
-		const struct http_header *h = http_header_find(c->req.headers,
-		    c->req.num_headers, cfg->auth_headers[i], NULL);
-		if (h != NULL)
-			len = auth_extract(h->name, h->name_len, h->value,
-			    h->value_len, &key);
-	}
+	if (auth_skipped(cfg, rq->path, rq->route_len))
+		return 0;
+	size_t len = presented_key(c, &key);
 	enum auth_verdict v = auth_check(&cfg->keys, key, len,
 	    (int64_t)time(NULL), &rq->key);
 	if (v == AUTH_OK)
@@ -1316,6 +1382,14 @@ route(struct conn *c, struct request *rq)
 		if (method_is(c, "CONNECT") || method_is(c, "TRACE"))
 			return fail_with(c, rq, 405, "method not allowed",
 			    "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n", 0);
+		/* A body goes to a backend only with a method that has one:
+		 * cpp-httplib (llama.cpp's server) reads none for GET, HEAD,
+		 * OPTIONS or DELETE whatever Content-Length says, and would
+		 * take it for the next request on the connection. */
+		if (c->body_len > 0 && !method_is(c, "POST") &&
+		    !method_is(c, "PUT") && !method_is(c, "PATCH"))
+			return fail(c, rq, 400, "a request body is accepted with "
+			    "POST, PUT or PATCH only", 1);
 		return proxy(c, rq);
 	}
 	return fail(c, rq, 404, "no such endpoint; the API is under /v1/", 0);

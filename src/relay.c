@@ -273,6 +273,8 @@ send_error_reply(struct relay *r, int status, const char *message)
 		flags |= REPLY_CLOSE;
 	else if (r->rq->client_minor == 0)
 		flags |= REPLY_KEEP_ALIVE;
+	if (r->rq->head_request)
+		flags |= REPLY_NO_BODY;
 	size_t n = reply_error(buf, sizeof(buf), status, message, NULL,
 	    r->c->request_id, NULL, flags);
 	if (io_write_all(&r->c->io, buf, n, r->cfg->write_timeout_ms) == 0) {

@@ -92,6 +92,8 @@ with_body(char *out, size_t cap, int status, const char *body, size_t blen,
 	size_t h = head(out, cap, status, blen, request_id, extra, flags);
 	if (h + blen >= cap)
 		return 0;
+	if (flags & REPLY_NO_BODY)
+		return h;
 	memcpy(out + h, body, blen);
 	return h + blen;
 }

@@ -16,6 +16,8 @@
 #define REPLY_CLOSE        0x1   /* add "Connection: close" */
 #define REPLY_KEEP_ALIVE   0x2   /* add "Connection: keep-alive" (an HTTP/1.0
                                     client that asked to keep the connection) */
+#define REPLY_NO_BODY      0x4   /* the head alone, Content-Length as for the
+                                    body: the answer to HEAD (RFC 9110 §9.3.2) */
 
 /*
  * A whole response: status line, Content-Type: application/json,

@@ -883,7 +883,8 @@ END_TEST
 #define W_URL_ERR(u, why) { W_URL(u), "t.ini:4: [usage.reporters.0.webhook] url = " u ": " why }
 #define W_SYNTAX "a webhook url is http://HOST[:PORT][/PATH][?QUERY]"
 #define U_ERR(kv, why) { "[usage]\n" kv "\n" BK, "t.ini:2: [usage] " kv ": " why }
-#define H_ERR(kv, why) { HDRS(kv "\n"), "t.ini:6: [usage.reporters.x.webhook.headers] " kv ": " why }
+#define H_ERR(k, v, why) { HDRS(k " = " v "\n"), "t.ini:6: [usage.reporters.x.webhook.headers] " k ": " \
+	why " (the value is a secret and is not shown)" }
 #define NOT_AVAILABLE(t) "usage reporter type '" t "' is not available in llmproxy; records would be lost"
 #define RO_ERR(kv, why) { RO(kv), "t.ini:2: [routing] " kv ": " why }
 #define RT_ERR(kv, why) { RT(kv), "t.ini:2: [routing.retry] " kv ": " why }
@@ -1015,8 +1016,11 @@ static const struct { const char *ini; const char *err; } errors[] = {
 	URL_ERR("http://", "no host"),
 	URL_ERR("http://:80", "no host"),
 	URL_ERR("http:///v1", "no host"),
-	URL_ERR("http://u:p@h", "user:password@ is not allowed in a backend url"),
-	URL_ERR("http://u@h:80/v1", "user:password@ is not allowed in a backend url"),
+	/* a password is a secret: not shown */
+	{ A_URL("http://u:p@h"), "t.ini:2: [backends.a] url: user:password@ is not allowed in a "
+	  "backend url (the value is a secret and is not shown)" },
+	{ A_URL("http://u@h:80/v1"), "t.ini:2: [backends.a] url: user:password@ is not allowed in a "
+	  "backend url (the value is a secret and is not shown)" },
 	URL_ERR("http://h/v1?x=1", "a query (?...) is not allowed in a backend url"),
 	URL_ERR("http://h?x", "a query (?...) is not allowed in a backend url"),
 	URL_ERR("http://h/#f", "a fragment (#...) is not allowed in a backend url"),
@@ -1111,6 +1115,14 @@ static const struct { const char *ini; const char *err; } errors[] = {
 	  "(the value is a secret and is not shown)" },
 	{ AK("key = \"\"\nname = a\n", "key = k2\nname = b\n"),
 	  "t.ini:8: [auth.pipeline.0.static.keys.0] key: empty (the value is a secret and is not shown)" },
+	{ AK("key = \"sk-client-1\nname = a\n", "key = k2\nname = b\n"),
+	  "t.ini:8: [auth.pipeline.0.static.keys.0] key: unbalanced quotes (the value is a secret "
+	  "and is not shown)" },
+	{ AK("key = k1\nname = a\n", "key = 'sk-client-2\nname = b\n"),
+	  "t.ini:11: [auth.pipeline.0.static.keys.1] key: unbalanced quotes (the value is a secret "
+	  "and is not shown)" },
+	{ "[backends.a]\nurl = http://127.0.0.1:9000\napi_key = \"sk-backend-1\n",
+	  "t.ini:3: [backends.a] api_key: unbalanced quotes (the value is a secret and is not shown)" },
 	{ "[backends.a]\nurl = http://127.0.0.1:9000\napi_key = sk secret\n",
 	  "t.ini:3: [backends.a] api_key: a key is visible ASCII without spaces (the value is a "
 	  "secret and is not shown)" },
@@ -1361,7 +1373,8 @@ static const struct { const char *ini; const char *err; } errors[] = {
 	W_URL_ERR("h:80/x", W_SYNTAX),
 	W_URL_ERR("http://", "no host"),
 	W_URL_ERR("https://:443/x", "no host"),
-	W_URL_ERR("http://u:p@h/x", "user:password@ is not allowed in a webhook url"),
+	{ W_URL("http://u:p@h/x"), "t.ini:4: [usage.reporters.0.webhook] url: user:password@ is not "
+	  "allowed in a webhook url (the value is a secret and is not shown)" },
 	W_URL_ERR("http://h:0", "bad port"),
 	W_URL_ERR("https://h:99999", "bad port"),
 	W_URL_ERR("http://[::1/x", "missing ']' after an IPv6 address"),
@@ -1392,25 +1405,29 @@ static const struct { const char *ini; const char *err; } errors[] = {
 	  "t.ini:5: [usage.reporters.0.webhook] method = GET: llmproxy sends records with POST only" },
 
 	/* webhook headers */
-	H_ERR("X Tenant = a", "a header name is A-Z a-z 0-9 and !#$%&'*+-.^_`|~"),
-	H_ERR("X(Tenant) = a", "a header name is A-Z a-z 0-9 and !#$%&'*+-.^_`|~"),
-	H_ERR("X-\xc3\xa9 = a", "a header name is A-Z a-z 0-9 and !#$%&'*+-.^_`|~"),
-	H_ERR("X-a123456789b123456789c123456789d123456789e123456789f123456789g12 = a",
+	H_ERR("X Tenant", "a", "a header name is A-Z a-z 0-9 and !#$%&'*+-.^_`|~"),
+	H_ERR("X(Tenant)", "a", "a header name is A-Z a-z 0-9 and !#$%&'*+-.^_`|~"),
+	H_ERR("X-\xc3\xa9", "a", "a header name is A-Z a-z 0-9 and !#$%&'*+-.^_`|~"),
+	H_ERR("X-a123456789b123456789c123456789d123456789e123456789f123456789g12", "a",
 	    "a header name has at most 63 characters"),
-	H_ERR("Content-Length = 5", "llmproxy sets Content-Length itself"),
-	H_ERR("host = evil", "llmproxy sets Host itself"),
-	H_ERR("content-type = text/plain", "llmproxy sets Content-Type itself"),
-	H_ERR("Transfer-Encoding = chunked", "llmproxy sets Transfer-Encoding itself"),
-	H_ERR("Connection = close", "llmproxy sets Connection itself"),
-	H_ERR("X-A = a\rX-Injected: 1", "control character in the value"),
-	H_ERR("X-A = a\x01", "control character in the value"),
-	H_ERR("X-A = a\x7f", "control character in the value"),
+	H_ERR("Content-Length", "5", "llmproxy sets Content-Length itself"),
+	H_ERR("host", "evil", "llmproxy sets Host itself"),
+	H_ERR("content-type", "text/plain", "llmproxy sets Content-Type itself"),
+	H_ERR("Transfer-Encoding", "chunked", "llmproxy sets Transfer-Encoding itself"),
+	H_ERR("Connection", "close", "llmproxy sets Connection itself"),
+	H_ERR("X-A", "a\rX-Injected: 1", "control character in the value"),
+	H_ERR("X-A", "a\x01", "control character in the value"),
+	H_ERR("X-A", "a\x7f", "control character in the value"),
 	{ HDRS("Authorization = a\nauthorization = b\n"),
-	  "t.ini:7: [usage.reporters.x.webhook.headers] authorization = b: header Authorization is given twice "
-	  "(first on line 6)" },
+	  "t.ini:7: [usage.reporters.x.webhook.headers] authorization: header Authorization is given twice "
+	  "(first on line 6) (the value is a secret and is not shown)" },
 	{ HDRS("X-A = a\nX-A = b\n"),
 	  "t.ini:7: duplicate key 'X-A' in [usage.reporters.x.webhook.headers] (first on line 6)" },
-	{ HDRS("X-A = \"a\n"), "t.ini:6: [usage.reporters.x.webhook.headers] X-A = \"a: unbalanced quotes" },
+	{ HDRS("X-A = \"a\n"), "t.ini:6: [usage.reporters.x.webhook.headers] X-A: unbalanced quotes "
+	  "(the value is a secret and is not shown)" },
+	/* A secret with a stray quote is not shown either. */
+	{ HDRS("Authorization = \"Bearer whsec-1\n"), "t.ini:6: [usage.reporters.x.webhook.headers] "
+	  "Authorization: unbalanced quotes (the value is a secret and is not shown)" },
 
 	/* reporter names: labels, unique among reporters */
 	{ "[usage.reporters.0]\nname = bad name\n" BK,
@@ -1822,8 +1839,9 @@ START_TEST(test_reporter_limits)
 	config_free(cfg);
 	snprintf(ini + n, sizeof ini - n, "X-Last = v\n");
 	ck_assert_ptr_null(config_load_string(ini, "t.ini", err, sizeof err));
-	snprintf(want, sizeof want, "t.ini:%d: [usage.reporters.x.webhook.headers] X-Last = v: more than %d "
-	    "headers", 6 + CAP_REPORTER_HEADERS, CAP_REPORTER_HEADERS);
+	snprintf(want, sizeof want, "t.ini:%d: [usage.reporters.x.webhook.headers] X-Last: more than %d "
+	    "headers (the value is a secret and is not shown)", 6 + CAP_REPORTER_HEADERS,
+	    CAP_REPORTER_HEADERS);
 	ck_assert_str_eq(err, want);
 
 	/* A header value has 511 characters at most. */
@@ -1836,8 +1854,8 @@ START_TEST(test_reporter_limits)
 	strcat(big, "v");
 	snprintf(ini, sizeof ini, HDRS("X-Big = %s\n"), big);
 	ck_assert_ptr_null(config_load_string(ini, "t.ini", err, sizeof err));
-	snprintf(want, sizeof want, "t.ini:6: [usage.reporters.x.webhook.headers] X-Big = %s: a header "
-	    "value has at most 511 characters", big);
+	snprintf(want, sizeof want, "t.ini:6: [usage.reporters.x.webhook.headers] X-Big: a header "
+	    "value has at most 511 characters (the value is a secret and is not shown)");
 	ck_assert_str_eq(err, want);
 
 	/* Path and query: 767 characters at most. */

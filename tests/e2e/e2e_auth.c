@@ -176,6 +176,35 @@ START_TEST(refused_before_the_body)
 }
 END_TEST
 
+/* The same without Expect, for a body short enough that the waiting room
+ * would collect it: a client without a good key is answered from the head
+ * at once, not after the body it trickles (nor held for read_timeout while
+ * its body costs a buffer). */
+START_TEST(refused_before_a_short_body_too)
+{
+	static const char *const keys[] = { "", "Authorization: Bearer sk-wrong\r\n",
+	    "X-API-Key: " DISABLED "\r\n" };
+	char head[512];
+	struct response r;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		int fd = tcp_connect(proxy.port);
+		snprintf(head, sizeof(head), "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+		    "%sContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"model\"",
+		    keys[i]);
+		send_str(fd, head);
+		int64_t t0 = now_ms();
+		ck_assert_int_eq(read_response(fd, &r, 3000, 0), 0);
+		ck_assert_msg(r.status == (i == 2 ? 403 : 401), "case %zu: %d", i, r.status);
+		ck_assert_msg(now_ms() - t0 < 2000, "case %zu: answered after %lld ms", i,
+		    (long long)(now_ms() - t0));
+		response_free(&r);
+		ck_assert_int_ge(wait_closed(fd, 5000), 0);
+		close(fd);
+	}
+}
+END_TEST
+
 START_TEST(skip_paths_are_open)
 {
 	struct response r;
@@ -235,6 +264,42 @@ START_TEST(backend_gets_its_own_key_never_the_clients)
 	ck_assert_ptr_null(memmem(r.body, r.body_len, GOOD, strlen(GOOD)));
 	ck_assert_ptr_nonnull(memmem(r.body, r.body_len, "Bearer " BACKEND, strlen(BACKEND) + 7));
 	response_free(&r);
+}
+END_TEST
+
+/* A header name configured with "_" ("api_key"): the client's key came in
+ * it, so it must not reach the backend in it, nor in the same name spelt
+ * with "-" (a CGI-style server reads both as HTTP_API_KEY); nor, for a name
+ * configured with "-", in its "_" spelling. */
+START_TEST(custom_key_headers_never_forwarded_in_any_spelling)
+{
+	static const char *const sent[] = {
+		"api_key: " GOOD "\r\n",
+		"api_key: " GOOD "\r\nApi-Key: " GOOD "\r\nX_Token: " GOOD "\r\n",
+		"X-Token: " GOOD "\r\nAPI-KEY: " GOOD "\r\n",
+	};
+	char cfg[8192], raw[1024];
+	struct response r;
+
+	teardown();
+	mock_start(&mock);
+	receiver_start(&rv, 0, NULL);
+	make_temp_dir(keys_dir, sizeof(keys_dir), "keys");
+	proxy_config(cfg, sizeof(cfg), &mock,
+	    "[auth]\nenabled = true\nheader_names = api_key, X-Token\n"
+	    "[auth.pipeline.0]\nname = static_auth\ntype = static\n"
+	    "[auth.pipeline.0.static.keys.0]\nkey = " GOOD "\nname = good\n");
+	proxy_start_ok(&proxy, cfg);
+	for (size_t i = 0; i < sizeof(sent) / sizeof(sent[0]); i++) {
+		snprintf(raw, sizeof(raw), "GET /v1/echo HTTP/1.1\r\nHost: x\r\n%s"
+		    "Connection: close\r\n\r\n", sent[i]);
+		ck_assert_int_eq(http_exchange(proxy.port, raw, &r, 5000), 0);
+		ck_assert_msg(r.status == 200, "case %zu: %d", i, r.status);
+		ck_assert_msg(memmem(r.body, r.body_len, GOOD, strlen(GOOD)) == NULL,
+		    "case %zu: the backend got the client's key: %.*s", i,
+		    (int)r.body_len, r.body);
+		response_free(&r);
+	}
 }
 END_TEST
 
@@ -500,8 +565,10 @@ auth_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, key_verdicts, 0, N(verdicts));
 	tcase_add_test(tc, refused_before_the_body);
+	tcase_add_test(tc, refused_before_a_short_body_too);
 	tcase_add_test(tc, skip_paths_are_open);
 	tcase_add_test(tc, backend_gets_its_own_key_never_the_clients);
+	tcase_add_test(tc, custom_key_headers_never_forwarded_in_any_spelling);
 	tcase_add_test(tc, records_log_and_metrics_name_the_key_never_show_it);
 	tcase_add_test(tc, burst_then_429_with_retry_after);
 	tcase_add_test(tc, global_burst_then_429);

@@ -567,6 +567,31 @@ START_TEST(health_head)
 }
 END_TEST
 
+/* The proxy's own error answers to HEAD carry no body either (RFC 9110
+ * §9.3.2): the JSON would be read as the start of the next response. */
+START_TEST(error_replies_to_head_have_no_body)
+{
+	static const char *const heads[] = {
+		"HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n",                    /* 404 */
+		"HEAD /v1/echo HTTP/1.1\r\nHost: x\r\nX-Mock-Fail: garbage\r\n\r\n",  /* 502 */
+	};
+	struct response r;
+	int fd = tcp_connect(proxy.port);
+
+	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+		roundtrip(fd, heads[i], &r);
+		ck_assert_int_ge(r.status, 400);
+		ck_assert_uint_eq(r.body_len, 0);
+		response_free(&r);
+		roundtrip(fd, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", &r);
+		ck_assert_msg(r.status == 200, "case %zu: the next response is %d", i, r.status);
+		ck_assert_str_eq(r.body, "{\"status\":\"ok\"}");
+		response_free(&r);
+	}
+	close(fd);
+}
+END_TEST
+
 START_TEST(health_post_is_405)
 {
 	struct response r;
@@ -2714,6 +2739,7 @@ http_suite(void)
 	t = tc(s, "endpoints", setup, teardown);
 	tcase_add_test(t, health_get);
 	tcase_add_test(t, health_head);
+	tcase_add_test(t, error_replies_to_head_have_no_body);
 	tcase_add_test(t, health_post_is_405);
 	tcase_add_test(t, trace_under_v1_is_405_with_allow);
 	tcase_add_loop_test(t, outside_v1_is_404_and_never_proxied, 0,
