@@ -1127,6 +1127,267 @@ json_plain_chunk(const char *buf, size_t len, struct json_plain *out)
 	return 0;
 }
 
+/* ---- the usage chunk: counts and nothing else -------------------------------- */
+
+/* The nesting json_usage_chunk() follows, and the values it reads: far below
+ * CAP_JSON_DEPTH and CAP_JSON_TOKENS, so what it accepts the full parse
+ * never refuses as too big. */
+#define QUICK_DEPTH 4
+#define QUICK_VALUES 256
+
+/* A strict reader of a subset of JSON: no escapes, shallow, small. */
+struct quick {
+	const char *s;
+	size_t len;
+	size_t i;
+	int values;
+};
+
+static void
+quick_ws(struct quick *q)
+{
+	while (q->i < q->len && is_ws(q->s[q->i]))
+		q->i++;
+}
+
+/* Whether s[i] is c; if so, steps over it and the whitespace after it. */
+static int
+quick_take(struct quick *q, char c)
+{
+	if (q->i >= q->len || q->s[q->i] != c)
+		return 0;
+	q->i++;
+	quick_ws(q);
+	return 1;
+}
+
+/* The string at s[i] (a quote): 1 and i after it, or 0 when it does not
+ * close or holds a backslash (an escape could spell anything) or a control
+ * byte (which the full parse refuses). */
+static int
+quick_string(struct quick *q)
+{
+	size_t from = q->i + 1, k;
+	const char *e;
+
+	if (from > q->len ||
+	    (e = memchr(q->s + from, '"', q->len - from)) == NULL)
+		return 0;
+	for (k = from; q->s + k < e; k++)
+		if ((unsigned char)q->s[k] < 0x20 || q->s[k] == '\\')
+			return 0;
+	q->i = (size_t)(e - q->s) + 1;
+	return 1;
+}
+
+/*
+ * One value at s[i]: its first byte ('"', '{', '[') or 'p' for a number or
+ * literal, with i after it; 0 when it is not valid JSON or not in the subset.
+ */
+static int
+quick_value(struct quick *q, int depth)
+{
+	if (q->i >= q->len || ++q->values > QUICK_VALUES)
+		return 0;
+	char c = q->s[q->i];
+	if (c == '"')
+		return quick_string(q) ? '"' : 0;
+	if (c == '{' || c == '[') {
+		char close = c == '{' ? '}' : ']';
+		if (depth >= QUICK_DEPTH)
+			return 0;
+		q->i++;
+		quick_ws(q);
+		if (q->i < q->len && q->s[q->i] == close) {
+			q->i++;
+			return c;
+		}
+		for (;;) {
+			if (c == '{' && (q->i >= q->len || q->s[q->i] != '"' ||
+			    !quick_string(q) || (quick_ws(q), !quick_take(q, ':'))))
+				return 0;
+			if (!quick_value(q, depth + 1))
+				return 0;
+			quick_ws(q);
+			if (q->i < q->len && q->s[q->i] == close) {
+				q->i++;
+				return c;
+			}
+			if (!quick_take(q, ','))
+				return 0;
+		}
+	}
+	size_t from = q->i;
+	while (q->i < q->len && !is_ws(q->s[q->i]) && q->s[q->i] != ',' &&
+	    q->s[q->i] != '}' && q->s[q->i] != ']')
+		q->i++;
+	return valid_primitive(q->s + from, q->i - from) ? 'p' : 0;
+}
+
+/* count_value() for the primitive s[0..n). */
+static int64_t
+quick_count(const char *s, size_t n)
+{
+	int64_t x = 0;
+
+	if (n > 18)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!is_digit(s[i]))
+			return -1;
+		x = x * 10 + (s[i] - '0');
+	}
+	return x;
+}
+
+/* The members of the usage object at s[i] (its '{'), as read_usage() reads
+ * them: the last of a repeated count wins. */
+static int
+quick_usage_object(struct quick *q, struct json_usage *out)
+{
+	q->i++;
+	quick_ws(q);
+	if (q->i < q->len && q->s[q->i] == '}') {
+		q->i++;
+		return 1;
+	}
+	for (;;) {
+		size_t name = q->i + 1, v;
+		if (q->i >= q->len || q->s[q->i] != '"' || !quick_string(q))
+			return 0;
+		size_t n = q->i - 1 - name;
+		int64_t *to = NULL;
+		if (n == 13 && memcmp(q->s + name, "prompt_tokens", 13) == 0)
+			to = &out->prompt_tokens;
+		else if (n == 17 &&
+		    memcmp(q->s + name, "completion_tokens", 17) == 0)
+			to = &out->completion_tokens;
+		else if (n == 12 && memcmp(q->s + name, "total_tokens", 12) == 0)
+			to = &out->total_tokens;
+		quick_ws(q);
+		if (!quick_take(q, ':'))
+			return 0;
+		v = q->i;
+		int t = quick_value(q, 2);
+		if (t == 0)
+			return 0;
+		if (to != NULL)
+			*to = t == 'p' ? quick_count(q->s + v, q->i - v) : -1;
+		quick_ws(q);
+		if (q->i < q->len && q->s[q->i] == '}') {
+			q->i++;
+			return 1;
+		}
+		if (!quick_take(q, ','))
+			return 0;
+	}
+}
+
+/* What a top-level member name is to json_usage_chunk(). */
+enum { QN_OTHER, QN_USAGE, QN_CHOICES, QN_ID, QN_REFUSE };
+
+static int
+quick_name(const char *s, size_t n)
+{
+	if (n == 5 && memcmp(s, "usage", 5) == 0)
+		return QN_USAGE;
+	if (n == 7 && memcmp(s, "choices", 7) == 0)
+		return QN_CHOICES;
+	if (n == 2 && memcmp(s, "id", 2) == 0)
+		return QN_ID;
+	if ((n == 7 && memcmp(s, "details", 7) == 0) ||
+	    (n == 5 && memcmp(s, "token", 5) == 0))
+		return QN_REFUSE;
+	return QN_OTHER;
+}
+
+int
+json_usage_chunk(const char *buf, size_t len, struct json_usage *out)
+{
+	struct quick q = { buf, len, 0, 0 };
+	unsigned seen = 0;
+	size_t key_at = 0, value_end = 0;
+
+	memset(out, 0, sizeof *out);
+	out->prompt_tokens = out->completion_tokens = out->total_tokens = -1;
+	out->generated_tokens = out->input_length = -1;
+	quick_ws(&q);
+	if (!quick_take(&q, '{'))
+		return 0;
+	if (q.i < len && buf[q.i] == '}') {
+		q.i++;
+	} else {
+		for (;;) {
+			size_t at = q.i, v;
+			if (at >= len || buf[at] != '"' || !quick_string(&q))
+				return 0;
+			int nm = quick_name(buf + at + 1, q.i - at - 2);
+			/* The full parse reads the last of a repeated member:
+			 * leave those to it, and TGI's members too. */
+			if (nm == QN_REFUSE || (nm != QN_OTHER && (seen & (1u << nm))))
+				return 0;
+			seen |= 1u << nm;
+			quick_ws(&q);
+			if (!quick_take(&q, ':'))
+				return 0;
+			v = q.i;
+			if (nm == QN_CHOICES && v < len && buf[v] == '[') {
+				/* Only the usage chunk's "choices": []. */
+				q.i++;
+				quick_ws(&q);
+				if (!quick_take(&q, ']'))
+					return 0;
+				out->has_choices = 1;
+				out->choices_empty = 1;
+			} else if (nm == QN_USAGE && v < len && buf[v] == '{') {
+				if (!quick_usage_object(&q, out))
+					return 0;
+				out->has_usage = 1;
+			} else {
+				int t = quick_value(&q, 1);
+				if (t == 0)
+					return 0;
+				if (nm == QN_USAGE && t == 'p' && q.i - v == 4 &&
+				    memcmp(buf + v, "null", 4) == 0)
+					out->usage_null = 1;
+				if (nm == QN_ID && t == '"' && q.i - v == 2)
+					out->empty_id = 1;
+			}
+			if (nm == QN_USAGE) {
+				key_at = at;
+				value_end = q.i;
+			}
+			quick_ws(&q);
+			if (q.i < len && buf[q.i] == '}') {
+				q.i++;
+				break;
+			}
+			if (!quick_take(&q, ','))
+				return 0;
+		}
+	}
+	quick_ws(&q);
+	if (q.i != len)
+		return 0;
+	if (out->has_usage || out->usage_null) {
+		/* member_span(): the comma before it, or else the one after. */
+		size_t from = key_at, to = value_end, i;
+		for (i = from; is_ws(buf[i - 1]); i--)
+			;
+		if (buf[i - 1] == ',') {
+			from = i - 1;
+		} else {
+			for (i = to; is_ws(buf[i]); i++)
+				;
+			if (buf[i] == ',')
+				to = i + 1;
+		}
+		out->usage_member_at = from;
+		out->usage_member_len = to - from;
+	}
+	return 1;
+}
+
 /* ---- model lists -------------------------------------------------------------- */
 
 int

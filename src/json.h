@@ -132,6 +132,20 @@ struct json_plain {
 int json_plain_chunk(const char *buf, size_t len, struct json_plain *out);
 
 /*
+ * The cheap look at the usage chunk (and at any chunk whose top level is
+ * flat apart from a "usage" object): returns 1 and fills *out exactly as
+ * json_inspect_usage() would with JSON_OK, when the data is one JSON object
+ * in a strict subset of JSON — no backslash anywhere, nesting at most 4
+ * deep, at most 256 values, "choices" absent or [], no "details" or
+ * "token", no repeated "usage", "choices" or "id".  Returns 0 otherwise:
+ * the caller must use json_inspect_usage().  Unlike json_plain_chunk() it
+ * validates everything it reads (separators, numbers, literals, control
+ * bytes), so it never accepts what the full parse refuses.  One pass, no
+ * tokens.
+ */
+int json_usage_chunk(const char *buf, size_t len, struct json_usage *out);
+
+/*
  * The model ids in a GET /v1/models answer, the OpenAI list
  * {"object":"list","data":[{"id":"...",...},...]}: calls fn(arg, id, len)
  * for the "id" string of each element of the top-level "data" array, in

@@ -151,6 +151,14 @@ struct pieces {
 	struct iovec v[OUT_PIECES];
 };
 
+static void
+pieces_reset(struct pieces *p)
+{
+	p->n = 0;
+	p->events = 0;
+	p->total = 0;
+}
+
 /* Adds data[0..len); adjacent pieces merge, so an unmetered stream is always
  * one piece. */
 static void
@@ -227,8 +235,9 @@ send_pieces(struct relay *r, const struct pieces *p, int last)
 static int
 send_client(struct relay *r, const char *data, size_t len, int last)
 {
-	struct pieces p = { 0 };
+	struct pieces p;
 
+	pieces_reset(&p);
 	piece_add(&p, data, len);
 	return send_pieces(r, &p, last);
 }
@@ -557,17 +566,55 @@ keep_tail(struct relay *r, const char *p, size_t n)
 	c->tail_len += n;
 }
 
+/* Events sent before the meter read them (offsets into c->relay): it reads
+ * them right after the write, in order, before any later event. */
+#define UNREAD_MAX 128     /* a read of 8 KiB holds about 50 chunks */
+
+struct unread {
+	int n;
+	uint32_t at[UNREAD_MAX];        /* the relay buffer is far smaller */
+	uint32_t len[UNREAD_MAX];
+};
+
+/*
+ * Sends what is collected, then lets the meter read the events that went out
+ * unread.  They are metered even when the client is gone: the record counts
+ * what the backend sent, as it did when they were metered first.
+ */
+static int
+send_then_meter(struct relay *r, struct pieces *out, struct unread *u,
+    int last)
+{
+	int rc = send_pieces(r, out, last);
+
+	for (int i = 0; i < u->n; i++) {
+		struct usage_verdict v;
+		/* USAGE_FORWARD: usage_may_change() said so. */
+		usage_event(r->rq->meter, r->c->relay + u->at[i], u->len[i], &v);
+	}
+	u->n = 0;
+	pieces_reset(out);
+	return rc;
+}
+
 /*
  * Forwards the complete events in c->relay[0..avail) — the scanner has already
  * seen [0..r->pending) — and keeps the incomplete rest at the front.  `last`:
  * the body ends here; the rest (a last event without its blank line) goes as
  * it is, with the end of the body, in the same write.
+ *
+ * The client gets its bytes before the meter reads them: an event the meter
+ * cannot change (usage_may_change) is collected unread and metered after the
+ * write.  Only an event the meter may drop or cut waits for its verdict; the
+ * unread events before it are sent (and metered) first, so the meter still
+ * reads every event in order.
  */
 static int
 forward_events(struct relay *r, size_t avail, int last)
 {
 	char *buf = r->c->relay;
 	size_t pos = r->pending, complete = 0;
+	struct usage_meter *meter = r->rq->meter;
 
 	if (r->spill) {
 		/* The oversized event's bytes go out as they come; once it ends
@@ -582,7 +629,12 @@ forward_events(struct relay *r, size_t avail, int last)
 		avail -= through;
 		pos = 0;
 	}
-	struct pieces out = { 0 };
+	/* Not zeroed whole: their arrays are filled before they are read,
+	 * and this runs for every read of a stream. */
+	struct pieces out;
+	struct unread unread;
+	pieces_reset(&out);
+	unread.n = 0;
 	while (pos < avail) {
 		size_t k = sse_scan(&r->scan, buf + pos, avail - pos);
 		if (k == 0)
@@ -590,20 +642,33 @@ forward_events(struct relay *r, size_t avail, int last)
 		/* The event began where the last one ended, which may be
 		 * bytes scanned in earlier reads. */
 		pos += k;
-		meter_event(r, &out, buf + complete, pos - complete);
-		complete = pos;
-		if (out.n > OUT_PIECES - 2) {
-			if (send_pieces(r, &out, 0) < 0)
+		const char *ev = buf + complete;
+		size_t len = pos - complete;
+		if (meter != NULL && !sse_scan_lf_tail(&r->scan) &&
+		    !usage_may_change(meter, ev, len)) {
+			piece_add(&out, ev, len);
+			out.events++;
+			unread.at[unread.n] = (uint32_t)complete;
+			unread.len[unread.n++] = (uint32_t)len;
+			r->dropped_last = 0;
+		} else {
+			if (unread.n > 0 && !sse_scan_lf_tail(&r->scan) &&
+			    send_then_meter(r, &out, &unread, 0) < 0)
 				return -1;
-			out = (struct pieces){ 0 };
+			meter_event(r, &out, ev, len);
 		}
+		complete = pos;
+		if ((out.n > OUT_PIECES - 2 || unread.n == UNREAD_MAX) &&
+		    send_then_meter(r, &out, &unread, 0) < 0)
+			return -1;
 	}
 	if (last) {
 		/* Byte for byte as the backend sent it. */
 		piece_add(&out, buf + complete, avail - complete);
-		if (send_pieces(r, &out, 1) < 0)
+		if (send_then_meter(r, &out, &unread, 1) < 0)
 			return -1;
-	} else if (out.total > 0 && send_pieces(r, &out, 0) < 0) {
+	} else if ((out.total > 0 || unread.n > 0) &&
+	    send_then_meter(r, &out, &unread, 0) < 0) {
 		return -1;
 	}
 	memmove(buf, buf + complete, avail - complete);

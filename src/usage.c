@@ -164,7 +164,10 @@ usage_event(struct usage_meter *m, const char *ev, size_t len,
 			    sizeof m->finish_reason);
 		return;
 	}
-	if (json_inspect_usage(data, data_len, &u, &m->scratch,
+	/* The usage chunk, read in one pass too when it has the usual shape;
+	 * anything else gets the full parse. */
+	if (!json_usage_chunk(data, data_len, &u) &&
+	    json_inspect_usage(data, data_len, &u, &m->scratch,
 	    &m->scratch_bytes) != JSON_OK)
 		return;		/* not JSON after all: passed on as it came */
 
@@ -184,6 +187,25 @@ usage_event(struct usage_meter *m, const char *ev, size_t len,
 	if (u.finish_reason[0] != '\0')
 		memcpy(m->finish_reason, u.finish_reason,
 		    sizeof m->finish_reason);
+}
+
+int
+usage_may_change(const struct usage_meter *m, const char *ev, size_t len)
+{
+	const char *p, *end = ev + len;
+
+	if (!m->injected && !m->injected_continuous)
+		return 0;	/* decide() forwards everything */
+	/* A name spelled with an escape has a \u in it... */
+	for (p = ev; (p = memchr(p, '\\', (size_t)(end - p))) != NULL; p++)
+		if (p + 1 < end && p[1] == 'u')
+			return 1;
+	/* ...and one without has the word, found by its rarest letter. */
+	for (p = ev; (p = memchr(p, 'g', (size_t)(end - p))) != NULL; p++)
+		if (p - ev >= 3 && p + 1 < end && p[-3] == 'u' && p[-2] == 's' &&
+		    p[-1] == 'a' && p[1] == 'e')
+			return 1;
+	return 0;
 }
 
 /* ---- bodies ------------------------------------------------------------------ */
@@ -272,7 +294,8 @@ last_usage_object(const char *s, size_t len, size_t *open, size_t *close)
 }
 
 /*
- * The usage object is read by json_inspect_usage() like an event's: copied
+ * The usage object is read like an event's (json_usage_chunk(), else
+ * json_inspect_usage()): copied
  * into a small object of its own, {"usage":{...}}, since the tail around it
  * is not JSON (it starts anywhere).  A body needs no verdict: the client gets
  * it whole, usage included — non-streamed responses carry usage anyway.
@@ -293,7 +316,8 @@ usage_body_tail(struct usage_meter *m, const char *tail, size_t len)
 	memcpy(obj, head, sizeof head - 1);
 	memcpy(obj + sizeof head - 1, tail + open, n);
 	obj[sizeof head - 1 + n] = '}';
-	if (json_inspect_usage(obj, sizeof head + n, &u, &m->scratch,
+	if (json_usage_chunk(obj, sizeof head + n, &u) ||
+	    json_inspect_usage(obj, sizeof head + n, &u, &m->scratch,
 	    &m->scratch_bytes) == JSON_OK)
 		record_counts(m, &u);
 }

@@ -66,6 +66,16 @@ struct usage_verdict {
 void usage_event(struct usage_meter *m, const char *ev, size_t len,
     struct usage_verdict *v);
 
+/*
+ * Whether usage_event() could answer anything but USAGE_FORWARD for this
+ * event, without reading it: only when we injected something, and only for
+ * an event that could hold a member named "usage" — which takes the word
+ * itself, or a \u escape to spell a letter of it.  When this returns 0 the
+ * caller may send the event first and meter it afterwards (in order with the
+ * others): the verdict is known to be USAGE_FORWARD.
+ */
+int usage_may_change(const struct usage_meter *m, const char *ev, size_t len);
+
 /* A non-streamed response: the last bytes of its body (at most
  * CAP_USAGE_TAIL), where OpenAI-shaped bodies keep "usage". */
 void usage_body_tail(struct usage_meter *m, const char *tail, size_t len);

@@ -1173,6 +1173,159 @@ START_TEST(test_plain_agrees_with_mutants)
 }
 END_TEST
 
+/* ---- json_usage_chunk: the usage chunk in one pass ---------------------------- */
+
+/* When json_usage_chunk() answers, the full parse must accept the data and
+ * report exactly the same, member span included. */
+static void
+assert_quick_agrees(const char *name, const char *data, size_t len)
+{
+	struct json_usage q, u;
+
+	memset(&q, 0x55, sizeof q);
+	if (!json_usage_chunk(data, len, &q))
+		return;
+	ck_assert_msg(inspect_usage(data, len, &u) == JSON_OK,
+	    "%s: quick accepts \"%.*s\", the full parse does not", name,
+	    (int)len, data);
+#define SAME(f) ck_assert_msg(q.f == u.f, "%s: \"%.*s\": " #f " %lld, " \
+	    "full parse %lld", name, (int)len, data, (long long)q.f, \
+	    (long long)u.f)
+	SAME(has_usage);
+	SAME(prompt_tokens);
+	SAME(completion_tokens);
+	SAME(total_tokens);
+	SAME(usage_null);
+	SAME(usage_member_at);
+	SAME(usage_member_len);
+	SAME(has_choices);
+	SAME(choices_empty);
+	SAME(empty_id);
+	SAME(generated_tokens);
+	SAME(input_length);
+	SAME(content_bytes);
+#undef SAME
+	ck_assert_msg(strcmp(q.finish_reason, u.finish_reason) == 0,
+	    "%s: finish \"%s\", full parse \"%s\"", name, q.finish_reason,
+	    u.finish_reason);
+}
+
+/* The shapes the quick look exists for answer; the rest is left to the
+ * full parse.  Either way it agrees with it (and with every prefix). */
+static const struct quick_case {
+	const char *name;
+	const char *data;
+	int quick;
+} quick_cases[] = {
+	{ "vLLM usage chunk",
+	  "{\"id\":\"chatcmpl-a1\",\"object\":\"chat.completion.chunk\","
+	  "\"created\":1719969577,\"model\":\"Qwen-v\",\"choices\":[],"
+	  "\"usage\":{\"prompt_tokens\":24,\"total_tokens\":27,"
+	  "\"completion_tokens\":3}}", 1 },
+	{ "OpenAI usage chunk with details",
+	  "{\"id\":\"chatcmpl-B\",\"object\":\"chat.completion.chunk\","
+	  "\"created\":1,\"model\":\"gpt-4o\",\"service_tier\":\"default\","
+	  "\"system_fingerprint\":\"fp_1\",\"choices\":[],\"usage\":"
+	  "{\"prompt_tokens\":24,\"completion_tokens\":58,\"total_tokens\":82,"
+	  "\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
+	  "\"completion_tokens_details\":{\"reasoning_tokens\":0}}}", 1 },
+	{ "llama.cpp usage chunk with timings",
+	  "{\"choices\":[],\"created\":1,\"id\":\"chatcmpl-abvo\",\"usage\":"
+	  "{\"completion_tokens\":22,\"prompt_tokens\":28,\"total_tokens\":50},"
+	  "\"timings\":{\"prompt_n\":28,\"prompt_ms\":1.5e1,\"predicted_n\":22,"
+	  "\"predicted_per_second\":-0.25}}", 1 },
+	{ "TGI usage chunk: id empty",
+	  "{\"object\":\"chat.completion.chunk\",\"id\":\"\",\"created\":1,"
+	  "\"model\":\"tgi\",\"system_fingerprint\":\"3.0-native\","
+	  "\"choices\":[],\"usage\":{\"prompt_tokens\":7,"
+	  "\"completion_tokens\":2,\"total_tokens\":9}}", 1 },
+	{ "whitespace everywhere, usage first",
+	  " \t{ \"usage\" : { \"prompt_tokens\" : 1 , \"x\" : [ ] } ,\r\n"
+	  "\"choices\" : [ ] } \n", 1 },
+	{ "usage null, no choices", "{\"id\":\"x\",\"usage\":null}", 1 },
+	{ "usage neither an object nor null", "{\"usage\":[1],\"a\":true}", 1 },
+	{ "counts that are not counts",
+	  "{\"usage\":{\"prompt_tokens\":-1,\"completion_tokens\":1.5,"
+	  "\"total_tokens\":\"3\"}}", 1 },
+	{ "a count too large",
+	  "{\"usage\":{\"prompt_tokens\":1234567890123456789,"
+	  "\"total_tokens\":123456789012345678}}", 1 },
+	{ "a repeated count: the last", "{\"usage\":{\"prompt_tokens\":1,"
+	  "\"prompt_tokens\":2}}", 1 },
+	{ "empty", "{}", 1 },
+	{ "choices with a choice", "{\"choices\":[{}],\"usage\":null}", 0 },
+	{ "an escape", "{\"id\":\"a\\\"b\",\"choices\":[],\"usage\":null}", 0 },
+	{ "an escaped name",
+	  "{\"us\\u0061ge\":{\"prompt_tokens\":2}}", 0 },
+	{ "repeated usage",
+	  "{\"usage\":{\"prompt_tokens\":1},\"usage\":{\"prompt_tokens\":2}}", 0 },
+	{ "TGI details", "{\"details\":{\"generated_tokens\":2}}", 0 },
+	{ "too deep for it", "{\"a\":[[[[1]]]],\"usage\":null}", 0 },
+	{ "a trailing comma", "{\"usage\":null,}", 0 },
+	{ "a missing comma", "{\"usage\":null \"a\":1}", 0 },
+	{ "a bad number", "{\"usage\":{\"prompt_tokens\":01}}", 0 },
+	{ "a bad literal", "{\"usage\":nul}", 0 },
+	{ "a control byte", "{\"id\":\"a\tb\",\"usage\":null}", 0 },
+	{ "two objects", "{\"usage\":null}{}", 0 },
+	{ "an array", "[{\"usage\":null}]", 0 },
+};
+
+START_TEST(test_quick)
+{
+	const struct quick_case *c = &quick_cases[_i];
+	size_t len = strlen(c->data);
+	struct json_usage q;
+
+	ck_assert_msg(json_usage_chunk(c->data, len, &q) == c->quick,
+	    "%s: quick %d", c->name, !c->quick);
+	for (size_t cut = 0; cut <= len; cut++)
+		assert_quick_agrees(c->name, c->data, cut);
+}
+END_TEST
+
+/* Every usage and plain case, and every prefix of one. */
+START_TEST(test_quick_agrees_with_cases)
+{
+	const char *name = _i < (int)N(plain_cases) ? plain_cases[_i].name :
+	    usage_cases[_i - (int)N(plain_cases)].name;
+	const char *data = _i < (int)N(plain_cases) ? plain_cases[_i].data :
+	    usage_cases[_i - (int)N(plain_cases)].data;
+	size_t len = strlen(data);
+
+	for (size_t cut = 0; cut <= len; cut++)
+		assert_quick_agrees(name, data, cut);
+}
+END_TEST
+
+/* Every byte of every case replaced by each byte that matters to JSON's
+ * shape, numbers and literals, deleted, or with one of them inserted before
+ * it: wherever the quick look answers, the full parse agrees. */
+START_TEST(test_quick_agrees_with_mutants)
+{
+	static const char subst[] = "\"{}[],:\\ n0a-.e1\t\x01u";
+	const char *data = _i < (int)N(quick_cases) ? quick_cases[_i].data :
+	    usage_cases[_i - (int)N(quick_cases)].data;
+	size_t len = strlen(data);
+	char m[1024];
+
+	ck_assert_uint_lt(len + 1, sizeof m);
+	for (size_t at = 0; at < len; at++) {
+		for (size_t k = 0; k < sizeof subst - 1; k++) {
+			memcpy(m, data, len);
+			m[at] = subst[k];
+			assert_quick_agrees(data, m, len);
+			memcpy(m, data, at);
+			m[at] = subst[k];
+			memcpy(m + at + 1, data + at, len - at);
+			assert_quick_agrees(data, m, len + 1);
+		}
+		memcpy(m, data, at);
+		memcpy(m + at, data + at + 1, len - at - 1);
+		assert_quick_agrees(data, m, len - 1);
+	}
+}
+END_TEST
+
 /* ---- json_model_ids ----------------------------------------------------------- */
 
 /* A 127-byte id (the longest that is kept) and a 128-byte one. */
@@ -1479,6 +1632,11 @@ json_suite(void)
 	    N(usage_cases));
 	tcase_add_loop_test(tc, test_plain_agrees_with_mutants, 0,
 	    N(plain_cases) + N(usage_cases));
+	tcase_add_loop_test(tc, test_quick, 0, N(quick_cases));
+	tcase_add_loop_test(tc, test_quick_agrees_with_cases, 0,
+	    N(plain_cases) + N(usage_cases));
+	tcase_add_loop_test(tc, test_quick_agrees_with_mutants, 0,
+	    N(quick_cases) + N(usage_cases));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");

@@ -79,9 +79,16 @@ static int
 deliver(struct run *r, const char *ev, size_t len)
 {
 	struct usage_verdict v;
+	/* The relay sends an event that usage_may_change() clears before the
+	 * meter reads it: the verdict must then be FORWARD, in every test
+	 * that delivers an event. */
+	int may = usage_may_change(&r->m, ev, len);
 
 	memset(&v, 0x55, sizeof v);
 	usage_event(&r->m, ev, len, &v);
+	ck_assert_msg(may || v.action == USAGE_FORWARD,
+	    "usage_may_change() cleared \"%.*s\", verdict %d", (int)len, ev,
+	    (int)v.action);
 	switch (v.action) {
 	case USAGE_FORWARD:
 		ck_assert(v.cut_at == 0 && v.cut_len == 0);
@@ -501,6 +508,12 @@ static const struct event_case {
 	  "data: {\"usage\":null,\ndata: \"choices\":[]}\n\n", 1, 1, 0,
 	  USAGE_FORWARD, "data: {\"usage\":null,\ndata: \"choices\":[]}\n\n",
 	  0, 0, 0 },
+	{ "a null we caused, its name spelled with an escape",
+	  "data: {\"choices\":[],\"\\u0075sage\":null}\n\n", 1, 0, 0,
+	  USAGE_CUT, "data: {\"choices\":[]}\n\n", 0, 0, 0 },
+	{ "the usage chunk, an escape in the middle of its name",
+	  "data: {\"choices\":[],\"us\\u0061ge\":{\"total_tokens\":3}}\n\n",
+	  1, 0, 0, USAGE_DROP, NULL, 0, 0, 1 },
 	{ "invalid JSON passes as it is",
 	  "data: {\"usage\":null,}\n\n", 1, 1, 0, USAGE_FORWARD,
 	  "data: {\"usage\":null,}\n\n", 0, 0, 0 },
@@ -531,6 +544,43 @@ START_TEST(test_event)
 	ck_assert_int_eq(r.m.reported, c->reported);
 	ck_assert_uint_eq(r.m.events, 1);
 	usage_meter_free(&r.m);
+}
+END_TEST
+
+/* Which events the relay may send before the meter reads them: the check in
+ * deliver() proves the cleared ones safe; these prove the clearing happens. */
+static const struct may_case {
+	const char *ev;
+	int injected, injected_continuous, may;
+} may_cases[] = {
+	{ "data: {\"choices\":[{\"delta\":{\"content\":\"you\"}}]}\n\n",
+	  1, 0, 0 },
+	{ "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n",
+	  1, 1, 0 },
+	{ "data: [DONE]\n\n", 1, 0, 0 },
+	{ "data: {\"choices\":[],\"usage\":{\"total_tokens\":3}}\n\n",
+	  1, 0, 1 },
+	{ "data: {\"choices\":[],\"usage\":{\"total_tokens\":3}}\n\n",
+	  0, 1, 1 },
+	/* Nothing injected: nothing is changed, whatever the event says. */
+	{ "data: {\"choices\":[],\"usage\":{\"total_tokens\":3}}\n\n",
+	  0, 0, 0 },
+	{ "data: {\"\\u0075sage\":null}\n\n", 1, 0, 1 },
+	{ "data: {\"x\":\"\\u00e9\"}\n\n", 1, 0, 1 },
+	{ "data: {\"x\":\"usag\"}\n\n", 1, 0, 0 },
+	{ "usage", 1, 0, 1 },
+	{ "u", 1, 0, 0 },
+	{ "\\u", 1, 0, 1 },
+};
+
+START_TEST(test_may_change)
+{
+	const struct may_case *c = &may_cases[_i];
+	struct usage_meter m;
+
+	usage_meter_init(&m, c->injected, c->injected_continuous);
+	ck_assert_msg(usage_may_change(&m, c->ev, strlen(c->ev)) == c->may,
+	    "\"%s\"", c->ev);
 }
 END_TEST
 
@@ -942,6 +992,7 @@ usage_suite(void)
 	tcase_add_loop_test(tc, test_strip, 0, N(pairs) * N(eols));
 	tcase_add_test(tc, test_llamacpp_timings);
 	tcase_add_loop_test(tc, test_event, 0, N(event_cases));
+	tcase_add_loop_test(tc, test_may_change, 0, N(may_cases));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("estimates");
