@@ -749,6 +749,8 @@ log_access(const struct access_entry *e)
 		(void)put(&l, " access", 7);
 	}
 	field_cstr(&l, "id", e->request_id, MAX_ID);
+	if (e->client_request_id != NULL)
+		field_cstr(&l, "client_id", e->client_request_id, MAX_ID);
 	field_cstr(&l, "client", e->client, MAX_CLIENT);
 	field_str(&l, "method", undash(e->method, e->method_len), e->method_len,
 	    MAX_METHOD);

@@ -475,6 +475,8 @@ normal_but(const struct access_entry *d)
 
 	if (d->request_id != NULL)
 		e.request_id = d->request_id;
+	if (d->client_request_id != NULL)
+		e.client_request_id = d->client_request_id;
 	if (d->target != NULL) {
 		e.target = d->target;
 		e.target_len = d->target_len;
@@ -517,6 +519,13 @@ static const struct access_case access_cases[] = {
 	  JSON_NORMAL_HEAD "\"model\":\"llama3\",\"stream\":true,\"bytes\":1234,\"ttft_ms\":12.345,"
 	  "\"duration_ms\":1500.000,\"prompt_tokens\":10,\"completion_tokens\":20,\"finish\":\"stop\","
 	  "\"key\":\"team-a\"}" },
+	/* ours, then the client's X-Request-Id (only when it sent one) */
+	{ "with the client's id", 1, { .client_request_id = "trace-7:a.b" },
+	  "access id=req-1 client_id=trace-7:a.b client=127.0.0.1 method=POST path=/v1/chat/completions "
+	  "status=200 backend=gpu1 model=llama3 " TEXT_NORMAL_TAIL,
+	  "\"level\":\"info\",\"msg\":\"access\",\"id\":\"req-1\",\"client_id\":\"trace-7:a.b\","
+	  "\"client\":\"127.0.0.1\",\"method\":\"POST\",\"path\":\"/v1/chat/completions\",\"status\":200,"
+	  "\"backend\":\"gpu1\",\"model\":\"llama3\"," JSON_NORMAL_TAIL },
 	{ "plain, usage metered as 0", 0, { .request_id = "0123456789abcdef", .client = "::1", .method = "GET",
 	  .method_len = 3, .target = "/v1/models?x=1", .target_len = 14, .status = 404, .backend = "b.2_x",
 	  .stream = 0, .bytes_out = 0, .ttft_us = 0, .duration_us = 999, .prompt_tokens = 0,
