@@ -63,4 +63,11 @@ int log_access_setup(const char *file, int json);
  * (logfmt) so one request is always exactly one line. */
 void log_access(const struct access_entry *e);
 
+/*
+ * url as a message may show it: a user:password@ becomes "...@", each query
+ * value (a webhook's ?token=...) "...", a fragment "#...".  Written into out
+ * (cut to cap - 1 bytes, always NUL-terminated when cap > 0); returns out.
+ */
+const char *log_url(const char *url, char *out, size_t cap);
+
 #endif

@@ -415,6 +415,36 @@ START_TEST(webhook_down_then_up_loses_nothing)
 }
 END_TEST
 
+/* A webhook's url may carry its token in the query: the message about a
+ * failing delivery names the url without it. */
+START_TEST(failing_webhook_message_hides_the_token)
+{
+	struct proxy px;
+	char sections[1024], cfg[4096], line[1024];
+	struct response r;
+
+	snprintf(sections, sizeof(sections),
+	    "[usage.reporters.0]\nname = billing\ntype = webhook\n"
+	    "[usage.reporters.0.webhook]\n"
+	    "url = http://127.0.0.1:%d/usage?token=SECRET-7f3a&tenant=SECRET-b\n"
+	    "timeout = 1s\n[usage]\nmax_wait = 100ms\n", dead_port());
+	proxy_config(cfg, sizeof(cfg), &mock, sections);
+	proxy_start_ok(&px, cfg);
+	post(px.port, "/v1/chat/completions", "X-Request-Id: hidden-token\r\n",
+	    stream_body, &r);
+	ck_assert_int_eq(r.status, 200);
+	response_free(&r);
+	ck_assert_msg(wait_file_contains(px.proc.err_path, "will retry", 10000,
+	    line, sizeof(line)) == 0, "no message about the failing webhook");
+	ck_assert_msg(strstr(line, "/usage?token=...&tenant=...") != NULL,
+	    "the url is not named: %s", line);
+	/* Nor at shutdown, with the record still undelivered. */
+	proc_stop(&px.proc);
+	ck_assert_int_eq(file_count(px.proc.err_path, "SECRET"), 0);
+	proxy_stop(&px);
+}
+END_TEST
+
 START_TEST(kill9_then_restart_replays_the_spool)
 {
 	struct proxy px;
@@ -557,6 +587,7 @@ usage_suite(void)
 	tcase_add_test(tc, n_requests_n_records_n_ids);
 	tcase_add_test(tc, slow_webhook_adds_no_latency);
 	tcase_add_test(tc, webhook_down_then_up_loses_nothing);
+	tcase_add_test(tc, failing_webhook_message_hides_the_token);
 	tcase_add_test(tc, kill9_then_restart_replays_the_spool);
 	tcase_add_test(tc, usage_hook_v01_form);
 	tcase_add_test(tc, every_reporter_gets_every_record_in_batches);
