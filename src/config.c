@@ -3165,6 +3165,16 @@ check_key_identities(struct parse *p, const struct key_origins *o)
 	return 0;
 }
 
+void
+config_default_skip_paths(struct config *cfg)
+{
+	if (!cfg->skip_paths_default)
+		return;
+	strcpy(cfg->skip_paths[0], "/health");
+	strcpy(cfg->skip_paths[1], cfg->metrics_path);
+	cfg->nskip_paths = 2;
+}
+
 /*
  * [auth] enabled = true: every enabled provider must be one llmproxy is
  * (static), every key in use complete and without limits llmproxy lacks,
@@ -3189,11 +3199,8 @@ finish_auth(struct parse *p)
 		strcpy(cfg->auth_headers[1], "X-API-Key");
 		cfg->nauth_headers = 2;
 	}
-	if (given(p, "auth", "skip_paths", &t) == 0) {
-		strcpy(cfg->skip_paths[0], "/health");
-		strcpy(cfg->skip_paths[1], cfg->metrics_path);
-		cfg->nskip_paths = 2;
-	}
+	cfg->skip_paths_default = given(p, "auth", "skip_paths", &t) == 0;
+	config_default_skip_paths(cfg);
 	if (!cfg->auth_enabled)
 		return 0;
 	for (i = 0; i < p->naps; i++) {
