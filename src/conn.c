@@ -1132,6 +1132,13 @@ report_usage(struct conn *c, struct request *rq, struct metered *m,
 	if (!c->srv->cfg->usage_enabled || !webhook_active())
 		return;
 	size_t n = usage_record_json(&rec, json, sizeof(json));
+	if (n == 0 && rec.model_len > CAP_MODEL_NAME) {
+		/* The client chooses the model name, at any length: cut it
+		 * rather than lose the record (a request nobody is billed
+		 * for).  A cut escape is escaped in turn (put_model). */
+		rec.model_len = CAP_MODEL_NAME;
+		n = usage_record_json(&rec, json, sizeof(json));
+	}
 	if (n > 0)
 		(void)webhook_submit(json, n);   /* a drop is counted there */
 	else

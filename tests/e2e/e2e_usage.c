@@ -161,6 +161,33 @@ START_TEST(non_stream_record)
 }
 END_TEST
 
+/* A model name is the client's to choose, at any length: a long one must
+ * not make the record too large to send (a request nobody is billed for).
+ * The record names the model cut to CAP_MODEL_NAME bytes. */
+START_TEST(long_model_name_still_gives_a_record)
+{
+	enum { LEN = 3000 };
+	char *body = malloc(LEN + 256), rec[8192];
+	struct response r;
+
+	int n = snprintf(body, LEN + 256, "{\"model\":\"");
+	memset(body + n, 'm', LEN);
+	snprintf(body + n + LEN, 256, "\",\"messages\":[{\"role\":\"user\","
+	    "\"content\":\"hello\"}]}");
+	post(proxy.port, "/v1/chat/completions",
+	    "X-Request-Id: long-model\r\nX-Mock-Tokens: 3\r\n", body, &r);
+	ck_assert_int_eq(r.status, 200);
+	response_free(&r);
+	receiver_wait_record(&rv, "long-model", rec, sizeof(rec));
+	ck_assert_int_eq(json_int(rec, "completion_tokens"), 3);
+	char want[160] = "\"model\":\"";
+	memset(want + strlen(want), 'm', 128);
+	strcat(want, "\",");
+	ck_assert_msg(strstr(rec, want) != NULL, "model not cut to 128 bytes: %s", rec);
+	free(body);
+}
+END_TEST
+
 START_TEST(embeddings_record)
 {
 	char rec[4096];
@@ -580,6 +607,7 @@ usage_suite(void)
 	tcase_add_test(tc, client_that_asked_gets_the_usage_chunk);
 	tcase_add_test(tc, non_stream_record);
 	tcase_add_test(tc, embeddings_record);
+	tcase_add_test(tc, long_model_name_still_gives_a_record);
 	tcase_add_test(tc, backend_without_usage_is_estimated);
 	tcase_add_test(tc, client_abort_record_estimates_what_was_delivered);
 	tcase_add_test(tc, client_abort_with_continuous_usage_is_exact);
