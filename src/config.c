@@ -1476,13 +1476,21 @@ set_rep_url(struct parse *p, const struct key_rule *r, const char *v)
 	char why[256];
 	struct url u;
 
+	/* A query often holds a token (?token=...): such a url is not shown. */
+	bool secret = strchr(v, '?') != NULL;
+
 	if (strlen(v) >= sizeof rc->url)
-		return bad(p, r, v, "longer than %zu characters", sizeof rc->url - 1);
+		return secret ? bad_secret(p, "longer than %zu characters",
+		    sizeof rc->url - 1) : bad(p, r, v, "longer than %zu characters",
+		    sizeof rc->url - 1);
 	if (!parse_url(v, "webhook", true, &u, why, sizeof why))
-		return u.userinfo ? bad_secret(p, "%s", why) : bad(p, r, v, "%s", why);
+		return u.userinfo || secret ? bad_secret(p, "%s", why) :
+		    bad(p, r, v, "%s", why);
 	slash = u.path[0] != '/';  /* "" or "?q": the path is "/" */
 	if (strlen(u.path) + slash >= sizeof rc->path)
-		return bad(p, r, v, "path and query longer than %zu characters", sizeof rc->path - 1);
+		return secret ? bad_secret(p, "path and query longer than %zu "
+		    "characters", sizeof rc->path - 1) : bad(p, r, v, "path "
+		    "longer than %zu characters", sizeof rc->path - 1);
 	rc->path[0] = '/';
 	strcpy(rc->path + slash, u.path);
 	memcpy(rc->host, u.host, sizeof rc->host);
@@ -3157,6 +3165,16 @@ check_key_identities(struct parse *p, const struct key_origins *o)
 	return 0;
 }
 
+void
+config_default_skip_paths(struct config *cfg)
+{
+	if (!cfg->skip_paths_default)
+		return;
+	strcpy(cfg->skip_paths[0], "/health");
+	strcpy(cfg->skip_paths[1], cfg->metrics_path);
+	cfg->nskip_paths = 2;
+}
+
 /*
  * [auth] enabled = true: every enabled provider must be one llmproxy is
  * (static), every key in use complete and without limits llmproxy lacks,
@@ -3181,11 +3199,8 @@ finish_auth(struct parse *p)
 		strcpy(cfg->auth_headers[1], "X-API-Key");
 		cfg->nauth_headers = 2;
 	}
-	if (given(p, "auth", "skip_paths", &t) == 0) {
-		strcpy(cfg->skip_paths[0], "/health");
-		strcpy(cfg->skip_paths[1], cfg->metrics_path);
-		cfg->nskip_paths = 2;
-	}
+	cfg->skip_paths_default = given(p, "auth", "skip_paths", &t) == 0;
+	config_default_skip_paths(cfg);
 	if (!cfg->auth_enabled)
 		return 0;
 	for (i = 0; i < p->naps; i++) {

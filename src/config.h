@@ -183,6 +183,8 @@ struct config {
 	size_t nskip_paths;             /* skip_paths: no key needed; "/x*"
 	                                   is a prefix */
 	char skip_paths[CAP_AUTH_SKIP_PATHS][256];
+	int skip_paths_default;         /* not given: /health and metrics_path
+	                                   (config_default_skip_paths) */
 	struct auth_table keys;         /* enabled static providers' keys */
 
 	/* [rate_limit]: all zero when off (a zero limit is no limit). */
@@ -209,6 +211,11 @@ struct config *config_load_string(const char *text, const char *name,
     char *err, size_t errlen);
 
 void config_free(struct config *cfg);
+
+/* When [auth] skip_paths was not given, sets it to /health and the
+ * metrics path: again after a reload put back the metrics path in force
+ * (server.c), so that the path open is the one served. */
+void config_default_skip_paths(struct config *cfg);
 
 /* Parses "500ms", "30s", "2m", "1h", "1m30s" or "0" into milliseconds.
  * Returns 0, or -1 when malformed or larger than INT_MAX ms. */

@@ -428,6 +428,9 @@ client_id_ok(const char *s, size_t n)
 	return 1;
 }
 
+/* Our id is always generated, even when the client sent one: a client
+ * choosing the record's request_id could make a receiver drop its records
+ * (or another tenant's) as duplicates. */
 static void
 set_request_id(struct conn *c)
 {
@@ -435,10 +438,10 @@ set_request_id(struct conn *c)
 	    http_header_find(c->req.headers, c->req.num_headers, "X-Request-Id",
 	    NULL);
 
+	c->client_request_id[0] = '\0';
 	if (h != NULL && client_id_ok(h->value, h->value_len)) {
-		memcpy(c->request_id, h->value, h->value_len);
-		c->request_id[h->value_len] = '\0';
-		return;
+		memcpy(c->client_request_id, h->value, h->value_len);
+		c->client_request_id[h->value_len] = '\0';
 	}
 	pthread_once(&id_once, id_init);
 	/* "%016llx%016llx", by hand: once per request. */
@@ -448,6 +451,20 @@ set_request_id(struct conn *c)
 		for (int i = 0; i < 16; i++)
 			c->request_id[k * 16 + i] = hex[(half[k] >> (60 - 4 * i)) & 0xf];
 	c->request_id[32] = '\0';
+}
+
+const char *
+conn_trace_id(const struct conn *c)
+{
+	return c->client_request_id[0] != '\0' ? c->client_request_id :
+	    c->request_id;
+}
+
+/* The client's id for the access line and the record: NULL when none. */
+static const char *
+client_id_or_null(const struct conn *c)
+{
+	return c->client_request_id[0] != '\0' ? c->client_request_id : NULL;
 }
 
 void
@@ -460,7 +477,7 @@ conn_reply_now(struct conn *c, int status, const char *message,
 	if (message == NULL)
 		message = head_error_message(status);
 	size_t n = reply_error(buf, sizeof(buf), status, message, NULL,
-	    c->request_id, extra_headers, REPLY_CLOSE);
+	    conn_trace_id(c), extra_headers, REPLY_CLOSE);
 	/* One non-blocking write and a flush that does not wait (stall 0),
 	 * through the transport: a TLS client gets a record it can read. */
 	struct iovec iov = { buf, n };
@@ -473,6 +490,7 @@ conn_reply_now(struct conn *c, int status, const char *message,
 	int parsed = c->head_len > 0;
 	struct access_entry e = {
 		.request_id = c->request_id,
+		.client_request_id = client_id_or_null(c),
 		.client = c->peer,
 		.method = parsed ? c->req.method : "-",
 		.method_len = parsed ? c->req.method_len : 1,
@@ -513,7 +531,7 @@ reply_failure(struct conn *c, struct request *rq, int status,
 	if (fatal)
 		rq->keep = 0;
 	size_t n = reply_error(buf, sizeof(buf), status, message, code,
-	    c->request_id, extra, reply_flags(c, rq) |
+	    conn_trace_id(c), extra, reply_flags(c, rq) |
 	    (method_is(c, "HEAD") ? REPLY_NO_BODY : 0));
 	rq->finish = "local";
 	if (io_write_all(&c->io, buf, n, c->srv->cfg->write_timeout_ms) < 0)
@@ -833,7 +851,7 @@ build_upstream_head(struct conn *c, const struct request *rq,
 	n = append(o, n, "\r\nX-Forwarded-Proto: ", 21);
 	n = append(o, n, c->tls ? "https" : "http", c->tls ? 5 : 4);
 	n = append(o, n, "\r\nX-Request-Id: ", 16);
-	n = append(o, n, c->request_id, strlen(c->request_id));
+	n = append(o, n, conn_trace_id(c), strlen(conn_trace_id(c)));
 	n = append(o, n, "\r\n", 2);
 
 	for (size_t i = 0; i < req->num_headers; i++) {
@@ -1088,6 +1106,7 @@ report_usage(struct conn *c, struct request *rq, struct metered *m,
 	}
 	struct usage_record rec = {
 		.request_id = c->request_id,
+		.client_request_id = client_id_or_null(c),
 		.timestamp_ms = rq->t0_wall_ms,
 		.model = m->jr.model,
 		.model_len = m->jr.model_len,
@@ -1113,6 +1132,13 @@ report_usage(struct conn *c, struct request *rq, struct metered *m,
 	if (!c->srv->cfg->usage_enabled || !webhook_active())
 		return;
 	size_t n = usage_record_json(&rec, json, sizeof(json));
+	if (n == 0 && rec.model_len > CAP_MODEL_NAME) {
+		/* The client chooses the model name, at any length: cut it
+		 * rather than lose the record (a request nobody is billed
+		 * for).  A cut escape is escaped in turn (put_model). */
+		rec.model_len = CAP_MODEL_NAME;
+		n = usage_record_json(&rec, json, sizeof(json));
+	}
 	if (n > 0)
 		(void)webhook_submit(json, n);   /* a drop is counted there */
 	else
@@ -1275,7 +1301,7 @@ reply_body(struct conn *c, struct request *rq, const char *type,
 	int flags = reply_flags(c, rq);
 	int h = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n"
 	    "Content-Type: %s\r\nContent-Length: %zu\r\n"
-	    "X-Request-Id: %s\r\n%s\r\n", type, len, c->request_id,
+	    "X-Request-Id: %s\r\n%s\r\n", type, len, conn_trace_id(c),
 	    (flags & REPLY_CLOSE) ? "Connection: close\r\n" :
 	    (flags & REPLY_KEEP_ALIVE) ? "Connection: keep-alive\r\n" : "");
 	struct iovec iov[2] = {
@@ -1476,6 +1502,7 @@ log_request(const struct conn *c, const struct request *rq)
 
 	struct access_entry e = {
 		.request_id = c->request_id,
+		.client_request_id = client_id_or_null(c),
 		.client = c->peer,
 		.method = c->req.method,
 		.method_len = c->req.method_len,

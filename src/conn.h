@@ -58,7 +58,13 @@ struct conn {
 	struct http_chunked scan;
 
 	/* Per request, reused across requests on the connection. */
+	/* Ours, unique per request: the usage record's request_id, which
+	 * receivers de-duplicate on, so never taken from the client. */
 	char request_id[72];
+	/* The client's X-Request-Id when it is a sane token, else "": kept
+	 * for tracing (forwarded, echoed, logged, in the record as
+	 * client_request_id). */
+	char client_request_id[72];
 	char *body;                 /* the request body, read whole (bounded) */
 	size_t body_len, body_cap;
 	size_t carry_len;           /* bytes after a chunked body, kept at
@@ -129,5 +135,9 @@ void conn_idle(struct conn *c);
  */
 void conn_reply_now(struct conn *c, int status, const char *message,
     const char *extra_headers);
+
+/* The X-Request-Id the request travels under (sent upstream, echoed to the
+ * client): the client's own id when it gave a sane one, else ours. */
+const char *conn_trace_id(const struct conn *c);
 
 #endif

@@ -209,6 +209,10 @@ probe(struct backend_table *t, size_t i)
 	ok = cfg->hc_expected_status != 0 ? status == cfg->hc_expected_status :
 	    status >= 200 && status <= 299;
 	change = bal_probe_result(t, b, ok, io_now_ms());
+	/* The path as messages show it: a query may hold a key. */
+	char shown[sizeof(cfg->hc_path) + 64];
+	if (change != 0 || !ok)
+		path = log_url(path, shown, sizeof(shown));
 	if (change > 0)
 		log_info("backend %s is up", b->conf->name);
 	else if (change < 0 && status != 0)

@@ -749,6 +749,8 @@ log_access(const struct access_entry *e)
 		(void)put(&l, " access", 7);
 	}
 	field_cstr(&l, "id", e->request_id, MAX_ID);
+	if (e->client_request_id != NULL)
+		field_cstr(&l, "client_id", e->client_request_id, MAX_ID);
 	field_cstr(&l, "client", e->client, MAX_CLIENT);
 	field_str(&l, "method", undash(e->method, e->method_len), e->method_len,
 	    MAX_METHOD);
@@ -773,4 +775,64 @@ log_access(const struct access_entry *e)
 		field_cstr(&l, "user", e->user_id, MAX_USER);
 	line_emit(&l, fd);
 	errno = saved_errno;
+}
+
+/* ---- urls in messages -------------------------------------------------------------- */
+
+/* Appends n bytes of s at out[*len], as far as cap leaves room for the NUL. */
+static void
+url_put(char *out, size_t cap, size_t *len, const char *s, size_t n)
+{
+	if (*len + 1 >= cap)
+		return;
+	if (n > cap - 1 - *len)
+		n = cap - 1 - *len;
+	memcpy(out + *len, s, n);
+	*len += n;
+	out[*len] = '\0';
+}
+
+const char *
+log_url(const char *url, char *out, size_t cap)
+{
+	size_t len = 0;
+	const char *p = url, *scheme = strstr(url, "://");
+
+	if (cap == 0)
+		return out;
+	out[0] = '\0';
+	/* A user:password@ before the host: only "...@" shows there was one. */
+	if (scheme != NULL) {
+		const char *auth = scheme + 3;
+		size_t alen = strcspn(auth, "/?#");
+		const char *at = memchr(auth, '@', alen);
+		url_put(out, cap, &len, url, (size_t)(auth - url));
+		if (at != NULL) {
+			url_put(out, cap, &len, "...@", 4);
+			auth = at + 1;
+		}
+		p = auth;
+	}
+	size_t plen = strcspn(p, "?#");
+	url_put(out, cap, &len, p, plen);
+	p += plen;
+	/* The query: each name stays, each value (and a bare word, which may
+	 * be a key itself) becomes "...". */
+	if (*p == '?') {
+		url_put(out, cap, &len, "?", 1);
+		for (p++; *p != '\0' && *p != '#'; ) {
+			size_t item = strcspn(p, "&#"), name = strcspn(p, "=&#");
+			if (name < item)
+				url_put(out, cap, &len, p, name + 1);
+			url_put(out, cap, &len, "...", 3);
+			p += item;
+			if (*p == '&') {
+				url_put(out, cap, &len, "&", 1);
+				p++;
+			}
+		}
+	}
+	if (*p == '#')
+		url_put(out, cap, &len, "#...", 4);
+	return out;
 }

@@ -23,7 +23,8 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* What the access line says about one request. */
 struct access_entry {
-	const char *request_id;
+	const char *request_id;     /* ours (the usage record's) */
+	const char *client_request_id;  /* the client's X-Request-Id, or NULL */
 	const char *client;         /* peer address */
 	const char *method;
 	size_t method_len;
@@ -55,10 +56,18 @@ struct access_entry {
  */
 int log_access_setup(const char *file, int json);
 
-/* One access line: id, client, method, path, status, backend, model, stream,
- * bytes, ttft_ms, duration_ms, prompt_tokens, completion_tokens, finish,
- * key and user (when set).  Strings from the request are escaped (JSON) or quoted
+/* One access line: id (ours), client_id (the client's X-Request-Id, when it
+ * sent one), client, method, path, status, backend, model, stream, bytes,
+ * ttft_ms, duration_ms, prompt_tokens, completion_tokens, finish, key and
+ * user (when set).  Strings from the request are escaped (JSON) or quoted
  * (logfmt) so one request is always exactly one line. */
 void log_access(const struct access_entry *e);
+
+/*
+ * url as a message may show it: a user:password@ becomes "...@", each query
+ * value (a webhook's ?token=...) "...", a fragment "#...".  Written into out
+ * (cut to cap - 1 bytes, always NUL-terminated when cap > 0); returns out.
+ */
+const char *log_url(const char *url, char *out, size_t cap);
 
 #endif

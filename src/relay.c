@@ -276,7 +276,7 @@ send_error_reply(struct relay *r, int status, const char *message)
 	if (r->rq->head_request)
 		flags |= REPLY_NO_BODY;
 	size_t n = reply_error(buf, sizeof(buf), status, message, NULL,
-	    r->c->request_id, NULL, flags);
+	    conn_trace_id(r->c), NULL, flags);
 	if (io_write_all(&r->c->io, buf, n, r->cfg->write_timeout_ms) == 0) {
 		r->res->status = status;
 		r->res->client_keep = r->rq->client_keep;
@@ -456,7 +456,7 @@ build_client_head(struct relay *r, size_t upstream_head_len)
 {
 	struct conn *c = r->c;
 	const struct http_response *resp = &c->resp;
-	size_t need = upstream_head_len + 256 + sizeof(c->request_id);
+	size_t need = upstream_head_len + 256 + sizeof(c->client_request_id);
 
 	if (conn_reserve(&c->out, &c->out_cap, need) < 0)
 		return -1;
@@ -490,7 +490,7 @@ build_client_head(struct relay *r, size_t upstream_head_len)
 		n += 2;
 	}
 	n = put(o, n, "X-Request-Id: ");
-	n = put(o, n, c->request_id);
+	n = put(o, n, conn_trace_id(c));
 	n = put(o, n, "\r\n");
 	if (r->res->stream)
 		n = put(o, n, "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");

@@ -169,6 +169,8 @@ keep_bound_settings(struct config *cfg, const struct config *old)
 			    cfg->path, fixed[i].what);
 		said = fixed[i].what;
 	}
+	/* The default skip_paths name the metrics path: the one served. */
+	config_default_skip_paths(cfg);
 	/* The webhook thread delivers with the reporters it started with. */
 	if (!reporters_equal(cfg, old))
 		log_warnx("%s: [usage.reporters] changed: needs a restart; kept as "

@@ -576,6 +576,7 @@ static const struct record_field {
 	{ "finish",             F_STRING,        R(finish), 0 },
 	{ "user_id",            F_STRING,        R(user_id), 0 },
 	{ "key_name",           F_STRING,        R(key_name), 0 },
+	{ "client_request_id",  F_STRING,        R(client_request_id), 0 },
 };
 
 #undef R

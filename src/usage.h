@@ -101,7 +101,8 @@ void usage_result(const struct usage_meter *m, size_t prompt_bytes,
 
 /* One usage record, as DESIGN.md lists its fields. */
 struct usage_record {
-	const char *request_id;
+	const char *request_id;         /* ours: unique, what receivers
+	                                   de-duplicate on */
 	int64_t timestamp_ms;   /* wall clock, request start */
 	const char *model;      /* as the client sent it (JSON string contents,
 	                           escapes kept), or NULL */
@@ -119,6 +120,8 @@ struct usage_record {
 	                           "upstream_error", "timeout", ... */
 	const char *user_id;    /* from auth, NULL until it exists */
 	const char *key_name;
+	const char *client_request_id;  /* the client's X-Request-Id (for
+	                                   tracing only), or NULL */
 };
 
 /* The record as one JSON object, no newline.  Returns its length, or 0 when

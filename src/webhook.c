@@ -207,9 +207,11 @@ note_failure(struct sender *sd)
 	sd->fails_streak++;
 	if (sd->last_log_ms != 0 && now - sd->last_log_ms < FAIL_LOG_MS)
 		return;
+	char url[sizeof(sd->rc->url) + 64];
+	/* Not the url as configured: its query may hold a token. */
 	log_warnx("usage: reporter %s (%s): %s; will retry (%llu failed "
-	    "attempt%s since the last message)", sd->rc->name, sd->rc->url,
-	    sd->why, (unsigned long long)sd->fails_unlogged,
+	    "attempt%s since the last message)", sd->rc->name,
+	    log_url(sd->rc->url, url, sizeof(url)), sd->why, (unsigned long long)sd->fails_unlogged,
 	    sd->fails_unlogged == 1 ? "" : "s");
 	sd->last_log_ms = now;
 	sd->fails_unlogged = 0;

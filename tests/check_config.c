@@ -882,6 +882,9 @@ END_TEST
 #define URL_ERR(u, why) { A_URL(u), "t.ini:2: [backends.a] url = " u ": " why }
 #define W_URL_ERR(u, why) { W_URL(u), "t.ini:4: [usage.reporters.0.webhook] url = " u ": " why }
 #define W_SYNTAX "a webhook url is http://HOST[:PORT][/PATH][?QUERY]"
+/* A webhook url with a query (a token, often) is never echoed. */
+#define W_URL_SECRET(u, why) { W_URL(u), "t.ini:4: [usage.reporters.0.webhook] url: " why \
+	" (the value is a secret and is not shown)" }
 #define U_ERR(kv, why) { "[usage]\n" kv "\n" BK, "t.ini:2: [usage] " kv ": " why }
 #define H_ERR(k, v, why) { HDRS(k " = " v "\n"), "t.ini:6: [usage.reporters.x.webhook.headers] " k ": " \
 	why " (the value is a secret and is not shown)" }
@@ -1381,12 +1384,12 @@ static const struct { const char *ini; const char *err; } errors[] = {
 	W_URL_ERR("http://::1/x", "an IPv6 address goes in brackets, e.g. [::1]:8080"),
 	W_URL_ERR("http://bad!host", "bad host name"),
 	W_URL_ERR("http://h/x#frag", "a fragment (#...) is not allowed in a webhook url"),
-	W_URL_ERR("http://h/x?a=1#frag", "a fragment (#...) is not allowed in a webhook url"),
+	W_URL_SECRET("http://h/x?a=1#frag", "a fragment (#...) is not allowed in a webhook url"),
 	W_URL_ERR("http://h/a b", "bad character in the path"),
-	W_URL_ERR("http://h/a%zz?q", "bad character in the path"),
-	W_URL_ERR("http://h/a?b c", "bad character in the query"),
-	W_URL_ERR("http://h?a=%2", "bad character in the query"),
-	W_URL_ERR("http://h?a=\"b\"", "bad character in the query"),
+	W_URL_SECRET("http://h/a%zz?q", "bad character in the path"),
+	W_URL_SECRET("http://h/a?b c", "bad character in the query"),
+	W_URL_SECRET("http://h?a=%2", "bad character in the query"),
+	W_URL_SECRET("http://h?a=\"b\"", "bad character in the query"),
 	{ BK "[usage_hook]\nurl = ftp://x\n", "t.ini:4: [usage_hook] url = ftp://x: " W_SYNTAX },
 	{ BK "[usage_hook]\nurl = http://h/#x\n",
 	  "t.ini:4: [usage_hook] url = http://h/#x: a fragment (#...) is not allowed in a webhook url" },
@@ -1872,9 +1875,9 @@ START_TEST(test_reporter_limits)
 	config_free(cfg);
 	snprintf(ini, sizeof ini, W_URL("http://h/?q%s"), big);
 	ck_assert_ptr_null(config_load_string(ini, "t.ini", err, sizeof err));
-	snprintf(want, sizeof want, "t.ini:4: [usage.reporters.0.webhook] url = http://h/?q%s: path and "
-	    "query longer than 767 characters", big);
-	ck_assert_str_eq(err, want);
+	/* a query may hold a token: not shown */
+	ck_assert_str_eq(err, "t.ini:4: [usage.reporters.0.webhook] url: path and query longer than "
+	    "767 characters (the value is a secret and is not shown)");
 
 	/* The url: 1023 at most. */
 	memset(big, 'p', 1100);

@@ -475,6 +475,8 @@ normal_but(const struct access_entry *d)
 
 	if (d->request_id != NULL)
 		e.request_id = d->request_id;
+	if (d->client_request_id != NULL)
+		e.client_request_id = d->client_request_id;
 	if (d->target != NULL) {
 		e.target = d->target;
 		e.target_len = d->target_len;
@@ -517,6 +519,13 @@ static const struct access_case access_cases[] = {
 	  JSON_NORMAL_HEAD "\"model\":\"llama3\",\"stream\":true,\"bytes\":1234,\"ttft_ms\":12.345,"
 	  "\"duration_ms\":1500.000,\"prompt_tokens\":10,\"completion_tokens\":20,\"finish\":\"stop\","
 	  "\"key\":\"team-a\"}" },
+	/* ours, then the client's X-Request-Id (only when it sent one) */
+	{ "with the client's id", 1, { .client_request_id = "trace-7:a.b" },
+	  "access id=req-1 client_id=trace-7:a.b client=127.0.0.1 method=POST path=/v1/chat/completions "
+	  "status=200 backend=gpu1 model=llama3 " TEXT_NORMAL_TAIL,
+	  "\"level\":\"info\",\"msg\":\"access\",\"id\":\"req-1\",\"client_id\":\"trace-7:a.b\","
+	  "\"client\":\"127.0.0.1\",\"method\":\"POST\",\"path\":\"/v1/chat/completions\",\"status\":200,"
+	  "\"backend\":\"gpu1\",\"model\":\"llama3\"," JSON_NORMAL_TAIL },
 	{ "plain, usage metered as 0", 0, { .request_id = "0123456789abcdef", .client = "::1", .method = "GET",
 	  .method_len = 3, .target = "/v1/models?x=1", .target_len = 14, .status = 404, .backend = "b.2_x",
 	  .stream = 0, .bytes_out = 0, .ttft_us = 0, .duration_us = 999, .prompt_tokens = 0,
@@ -1209,6 +1218,49 @@ START_TEST(test_threads_reopen)
 }
 END_TEST
 
+/* ---- urls in messages ------------------------------------------------------------------- */
+
+static const struct {
+	const char *url, *shown;
+} url_cases[] = {
+	{ "http://127.0.0.1:9000", "http://127.0.0.1:9000" },
+	{ "https://h/v1/usage", "https://h/v1/usage" },
+	{ "http://h/usage?token=SECRET", "http://h/usage?token=..." },
+	{ "http://h?token=SECRET&tenant=a&SECRETWORD&=x&k=", "http://h?token=...&tenant=...&...&=...&k=..." },
+	{ "http://h/p?", "http://h/p?" },
+	{ "http://h/p?a=1#SECRET", "http://h/p?a=...#..." },
+	{ "http://h/p#SECRET", "http://h/p#..." },
+	{ "http://user:SECRET@h:80/p", "http://...@h:80/p" },
+	{ "https://SECRET@h?x=SECRET", "https://...@h?x=..." },
+	{ "http://h/a@b", "http://h/a@b" },             /* '@' in the path: no userinfo */
+	{ "/health?key=SECRET", "/health?key=..." },    /* a path alone */
+	{ "", "" },
+};
+
+START_TEST(test_url)
+{
+	char out[256], cut[256];
+	const char *want = url_cases[_i].shown;
+	size_t len = strlen(want);
+
+	ck_assert_ptr_eq(log_url(url_cases[_i].url, out, sizeof(out)), out);
+	ck_assert_str_eq(out, want);
+	ck_assert_ptr_null(strstr(out, "SECRET"));
+	/* Every smaller buffer: the start of the same, always terminated,
+	 * nothing written past its end. */
+	for (size_t cap = 1; cap <= len + 1; cap++) {
+		memset(cut, '#', sizeof(cut));
+		log_url(url_cases[_i].url, cut, cap);
+		ck_assert_uint_eq(strlen(cut), cap - 1);
+		ck_assert_int_eq(memcmp(cut, want, cap - 1), 0);
+		ck_assert_int_eq(cut[cap], '#');
+	}
+	memset(cut, '#', sizeof(cut));
+	log_url(url_cases[_i].url, cut, 0);
+	ck_assert_int_eq(cut[0], '#');
+}
+END_TEST
+
 static Suite *
 log_suite(void)
 {
@@ -1218,6 +1270,10 @@ log_suite(void)
 	tc = tcase_create("access");
 	tcase_add_loop_test(tc, test_access_text, 0, N(access_cases));
 	tcase_add_loop_test(tc, test_access_json, 0, N(access_cases));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("urls");
+	tcase_add_loop_test(tc, test_url, 0, N(url_cases));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bounds");

@@ -892,20 +892,23 @@ static const struct record_case {
 	  "\"backend\",\"is_stream\":true,\"endpoint\":\"/v1/chat/completions\","
 	  "\"backend_url\":\"http://10.0.0.5:8000\",\"backend\":\"gpu1\","
 	  "\"status_code\":200,\"latency_ms\":1234,\"ttft_ms\":56,\"finish\":"
-	  "\"stop\",\"user_id\":null,\"key_name\":null}" },
-	{ "nulls; the endpoint without its query; auth names",
+	  "\"stop\",\"user_id\":null,\"key_name\":null,"
+	  "\"client_request_id\":null}" },
+	{ "nulls; the endpoint without its query; auth names; the client's id",
 	  { .request_id = "r", .timestamp_ms = 0, .model = NULL,
 	    .usage = { 0, 0, 0, "none" }, .is_stream = 0,
 	    .endpoint = "/v1/embeddings?x=1", .endpoint_len = 14,
 	    .backend_url = NULL, .backend = NULL, .status_code = 0,
 	    .latency_ms = 0, .ttft_ms = -1, .finish = "upstream_error",
-	    .user_id = "alice", .key_name = "team-a" },
+	    .user_id = "alice", .key_name = "team-a",
+	    .client_request_id = "trace-7:a.b_c" },
 	  "{\"request_id\":\"r\",\"timestamp\":\"1970-01-01T00:00:00.000Z\","
 	  "\"model\":null,\"prompt_tokens\":0,\"completion_tokens\":0,"
 	  "\"total_tokens\":0,\"usage_source\":\"none\",\"is_stream\":false,"
 	  "\"endpoint\":\"/v1/embeddings\",\"backend_url\":null,\"backend\":null,"
 	  "\"status_code\":0,\"latency_ms\":0,\"ttft_ms\":null,\"finish\":"
-	  "\"upstream_error\",\"user_id\":\"alice\",\"key_name\":\"team-a\"}" },
+	  "\"upstream_error\",\"user_id\":\"alice\",\"key_name\":\"team-a\","
+	  "\"client_request_id\":\"trace-7:a.b_c\"}" },
 	{ "escaping; the model's escapes kept",
 	  { .request_id = "a\"b", .timestamp_ms = -1,
 	    .model = S("m\\\"x\\u00e9\\/"), .usage = { 1, 2, 3, "estimated" },
@@ -919,7 +922,8 @@ static const struct record_case {
 	  "\"estimated\",\"is_stream\":false,\"endpoint\":\"/v1/\\u0001\","
 	  "\"backend_url\":\"http://h/\\\\\",\"backend\":\"gpu\xc3\xa9\","
 	  "\"status_code\":502,\"latency_ms\":7,\"ttft_ms\":0,\"finish\":"
-	  "\"client_abort\\n\",\"user_id\":\"\",\"key_name\":\"k\\u007f\"}" },
+	  "\"client_abort\\n\",\"user_id\":\"\",\"key_name\":\"k\\u007f\","
+	  "\"client_request_id\":null}" },
 	{ "a model that is not valid string contents is escaped",
 	  { .request_id = "r", .timestamp_ms = 951868799999,
 	    .model = S("a\"b\\q\x01\\"), .usage = { 1, 1, 2, "backend" },
@@ -932,7 +936,7 @@ static const struct record_case {
 	  "\"backend\",\"is_stream\":false,\"endpoint\":\"/v1/completions\","
 	  "\"backend_url\":\"u\",\"backend\":\"b\",\"status_code\":200,"
 	  "\"latency_ms\":1,\"ttft_ms\":1,\"finish\":\"length\",\"user_id\":null,"
-	  "\"key_name\":null}" },
+	  "\"key_name\":null,\"client_request_id\":null}" },
 	{ "a \\u escape cut short is escaped",
 	  { .request_id = "r", .timestamp_ms = 253402300799999,
 	    .model = S("x\\u00e"), .usage = { 1, 1, 2, "backend" },
@@ -944,7 +948,8 @@ static const struct record_case {
 	  "\"total_tokens\":2,\"usage_source\":\"backend\",\"is_stream\":false,"
 	  "\"endpoint\":\"/\",\"backend_url\":\"u\",\"backend\":\"b\","
 	  "\"status_code\":200,\"latency_ms\":1,\"ttft_ms\":1,\"finish\":"
-	  "\"stop\",\"user_id\":null,\"key_name\":null}" },
+	  "\"stop\",\"user_id\":null,\"key_name\":null,"
+	  "\"client_request_id\":null}" },
 };
 
 START_TEST(test_record)

@@ -374,6 +374,61 @@ START_TEST(records_log_and_metrics_name_the_key_never_show_it)
 }
 END_TEST
 
+/*
+ * A client's X-Request-Id never becomes the record's request_id, which
+ * receivers de-duplicate on: the same id sent twice by one tenant and once
+ * by another gives three records, each with its own request_id and the
+ * client's id only as client_request_id (and still echoed for tracing).
+ */
+START_TEST(client_request_id_cannot_merge_records)
+{
+	static const char *const auth[] = {
+		"Authorization: Bearer " GOOD, "Authorization: Bearer " GOOD,
+		"X-API-Key: " OTHER,
+	};
+	static const char *const key[] = { "good", "good", "other" };
+	enum { N = sizeof(auth) / sizeof(auth[0]) };
+	struct response r;
+	char headers[256], got[128], ids[N][128], **lines, *block;
+
+	for (size_t i = 0; i < N; i++) {
+		snprintf(headers, sizeof(headers), "X-Request-Id: same-id\r\n%s\r\n",
+		    auth[i]);
+		post_chat(headers, &r);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert(response_header(&r, "X-Request-Id", got, sizeof(got)));
+		ck_assert_str_eq(got, "same-id");
+		response_free(&r);
+	}
+	ck_assert_uint_eq(receiver_wait_records(&rv, N, 10000), N);
+	size_t n = receiver_records(&rv, &lines, &block);
+	ck_assert_uint_eq(n, N);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_msg(json_str(lines[i], "client_request_id", got, sizeof(got)) &&
+		    strcmp(got, "same-id") == 0, "no client_request_id in %s", lines[i]);
+		ck_assert(json_str(lines[i], "request_id", ids[i], sizeof(ids[i])));
+		ck_assert_msg(strcmp(ids[i], "same-id") != 0,
+		    "the client chose the request_id: %s", lines[i]);
+		for (size_t j = 0; j < i; j++)
+			ck_assert_msg(strcmp(ids[i], ids[j]) != 0,
+			    "two records share request_id %s", ids[i]);
+	}
+	/* Records may arrive in any order: each key's count is checked. */
+	for (size_t k = 0; k < N; k++) {
+		size_t want = 0, have = 0;
+		for (size_t i = 0; i < N; i++)
+			want += strcmp(key[i], key[k]) == 0;
+		for (size_t i = 0; i < n; i++)
+			have += json_str(lines[i], "key_name", got, sizeof(got)) &&
+			    strcmp(got, key[k]) == 0;
+		ck_assert_msg(have == want, "%zu records for key %s, want %zu",
+		    have, key[k], want);
+	}
+	free(lines);
+	free(block);
+}
+END_TEST
+
 /* ---- limits -------------------------------------------------------------------- */
 
 /* Burst 2 at 0.2 per second: two at once, then 429 with Retry-After (the
@@ -570,6 +625,7 @@ auth_suite(void)
 	tcase_add_test(tc, backend_gets_its_own_key_never_the_clients);
 	tcase_add_test(tc, custom_key_headers_never_forwarded_in_any_spelling);
 	tcase_add_test(tc, records_log_and_metrics_name_the_key_never_show_it);
+	tcase_add_test(tc, client_request_id_cannot_merge_records);
 	tcase_add_test(tc, burst_then_429_with_retry_after);
 	tcase_add_test(tc, global_burst_then_429);
 	tcase_add_test(tc, second_concurrent_stream_refused_other_key_served);

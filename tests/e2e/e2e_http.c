@@ -2595,13 +2595,14 @@ END_TEST
 
 /* ==== 12. the access log ================================================================ */
 
-/* The access line for request id, asserting it is there exactly once. */
+/* The access line of the request sent with X-Request-Id `id` (its
+ * client_id; its id is the proxy's own), asserting it is there exactly once. */
 static void
 access_line(const char *id, char *line, size_t cap)
 {
 	char needle[128];
 
-	snprintf(needle, sizeof(needle), "access id=%s ", id);
+	snprintf(needle, sizeof(needle), " client_id=%s ", id);
 	ck_assert_msg(wait_file_contains(proxy.proc.err_path, needle, 2000, line, cap) == 0,
 	    "no access line for %s", id);
 	ck_assert_int_eq(file_count(proxy.proc.err_path, needle), 1);
@@ -2636,6 +2637,11 @@ START_TEST(access_log_line_per_request)
 	    "X-Request-Id: log-plain\r\n\r\n", &r);
 	ck_assert_int_eq(r.status, 200);
 	access_line("log-plain", line, sizeof(line));
+	/* id is ours (the usage record's request_id), never the client's. */
+	char ours[40];
+	ck_assert_msg(sscanf(strstr(line, "access id="), "access id=%39s", ours) == 1 &&
+	    strlen(ours) == 32 && strspn(ours, "0123456789abcdef") == 32,
+	    "id is not the proxy's own in: %s", line);
 	assert_field(line, " method=GET ");
 	assert_field(line, " path=\"/v1/echo/log?x=1\" ");
 	assert_field(line, " status=200 ");
@@ -2713,7 +2719,7 @@ START_TEST(saturation_503_is_in_the_access_log)
 	response_free(&r);
 	close(a);
 	close(b);
-	ck_assert_msg(wait_file_contains(sat.proc.err_path, "id=sat-log-c ", 1000, NULL, 0) == 0,
+	ck_assert_msg(wait_file_contains(sat.proc.err_path, "client_id=sat-log-c ", 1000, NULL, 0) == 0,
 	    "the 503 for sat-log-c left no access line");
 }
 END_TEST

@@ -459,6 +459,38 @@ START_TEST(sighup_keys_and_limits_take_effect)
 END_TEST
 
 /*
+ * With auth on and skip_paths not given, the metrics path is open.  A reload
+ * that changes [metrics] path keeps the path served (that needs a restart),
+ * and the open path is still the one served, not the new config's.
+ */
+START_TEST(sighup_kept_metrics_path_stays_open_with_auth)
+{
+	struct proxy px;
+	char cfg[4096], extra[1024];
+	struct response r;
+
+	auth_extra(extra, sizeof(extra), KEY_A, "ka", "");
+	config2(cfg, sizeof(cfg), "a", &ma, 1, NULL, NULL, 0, extra);
+	proxy_start_ok(&px, cfg);
+	ck_assert_int_eq(http_get(px.port, "/metrics", &r, 5000), 200);
+	response_free(&r);
+
+	auth_extra(extra, sizeof(extra), KEY_A, "ka", "[metrics]\npath = /prom\n");
+	config2(cfg, sizeof(cfg), "a", &ma, 1, NULL, NULL, 0, extra);
+	reload(&px, cfg, RELOADED);
+	ck_assert_int_eq(file_count(px.proc.err_path,
+	    "[metrics] path changed: needs a restart"), 1);
+	ck_assert_int_eq(http_get(px.port, "/metrics", &r, 5000), 200);
+	ck_assert_msg(strstr(r.body, "llmproxy_requests_total") != NULL, "%s", r.body);
+	response_free(&r);
+	/* The path not served is not opened either. */
+	ck_assert_int_eq(http_get(px.port, "/prom", &r, 5000), 401);
+	response_free(&r);
+	proxy_stop(&px);
+}
+END_TEST
+
+/*
  * Reloads in quick succession while requests keep coming and a stream runs
  * through all of them: no request fails, the stream is intact, and the last
  * config wins.  (Run against a sanitizer build, it is the race test of the
@@ -532,6 +564,7 @@ lifecycle_suite(void)
 	tcase_add_test(t, sighup_bad_or_unreadable_config_keeps_the_old_one);
 	tcase_add_test(t, sighup_settings_bound_at_start_need_a_restart);
 	tcase_add_test(t, sighup_keys_and_limits_take_effect);
+	tcase_add_test(t, sighup_kept_metrics_path_stays_open_with_auth);
 	tcase_add_test(t, sighup_storm_under_traffic);
 	suite_add_tcase(s, t);
 	return s;

@@ -1391,7 +1391,10 @@ assert_access_line(field_fn f, const char *line, const char *id,
 {
 	char v[128];
 
-	assert_field(f, line, "id", id);
+	assert_field(f, line, "client_id", id);
+	/* id is ours, as in the usage record: never the client's. */
+	ck_assert(f(line, "id", v, sizeof(v)));
+	ck_assert_msg(strlen(v) == 32 && strcmp(v, id) != 0, "id %s in: %s", v, line);
 	assert_field(f, line, "model", "mock-model");
 	assert_field(f, line, "completion_tokens", "4");
 	char prompt[32];

@@ -161,6 +161,33 @@ START_TEST(non_stream_record)
 }
 END_TEST
 
+/* A model name is the client's to choose, at any length: a long one must
+ * not make the record too large to send (a request nobody is billed for).
+ * The record names the model cut to CAP_MODEL_NAME bytes. */
+START_TEST(long_model_name_still_gives_a_record)
+{
+	enum { LEN = 3000 };
+	char *body = malloc(LEN + 256), rec[8192];
+	struct response r;
+
+	int n = snprintf(body, LEN + 256, "{\"model\":\"");
+	memset(body + n, 'm', LEN);
+	snprintf(body + n + LEN, 256, "\",\"messages\":[{\"role\":\"user\","
+	    "\"content\":\"hello\"}]}");
+	post(proxy.port, "/v1/chat/completions",
+	    "X-Request-Id: long-model\r\nX-Mock-Tokens: 3\r\n", body, &r);
+	ck_assert_int_eq(r.status, 200);
+	response_free(&r);
+	receiver_wait_record(&rv, "long-model", rec, sizeof(rec));
+	ck_assert_int_eq(json_int(rec, "completion_tokens"), 3);
+	char want[160] = "\"model\":\"";
+	memset(want + strlen(want), 'm', 128);
+	strcat(want, "\",");
+	ck_assert_msg(strstr(rec, want) != NULL, "model not cut to 128 bytes: %s", rec);
+	free(body);
+}
+END_TEST
+
 START_TEST(embeddings_record)
 {
 	char rec[4096];
@@ -415,6 +442,36 @@ START_TEST(webhook_down_then_up_loses_nothing)
 }
 END_TEST
 
+/* A webhook's url may carry its token in the query: the message about a
+ * failing delivery names the url without it. */
+START_TEST(failing_webhook_message_hides_the_token)
+{
+	struct proxy px;
+	char sections[1024], cfg[4096], line[1024];
+	struct response r;
+
+	snprintf(sections, sizeof(sections),
+	    "[usage.reporters.0]\nname = billing\ntype = webhook\n"
+	    "[usage.reporters.0.webhook]\n"
+	    "url = http://127.0.0.1:%d/usage?token=SECRET-7f3a&tenant=SECRET-b\n"
+	    "timeout = 1s\n[usage]\nmax_wait = 100ms\n", dead_port());
+	proxy_config(cfg, sizeof(cfg), &mock, sections);
+	proxy_start_ok(&px, cfg);
+	post(px.port, "/v1/chat/completions", "X-Request-Id: hidden-token\r\n",
+	    stream_body, &r);
+	ck_assert_int_eq(r.status, 200);
+	response_free(&r);
+	ck_assert_msg(wait_file_contains(px.proc.err_path, "will retry", 10000,
+	    line, sizeof(line)) == 0, "no message about the failing webhook");
+	ck_assert_msg(strstr(line, "/usage?token=...&tenant=...") != NULL,
+	    "the url is not named: %s", line);
+	/* Nor at shutdown, with the record still undelivered. */
+	proc_stop(&px.proc);
+	ck_assert_int_eq(file_count(px.proc.err_path, "SECRET"), 0);
+	proxy_stop(&px);
+}
+END_TEST
+
 START_TEST(kill9_then_restart_replays_the_spool)
 {
 	struct proxy px;
@@ -550,6 +607,7 @@ usage_suite(void)
 	tcase_add_test(tc, client_that_asked_gets_the_usage_chunk);
 	tcase_add_test(tc, non_stream_record);
 	tcase_add_test(tc, embeddings_record);
+	tcase_add_test(tc, long_model_name_still_gives_a_record);
 	tcase_add_test(tc, backend_without_usage_is_estimated);
 	tcase_add_test(tc, client_abort_record_estimates_what_was_delivered);
 	tcase_add_test(tc, client_abort_with_continuous_usage_is_exact);
@@ -557,6 +615,7 @@ usage_suite(void)
 	tcase_add_test(tc, n_requests_n_records_n_ids);
 	tcase_add_test(tc, slow_webhook_adds_no_latency);
 	tcase_add_test(tc, webhook_down_then_up_loses_nothing);
+	tcase_add_test(tc, failing_webhook_message_hides_the_token);
 	tcase_add_test(tc, kill9_then_restart_replays_the_spool);
 	tcase_add_test(tc, usage_hook_v01_form);
 	tcase_add_test(tc, every_reporter_gets_every_record_in_batches);

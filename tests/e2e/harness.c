@@ -184,13 +184,13 @@ file_count(const char *path, const char *needle)
 }
 
 size_t
-receiver_count(const struct receiver *rv, const char *request_id, char *out,
+receiver_count(const struct receiver *rv, const char *client_id, char *out,
     size_t cap)
 {
 	char want[256], **lines, *block;
 	size_t n, hits = 0;
 
-	snprintf(want, sizeof(want), "\"request_id\":\"%s\"", request_id);
+	snprintf(want, sizeof(want), "\"client_request_id\":\"%s\"", client_id);
 	n = receiver_records(rv, &lines, &block);
 	for (size_t i = 0; i < n; i++)
 		if (strstr(lines[i], want) != NULL && hits++ == 0 && out != NULL)
@@ -433,7 +433,7 @@ receiver_wait_record(const struct receiver *rv, const char *id, char *out,
 	char want[160];
 	int64_t deadline = now_ms() + 10000;
 
-	snprintf(want, sizeof(want), "\"request_id\":\"%s\"", id);
+	snprintf(want, sizeof(want), "\"client_request_id\":\"%s\"", id);
 	for (;;) {
 		char **lines, *block;
 		size_t n = receiver_records(rv, &lines, &block), hits = 0;

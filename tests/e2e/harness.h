@@ -83,8 +83,10 @@ size_t receiver_records(const struct receiver *rv, char ***lines, char **block);
  * (less than n at the deadline). */
 size_t receiver_wait_records(const struct receiver *rv, size_t n, int timeout_ms);
 
-/* Waits (10 s at most) for the one record of request `id` and copies it
- * into out; fails the test if it does not come, or comes twice. */
+/* Waits (10 s at most) for the one record of the request sent with
+ * X-Request-Id `id` (its client_request_id: the record's request_id is the
+ * proxy's own) and copies it into out; fails the test if it does not come,
+ * or comes twice. */
 void receiver_wait_record(const struct receiver *rv, const char *id, char *out,
     size_t cap);
 
@@ -126,9 +128,10 @@ int wait_file_contains(const char *path, const char *needle, int timeout_ms,
  * first MiB is read). */
 int file_count(const char *path, const char *needle);
 
-/* How many acknowledged records the receiver holds for request_id, the
- * first copied into out when out is not NULL. */
-size_t receiver_count(const struct receiver *rv, const char *request_id,
+/* How many acknowledged records the receiver holds for the request sent
+ * with X-Request-Id client_id, the first copied into out when out is not
+ * NULL. */
+size_t receiver_count(const struct receiver *rv, const char *client_id,
     char *out, size_t cap);
 
 /* ---- other programs ------------------------------------------------------------ */

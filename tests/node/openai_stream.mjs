@@ -157,7 +157,9 @@ test('aborting the stream in the SDK stops the backend', async () => {
 
 test('the access log names each request', async () => {
   const deadline = Date.now() + 3000;
-  const want = /access id=node-abort .*status=200 backend=mock .*stream=1 .*finish=client_abort/;
+  // id is the proxy's own (the usage record's); the client's X-Request-Id
+  // follows as client_id.
+  const want = /access id=[0-9a-f]{32} client_id=node-abort .*status=200 backend=mock .*stream=1 .*finish=client_abort/;
   while (!want.test(proxy.log())) {
     assert.ok(Date.now() < deadline, `no access line for node-abort in:\n${proxy.log()}`);
     await new Promise((r) => setTimeout(r, 5));
