@@ -163,6 +163,14 @@ int json_model_ids(const char *buf, size_t len,
     void **scratch, size_t *scratch_bytes);
 
 /*
+ * The length of the valid UTF-8 character at s[0..n) (RFC 3629 section 4:
+ * no overlongs, no surrogates, nothing past U+10FFFF), or 0 when the bytes
+ * there are not one.  For writers that must emit valid UTF-8 (log lines,
+ * Prometheus label values).
+ */
+size_t json_utf8_len(const unsigned char *s, size_t n);
+
+/*
  * Writes s[0..n) as the contents of a JSON string (without the quotes) into
  * out[0..cap), escaping '"', '\\' and control bytes; bytes >= 0x80 are copied
  * (the caller's text is UTF-8).  Returns the length written (<= cap).  When

@@ -317,41 +317,6 @@ field_end(struct line *l, size_t from, int ok)
 	l->full = 1;
 }
 
-/* The length of the valid UTF-8 character at s (RFC 3629: no overlongs,
- * surrogates or code points past U+10FFFF), or 0. */
-static size_t
-utf8_char(const unsigned char *s, size_t n)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t need, k;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		need = 1;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		need = 2;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		need = 3;
-	else
-		return 0;
-	if (s[0] == 0xe0)
-		lo = 0xa0;
-	else if (s[0] == 0xed)
-		hi = 0x9f;
-	else if (s[0] == 0xf0)
-		lo = 0x90;
-	else if (s[0] == 0xf4)
-		hi = 0x8f;
-	if (n <= need || s[1] < lo || s[1] > hi)
-		return 0;
-	for (k = 2; k <= need; k++) {
-		if ((s[k] & 0xc0) != 0x80)
-			return 0;
-	}
-	return need + 1;
-}
-
 /*
  * A JSON string: s[0..n) escaped with json_escape, a byte that is not valid
  * UTF-8 as U+FFFD (a JSON text is UTF-8), at most max bytes of it, or cut
@@ -367,7 +332,7 @@ json_str(struct line *l, const char *s, size_t n, size_t max)
 		return -1;
 	while (i < n) {
 		char esc[8];
-		size_t k = utf8_char(u + i, n - i), w;
+		size_t k = json_utf8_len(u + i, n - i), w;
 
 		if (k == 0) {
 			memcpy(esc, "\\ufffd", 6);
@@ -406,7 +371,7 @@ json_unit(const unsigned char *s, size_t n)
 	if (s[0] < 0x20 || s[0] == 0x7f || s[0] == '"')
 		return 0;
 	if (s[0] != '\\')
-		return utf8_char(s, n);
+		return json_utf8_len(s, n);
 	if (n >= 2 && strchr("\"\\/bfnrt", s[1]) != NULL && s[1] != '\0')
 		return 2;
 	if (n >= 6 && s[1] == 'u' && is_hex(s[2]) && is_hex(s[3]) &&

@@ -39,6 +39,7 @@
 
 #include "io.h"
 #include "llmproxy.h"
+#include "json.h"
 #include "metrics.h"
 #include "ratelimit.h"
 #include "webhook.h"
@@ -270,40 +271,6 @@ static struct {
 
 /* ---- labels ----------------------------------------------------------------- */
 
-/* The length of a valid UTF-8 sequence at s (RFC 3629, section 4: no
- * overlongs, no surrogates, nothing past U+10FFFF), or 0. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-	size_t len;
-	unsigned char lo = 0x80, hi = 0xbf;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		if (s[0] == 0xe0)
-			lo = 0xa0;
-		else if (s[0] == 0xed)
-			hi = 0x9f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		if (s[0] == 0xf0)
-			lo = 0x90;
-		else if (s[0] == 0xf4)
-			hi = 0x8f;
-	} else
-		return 0;
-	if (len > n || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return len;
-}
-
 /*
  * A label value as the exposition format wants it: backslash, double quote
  * and line feed escaped.  Bytes that are not UTF-8 become '?': Prometheus
@@ -317,7 +284,7 @@ label_escape(char *out, const char *s, size_t n)
 	size_t o = 0;
 
 	for (size_t i = 0; i < n && u[i] != '\0';) {
-		size_t len = utf8_len(u + i, n - i);
+		size_t len = json_utf8_len(u + i, n - i);
 
 		if (len == 0) {
 			out[o++] = '?';
